@@ -1,0 +1,23 @@
+"""Retrieve step: knowledge-base search filtered by the classification."""
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from concierge.config import RetrieveSettings, get_settings
+from concierge.handlers import parse_event, retriever_for
+from concierge.models.state import RetrieveInput
+from concierge.observability import logger, record_latency, tracer
+from concierge.steps.retrieve import retrieve
+
+
+@logger.inject_lambda_context(correlation_id_path="request_id")
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings(RetrieveSettings)
+    started = time.perf_counter()
+    result = retrieve(parse_event(RetrieveInput, event), retriever_for(settings.index_uri), settings.top_k)
+    record_latency("retrieve", (time.perf_counter() - started) * 1000)
+    logger.info("retrieved", extra={"passages": len(result.passages), "filter": result.filter_used})
+    return result.model_dump(mode="json")

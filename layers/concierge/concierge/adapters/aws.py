@@ -1,0 +1,30 @@
+"""The one factory of AWS clients.
+
+boto3 already honours botocore's standard configuration — AWS_ENDPOINT_URL,
+AWS_ENDPOINT_URL_<SERVICE>, AWS_REGION, AWS_RETRY_MODE, AWS_MAX_ATTEMPTS, shared config
+files — so the factory adds only what Concierge needs on top, and caches clients per container.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_USER_AGENT = "concierge/0.1"
+
+
+@lru_cache(maxsize=None)
+def aws_client(service: str, read_timeout: float | None = None) -> Any:
+    """A cached client. `read_timeout` suits model calls that must fit the request budget."""
+    options: dict[str, Any] = {"user_agent_extra": _USER_AGENT}
+    if read_timeout is not None:
+        options.update(read_timeout=read_timeout, connect_timeout=min(read_timeout, 3.0))
+    return boto3.session.Session().client(service, config=Config(**options))  # type: ignore[call-overload]
+
+
+def reset_clients() -> None:
+    """Forget cached clients (after changing credentials or endpoints in the same process)."""
+    aws_client.cache_clear()

@@ -1,0 +1,76 @@
+"""Amazon Bedrock through the Converse API (any model or cross-region inference profile id)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+
+from concierge.adapters.aws import aws_client
+from concierge.adapters.llm.port import ModelReply, ModelRequest
+from concierge.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
+
+# Matched case-insensitively: providers and SDK versions disagree on capitalisation.
+_RETRYABLE = frozenset(
+    code.lower()
+    for code in (
+        "ThrottlingException",
+        "ServiceUnavailableException",
+        "ModelNotReadyException",
+        "InternalServerException",
+        "TooManyRequestsException",
+    )
+)
+_TIMEOUTS = frozenset(("modeltimeoutexception",))
+
+
+class BedrockConverseModel:
+    def __init__(self, model_id: str, client: Any | None = None) -> None:
+        self.model_id = model_id
+        self.spec = f"bedrock:{model_id}"
+        self._client = client
+
+    def _runtime(self, timeout_s: float) -> Any:
+        if self._client is not None:
+            return self._client
+        # Whole seconds keep the client cache small; never wait past the budget.
+        return aws_client("bedrock-runtime", read_timeout=float(max(1, int(timeout_s))))
+
+    def generate(self, request: ModelRequest) -> ModelReply:
+        inference: dict[str, Any] = {
+            "maxTokens": request.max_tokens,
+            "temperature": request.temperature,
+            "topP": request.top_p,
+        }
+        if request.stop_sequences:
+            inference["stopSequences"] = list(request.stop_sequences)
+        try:
+            response = self._runtime(request.timeout_s).converse(
+                modelId=self.model_id,
+                system=[{"text": request.system}],
+                messages=[{"role": "user", "content": [{"text": request.prompt}]}],
+                inferenceConfig=inference,
+            )
+        except ClientError as exc:
+            raise _translate(exc, self.spec) from exc
+        except ReadTimeoutError as exc:
+            raise ModelTimeoutError(f"{self.spec} did not answer in time") from exc
+        except BotoCoreError as exc:
+            raise ModelThrottledError(f"{self.spec} unreachable: {type(exc).__name__}") from exc
+        blocks = response["output"]["message"]["content"]
+        usage = response.get("usage", {})
+        return ModelReply(
+            text="".join(block.get("text", "") for block in blocks),
+            model=self.spec,
+            input_tokens=usage.get("inputTokens", 0),
+            output_tokens=usage.get("outputTokens", 0),
+        )
+
+
+def _translate(exc: ClientError, spec: str) -> Exception:
+    code = str(exc.response.get("Error", {}).get("Code", "")).lower()
+    if code in _RETRYABLE:
+        return ModelThrottledError(f"{spec} is throttled or unavailable ({code})")
+    if code in _TIMEOUTS:
+        return ModelTimeoutError(f"{spec} timed out ({code})")
+    return ModelInvocationError(f"{spec} rejected the request ({code or 'unknown error'})")

@@ -1,0 +1,92 @@
+"""The `offline` model: deterministic, no network, and honest about what it is.
+
+It is not a language model. Classify matches the question against the category descriptions
+and detects the language from stopwords; condense joins a follow-up that leans on the
+conversation ("which of them…") with the previous question; answer extracts the passage
+sentences that share the most terms with the question and cites them. It writes the same
+reply formats a real model is asked for, so every step parses all adapters alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from concierge.adapters.llm.port import ModelReply, ModelRequest, estimate_tokens
+from concierge.text import detect_language, sentences, terms, words
+
+OFFLINE_SPEC = "offline"
+
+# Words that make a question lean on earlier turns.
+_ANAPHORA = frozenset(
+    "it its they them those these that this one ones he she his her their "
+    "ellos ellas eso esa ese esos esas esto lo la los las cual cuales "
+    "es sie ihr ihre diese dieser dieses davon".split()
+)
+_MAX_ANSWER_SENTENCES = 3
+
+
+class OfflineModel:
+    spec = OFFLINE_SPEC
+
+    def generate(self, request: ModelRequest) -> ModelReply:
+        if request.task == "classify":
+            text = _classify(request.inputs)
+        elif request.task == "condense":
+            text = _condense(request.inputs)
+        else:
+            text = _answer(request.inputs)
+        return ModelReply(
+            text=text,
+            model=OFFLINE_SPEC,
+            input_tokens=estimate_tokens(request.system + request.prompt),
+            output_tokens=estimate_tokens(text),
+            estimated=True,
+        )
+
+
+def _classify(inputs: dict[str, Any]) -> str:
+    question: str = inputs["question"]
+    descriptions: dict[str, str] = inputs["categories"]
+    question_terms = set(terms(question))
+    scores = {
+        name: len(question_terms & set(terms(f"{name} {description}")))
+        for name, description in descriptions.items()
+    }
+    best = max(scores, key=lambda name: scores[name], default=None)
+    category = best if best is not None and scores[best] > 0 else inputs["default_category"]
+    return json.dumps(
+        {"category": category, "language": detect_language(question), "translated_question": None}
+    )
+
+
+def _condense(inputs: dict[str, Any]) -> str:
+    question: str = inputs["question"]
+    history: list[dict[str, str]] = inputs["history"]
+    leans_on_context = bool(set(words(question)) & _ANAPHORA) or len(terms(question)) < 2
+    if not history or not leans_on_context:
+        return question
+    previous = history[-1]["question"]
+    return f"{question.rstrip()} ({previous.strip()})"
+
+
+def _answer(inputs: dict[str, Any]) -> str:
+    question_terms = set(terms(inputs["question"]))
+    scored: list[tuple[int, int, int, str]] = []
+    for number, passage in enumerate(inputs["passages"], start=1):
+        for position, sentence in enumerate(sentences(passage["text"])):
+            overlap = len(question_terms & set(terms(sentence)))
+            if overlap:
+                scored.append((overlap, -number, -position, sentence))
+    if not scored:
+        return "NO_ANSWER"
+    best = sorted(scored, reverse=True)[:_MAX_ANSWER_SENTENCES]
+    # Keep the document order of the chosen sentences so the answer reads naturally.
+    best.sort(key=lambda item: (-item[1], -item[2]))
+    return " ".join(f"{_as_statement(sentence)} [{-number}]" for _, number, _, sentence in best)
+
+
+def _as_statement(sentence: str) -> str:
+    sentence = re.sub(r"\s+", " ", sentence).strip()
+    return sentence if sentence[-1:] in ".!?:" else sentence + "."

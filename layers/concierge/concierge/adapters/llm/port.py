@@ -1,0 +1,49 @@
+"""The model port: one request/reply shape for every provider.
+
+A request carries the rendered prompt (what a real model reads) and the structured `inputs`
+it was rendered from (what the offline model works on), so each step builds one request and
+any adapter can serve it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Task = Literal["classify", "condense", "answer"]
+
+
+class ModelRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    task: Task
+    system: str
+    prompt: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop_sequences: tuple[str, ...] = ()
+    # Seconds left before the request deadline: adapters set their timeouts from it.
+    timeout_s: float
+
+
+class ModelReply(BaseModel):
+    text: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    # True when token counts are estimated (the provider did not report them).
+    estimated: bool = False
+
+
+class ChatModel(Protocol):
+    spec: str
+
+    def generate(self, request: ModelRequest) -> ModelReply: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token for Latin scripts; only used where providers are silent."""
+    return max(1, len(text) // 4)

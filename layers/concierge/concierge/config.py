@@ -1,0 +1,97 @@
+"""Settings, read once from the environment into pydantic models.
+
+Each handler loads only the group it needs; logic receives settings as arguments and never
+reads `os.environ` itself. Required settings have no defaults: a missing one is a clear
+`ConfigurationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from concierge.errors import ConfigurationError
+
+ENV_PREFIX = "CONCIERGE_"
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ApiSettings(_Settings):
+    """The `api` function: validates requests and runs the chain."""
+
+    state_machine_arn: str
+    # `sync` = StartSyncExecution (Express, in AWS). `poll` = StartExecution + DescribeExecution,
+    # for emulators and Standard workflows that have no synchronous start.
+    execution_mode: Literal["sync", "poll"] = "sync"
+    cache_ttl_seconds: int = Field(default=86_400, ge=60)
+    history_ttl_seconds: int = Field(default=604_800, ge=60)
+    request_budget_ms: int = Field(default=27_000, ge=1_000, le=29_000)
+    max_body_bytes: int = 65_536
+    kb_version: str = "1"
+
+
+class ClassifySettings(_Settings):
+    classify_model: str
+    categories: tuple[str, ...]
+    default_category: str = "general"
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+class CondenseSettings(_Settings):
+    condense_model: str
+    history_turns: int = Field(default=6, ge=1, le=50)
+
+
+class RetrieveSettings(_Settings):
+    # A path or s3://bucket/key of the index written by `concierge index`.
+    index_uri: str
+    top_k: int = Field(default=4, ge=1, le=20)
+
+
+class AnswerSettings(_Settings):
+    answer_model: str
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+def load(model: type[S], environ: Mapping[str, str] | None = None) -> S:
+    """Build `model` from CONCIERGE_* variables (field `cache_ttl_seconds` ← CONCIERGE_CACHE_TTL_SECONDS)."""
+    source = os.environ if environ is None else environ
+    values = {
+        name: source[ENV_PREFIX + name.upper()]
+        for name in model.model_fields
+        if ENV_PREFIX + name.upper() in source
+    }
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings for {model.__name__}: {problems}") from None
+
+
+@lru_cache(maxsize=None)
+def get_settings(model: type[S]) -> S:
+    """The process-wide settings of one group, read once (Lambda containers reuse them)."""
+    return load(model)
+
+
+def repository_root() -> Path:
+    """The checkout this package runs from, when installed in editable mode (local runs only)."""
+    return Path(__file__).resolve().parents[3]

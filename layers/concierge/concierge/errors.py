@@ -1,0 +1,38 @@
+"""Typed errors. Step Functions sees the class name as the error name, so `Catch` and `Retry`
+in statemachine/chat.asl.json match on these names: keep them stable."""
+
+
+class ConciergeError(Exception):
+    """Base class of every error Concierge raises on purpose."""
+
+
+class ConfigurationError(ConciergeError):
+    """A required setting is missing or invalid."""
+
+
+class InvalidStepInputError(ConciergeError):
+    """A step received state that does not match its input model."""
+
+
+class ModelThrottledError(ConciergeError):
+    """The model provider throttled us or is temporarily unavailable; worth a retry."""
+
+
+class ModelTimeoutError(ConciergeError):
+    """The model did not answer within the remaining request budget."""
+
+
+class ModelInvocationError(ConciergeError):
+    """The model call failed in a way a retry will not fix (validation, access, not found)."""
+
+
+class RetrievalError(ConciergeError):
+    """The knowledge base could not be searched."""
+
+
+class IndexNotFoundError(RetrievalError):
+    """The local index file is missing: run `concierge index` (make run does it for you)."""
+
+
+class BudgetExceededError(ConciergeError):
+    """The request deadline passed before the step could do its work."""

@@ -1,0 +1,104 @@
+"""A local HTTP server in front of the `api` function, shaped like API Gateway's HTTP API:
+each request becomes a payload-2.0 event, each handler response becomes the HTTP reply."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from concierge.local.runtime import LocalRuntime
+
+# API Gateway refuses bodies over 10 MB before the function sees them; so do we.
+MAX_GATEWAY_BODY = 10 * 1024 * 1024
+
+
+def http_api_event(method: str, target: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    parts = urlsplit(target)
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode("ascii"), True
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {parts.path}",
+        "rawPath": parts.path,
+        "rawQueryString": parts.query,
+        "headers": {name.lower(): value for name, value in headers.items()},
+        "requestContext": {
+            "http": {"method": method, "path": parts.path, "protocol": "HTTP/1.1"},
+            "requestId": uuid.uuid4().hex,
+            "stage": "$default",
+        },
+        "body": text if body else None,
+        "isBase64Encoded": encoded,
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: LocalApiServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_GATEWAY_BODY:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Entity Too Large"})
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length else b""
+        event = http_api_event(self.command, self.path, dict(self.headers.items()), body)
+        response = self.server.runtime.api(event)
+        if self.command != "GET":
+            self.server.persist()
+        payload = response.get("body") or ""
+        data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
+        self.send_response(int(response.get("statusCode", 200)))
+        for name, value in (response.get("headers") or {}).items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _reply(self, status: HTTPStatus, document: dict[str, Any]) -> None:
+        data = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        # Access lines carry no body, so they hold no personal data.
+        if self.server.access_log:
+            super().log_message(format, *args)
+
+
+class LocalApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, runtime: LocalRuntime, host: str, port: int, access_log: bool = True) -> None:
+        super().__init__((host, port), _Handler)
+        self.runtime = runtime
+        self.access_log = access_log
+        self._persist_lock = threading.Lock()
+
+    def persist(self) -> None:
+        with self._persist_lock:
+            self.runtime.save_state()

@@ -1,0 +1,50 @@
+"""The public HTTP contract of POST /chat. Tests outside the project rely on it exactly."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+MAX_QUESTION_CHARS = 4000
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    # StrictStr: a number or a list is a bad request, not something to coerce.
+    question: StrictStr = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    session_id: StrictStr | None = Field(default=None, pattern=SESSION_ID_PATTERN)
+
+
+class Citation(BaseModel):
+    source: str
+    title: str
+    snippet: str
+
+
+class Usage(BaseModel):
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class ChatResponse(BaseModel):
+    answer: str
+    citations: list[Citation]
+    category: str
+    language: str
+    cached: bool
+    session_id: str
+    request_id: str
+    usage: Usage
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    request_id: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

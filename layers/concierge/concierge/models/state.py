@@ -1,0 +1,146 @@
+"""The state of one execution of statemachine/chat.asl.json, step by step.
+
+Every Lambda step parses its event into one of the `*Input` models and returns one of the
+`*Output` models; the ASL only moves these documents around. Field names are the JSON paths
+the definition uses, so renaming one means changing the ASL too (tests/integration checks both).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from concierge.models.http import Citation
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class StepUsage(_State):
+    """What one step spent on models. `model` is the adapter spec, e.g. `offline` or `bedrock:…`."""
+
+    step: str
+    model: str
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: int = 0
+    # True when token counts are estimated rather than reported by the provider.
+    estimated: bool = False
+
+
+class ChainInput(_State):
+    """The execution input, built by the api function."""
+
+    request_id: str
+    session_id: str
+    question: str
+    # The cache key of the question (normalised, versioned) — DynamoDB partition key.
+    cache_key: str
+    # History sort key of this turn: sorts by time, unique per request, so a retried write is a
+    # no-op rather than a duplicate.
+    turn_key: str
+    # 10-digit epoch seconds as a string: the ASL compares it with cache expiry (string order).
+    now_epoch_seconds: str
+    deadline_ms: int = Field(description="Epoch milliseconds after which steps must give up")
+    cache_expires_at: int
+    history_expires_at: int
+
+
+class ClassifyInput(_State):
+    request_id: str
+    question: str
+    deadline_ms: int
+
+
+class Classification(_State):
+    category: str
+    language: str = Field(pattern=r"^[a-z]{2}$")
+    # The question in the knowledge base's main language, when the model found it useful.
+    translated_question: str | None = None
+    usage: StepUsage
+
+
+class HistoryTurn(_State):
+    question: str
+    answer: str
+
+
+class CondenseInput(_State):
+    request_id: str
+    question: str
+    deadline_ms: int
+    # Raw DynamoDB items of the session, newest first, as the Query task returns them.
+    history_items: list[dict[str, Any]]
+
+
+class Condensed(_State):
+    question: str
+    usage: StepUsage
+
+
+class RetrieveInput(_State):
+    request_id: str
+    question: str
+    category: str
+    language: str
+    deadline_ms: int
+
+
+class Passage(_State):
+    source: str
+    title: str
+    text: str
+    category: str
+    language: str
+    score: float
+
+
+class Retrieval(_State):
+    passages: list[Passage]
+    # Which filter found the passages: the classification's, a relaxed one, or none.
+    filter_used: Literal["category+language", "language", "none"]
+
+
+class AnswerInput(_State):
+    request_id: str
+    question: str
+    language: str
+    passages: list[Passage]
+    deadline_ms: int
+
+
+class AnswerOutput(_State):
+    answer: str
+    citations: list[Citation]
+    # False for answers that must not be served from the cache (no relevant documents).
+    cacheable: bool
+    usage: StepUsage
+
+
+class ChainOutput(_State):
+    """What a successful execution returns to the api function."""
+
+    status: Literal["answered", "cached"]
+    answer: str
+    citations: list[Citation]
+    category: str
+    language: str
+    usage: list[StepUsage] = Field(default_factory=list)
+
+    @field_validator("usage", mode="before")
+    @classmethod
+    def _skip_steps_not_run(cls, value: Any) -> Any:
+        # The ASL lists every step's usage; a skipped step (condense on a first turn) is null.
+        return [item for item in value if item is not None] if isinstance(value, list) else value
+
+
+class ChainFailure(_State):
+    """What the definition's catch-all returns: the error name of the step that failed."""
+
+    status: Literal["failed"]
+    error: str
+    cause: str | None = None

@@ -1,0 +1,49 @@
+"""The one Logger, Tracer and Metrics of the process, and the metrics every step records.
+
+Logs carry ids, sizes, categories and timings — never question or answer text.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from concierge.models.state import StepUsage
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+def _step_metrics(step: str) -> EphemeralMetrics:
+    # Its own EMF document per step with a `step` dimension: no state is shared between steps
+    # that run in one process (the local runtime runs Parallel branches on threads).
+    step_metrics = EphemeralMetrics()
+    step_metrics.add_dimension(name="step", value=step)
+    return step_metrics
+
+
+def record_usage(usage: StepUsage) -> None:
+    """Latency, tokens and cost of one step, as metrics, a trace annotation and a log line."""
+    step_metrics = _step_metrics(usage.step)
+    step_metrics.add_metric(name="StepLatency", unit=MetricUnit.Milliseconds, value=usage.latency_ms)
+    step_metrics.add_metric(name="LlmCalls", unit=MetricUnit.Count, value=usage.llm_calls)
+    if usage.llm_calls:
+        step_metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=usage.input_tokens)
+        step_metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens)
+        step_metrics.add_metric(name="CostUsd", unit=MetricUnit.NoUnit, value=usage.cost_usd)
+    step_metrics.flush_metrics()
+    tracer.put_annotation(key="step", value=usage.step)
+    tracer.put_annotation(key="model", value=usage.model)
+    logger.info("step finished", extra={"usage": usage.model_dump()})
+
+
+def record_latency(step: str, latency_ms: float) -> None:
+    step_metrics = _step_metrics(step)
+    step_metrics.add_metric(name="StepLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
+    step_metrics.flush_metrics()
+
+
+def record_cache_outcome(hit: bool) -> None:
+    """Counted by the api function, which sees every request's outcome."""
+    metrics.add_metric(name="CacheHit" if hit else "CacheMiss", unit=MetricUnit.Count, value=1)

@@ -1,0 +1,46 @@
+"""The prompt library: one TOML file per prompt (prompts/ at the repository root), versioned.
+
+Templates use `$name` placeholders (string.Template) so JSON examples need no escaping.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from string import Template
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROMPTS_DIR = Path(__file__).parent / "prompts"
+
+
+class Prompt(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str
+    system: str
+    template: str
+    max_tokens: int = Field(gt=0)
+    temperature: float = Field(ge=0, le=1)
+    top_p: float = Field(gt=0, le=1)
+    categories: dict[str, str] = Field(default_factory=dict)
+    no_answer: dict[str, str] = Field(default_factory=dict)
+
+    def render_system(self, **values: str) -> str:
+        return Template(self.system).safe_substitute(values)
+
+    def render(self, **values: str) -> str:
+        return Template(self.template).safe_substitute(values)
+
+
+@lru_cache(maxsize=None)
+def load_prompt(name: str) -> Prompt:
+    with (PROMPTS_DIR / f"{name}.toml").open("rb") as handle:
+        return Prompt(name=name, **tomllib.load(handle))
+
+
+def prompt_versions() -> str:
+    """All prompt versions in one string; a prompt change must never serve a cached answer."""
+    return ",".join(load_prompt(name).version for name in ("classify", "condense", "answer"))

@@ -1,0 +1,20 @@
+"""Retrieve: search the knowledge base with the classification as filter, relaxing it when empty."""
+
+from __future__ import annotations
+
+from concierge.adapters.retrieval.port import Retriever, SearchFilter
+from concierge.models.state import Retrieval, RetrieveInput
+
+
+def retrieve(request: RetrieveInput, retriever: Retriever, limit: int) -> Retrieval:
+    # A misclassified category must not hide the answer: widen the filter step by step.
+    attempts = (
+        ("category+language", SearchFilter(category=request.category, language=request.language)),
+        ("language", SearchFilter(language=request.language)),
+        ("none", SearchFilter()),
+    )
+    for name, search_filter in attempts:
+        passages = retriever.search(request.question, search_filter, limit)
+        if passages:
+            return Retrieval(passages=passages, filter_used=name)  # type: ignore[arg-type]
+    return Retrieval(passages=[], filter_used="none")
