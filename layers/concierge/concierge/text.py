@@ -45,7 +45,7 @@ ALL_STOPWORDS = frozenset().union(*STOPWORDS.values())
 _SUFFIXES = sorted(
     {
         "est", "er", "ers", "ies", "es", "s", "ing", "ed", "ly",  # English
-        "ciones", "cion", "mente", "os", "as", "ar", "ir", "ado", "ada", "idos",  # Spanish
+        "ciones", "cion", "mente", "os", "as", "o", "a", "ar", "ir", "ado", "ada", "idos",  # Spanish
         "ungen", "ung", "en", "ern", "e", "n",  # German
     },
     key=len,

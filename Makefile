@@ -1,0 +1,100 @@
+# Concierge — the commands people expect. `make run` and `make test` set everything up.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+ENV ?= dev
+CONCIERGE_PORT ?= 3000
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench lock clean
+
+help:
+	@echo "make run              local chat API on http://127.0.0.1:$(CONCIERGE_PORT) (offline models)"
+	@echo "make test             every test and static check"
+	@echo "make lint|typecheck   ruff / mypy"
+	@echo "make validate         sam validate --lint, cfn-lint, asl-validator"
+	@echo "make build            sam build (arm64, no Docker)"
+	@echo "make deploy ENV=dev   sam build + sam deploy --config-env ENV (dev|staging|prod)"
+	@echo "make bench            benchmarks -> BENCHMARKS.md figures"
+
+# --- environments -------------------------------------------------------------------------
+$(BIN)/concierge: pyproject.toml requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(BIN)/concierge
+
+$(SAM): requirements/sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements/sam.txt
+	touch $@
+
+.venv-sam: $(SAM)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# --- local run ----------------------------------------------------------------------------
+index: install
+	$(BIN)/concierge index
+
+run: index
+	CONCIERGE_PORT=$(CONCIERGE_PORT) $(BIN)/concierge serve
+
+# --- checks -------------------------------------------------------------------------------
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -m unit
+
+integration: install
+	$(BIN)/pytest -m integration
+
+e2e: install
+	$(BIN)/pytest -m e2e
+
+infra: install $(SAM) node_modules/.package-lock.json
+	$(BIN)/pytest -m infra
+
+test: install $(SAM) node_modules/.package-lock.json lint typecheck
+	$(BIN)/pytest
+
+validate: install $(SAM) node_modules/.package-lock.json
+	$(SAM) validate --lint
+	$(BIN)/cfn-lint template.yaml
+	for definition in statemachine/*.asl.json; do node_modules/.bin/asl-validator --json-path $$definition || exit 1; done
+
+# --- AWS ----------------------------------------------------------------------------------
+build: $(SAM)
+	$(SAM) build
+
+deploy: build
+	$(SAM) deploy --config-env $(ENV)
+
+# --- benchmarks (never part of `make test`) ------------------------------------------------
+bench: install
+	$(BIN)/python -m bench.run
+
+lock: install
+	{ echo "# Pinned development environment (.venv): the package's runtime, local and dev extras."; \
+	  echo "# Regenerate with: make lock"; \
+	  $(BIN)/pip freeze --exclude-editable; } > requirements/dev.txt
+
+clean:
+	rm -rf .aws-sam .concierge .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,45 @@
+"""Shared fixtures: the repository, the sample index, and the local runtime."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from concierge.adapters.retrieval.local_index import IndexFile, write_index
+from concierge.ingest import build_index
+from concierge.local.runtime import LocalRuntime
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_KB = REPO_ROOT / "knowledge" / "sample"
+
+# No test may reach a real AWS account, whatever the developer's shell has configured.
+for _name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+for _name in [n for n in os.environ if n.startswith("CONCIERGE_")]:
+    os.environ.pop(_name)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, IndexFile]:
+    """The bundled sample knowledge base, indexed once per test session."""
+    index = build_index([SAMPLE_KB])
+    path = tmp_path_factory.mktemp("index") / "index.json"
+    write_index(index, path)
+    return path, index
+
+
+@pytest.fixture
+def runtime(sample_index: tuple[Path, IndexFile]) -> Iterator[LocalRuntime]:
+    """A fresh local runtime (empty tables) over the sample index, offline models."""
+    path, index = sample_index
+    with LocalRuntime(REPO_ROOT, path, index.kb_version) as local:
+        yield local

@@ -1,0 +1,277 @@
+"""Structure of template.yaml: what the AWS tools do not check but the project relies on."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import tools
+from infra.cfn_yaml import Evaluator
+
+pytestmark = pytest.mark.infra
+
+FUNCTIONS = {
+    "ApiFunction": "functions/api",
+    "ClassifyFunction": "functions/classify",
+    "CondenseFunction": "functions/condense",
+    "RetrieveFunction": "functions/retrieve",
+    "AnswerFunction": "functions/answer",
+}
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: body for name, body in template["Resources"].items() if body["Type"] == kind}
+
+
+def the_state_machine(template: dict[str, Any]) -> dict[str, Any]:
+    machines = resources(template, "AWS::Serverless::StateMachine")
+    assert list(machines) == ["ChatStateMachine"]
+    return machines["ChatStateMachine"]["Properties"]
+
+
+# -- the state machine ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("definition", tools.STATE_MACHINES, ids=lambda path: path.name)
+def test_every_asl_placeholder_has_a_substitution_and_vice_versa(
+    template: dict[str, Any], definition: Path
+) -> None:
+    # Given the placeholders the definition uses and the substitutions the template supplies
+    used = set(PLACEHOLDER.findall(definition.read_text(encoding="utf-8")))
+    supplied = set(the_state_machine(template)["DefinitionSubstitutions"])
+
+    # Then neither side has a name the other lacks
+    assert used - supplied == set(), "placeholders without a DefinitionSubstitutions entry"
+    assert supplied - used == set(), "DefinitionSubstitutions entries the definition never uses"
+
+
+def test_state_machine_file_is_the_one_the_template_deploys(template: dict[str, Any]) -> None:
+    uri = the_state_machine(template)["DefinitionUri"]
+
+    assert (tools.REPO_ROOT / uri).resolve() in {path.resolve() for path in tools.STATE_MACHINES}
+
+
+def test_substitutions_are_function_arns_and_table_names_the_local_runtime_can_resolve(
+    template: dict[str, Any],
+) -> None:
+    # `concierge serve` resolves exactly these two forms; anything else breaks the local run.
+    for name, value in the_state_machine(template)["DefinitionSubstitutions"].items():
+        if name.endswith("FunctionArn"):
+            logical_id, attribute = value["Fn::GetAtt"]
+            assert attribute == "Arn"
+            assert template["Resources"][logical_id]["Type"] == "AWS::Serverless::Function"
+        else:
+            assert name.endswith("TableName"), name
+            assert template["Resources"][value["Ref"]]["Type"] == "AWS::DynamoDB::Table"
+
+
+def test_state_machine_is_express_traced_and_logs_without_execution_data(template: dict[str, Any]) -> None:
+    machine = the_state_machine(template)
+
+    assert machine["Type"] == "EXPRESS"
+    assert machine["Tracing"] == {"Enabled": True}
+    logging = machine["Logging"]
+    assert logging["IncludeExecutionData"] is False, "execution data holds the user's question"
+    log_group = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert template["Resources"][log_group]["Type"] == "AWS::Logs::LogGroup"
+
+
+def test_state_machine_has_no_http_api_event(template: dict[str, Any]) -> None:
+    # SAM rejects HttpApi events on a state machine; the api function fronts it instead.
+    events = the_state_machine(template).get("Events", {})
+
+    assert all(event["Type"] != "HttpApi" for event in events.values())
+
+
+# -- functions and layer ---------------------------------------------------------------------
+
+
+def test_functions_are_the_expected_thin_handlers(template: dict[str, Any]) -> None:
+    functions = resources(template, "AWS::Serverless::Function")
+
+    assert {name: body["Properties"]["CodeUri"] for name, body in functions.items()} == FUNCTIONS
+    handler = template["Globals"]["Function"]["Handler"]
+    module, function = handler.split(".")
+    for code_uri in FUNCTIONS.values():
+        source = tools.REPO_ROOT / code_uri / f"{module}.py"
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        assert function in defined, f"{source} does not define {function}"
+
+
+def test_every_function_runs_on_arm64_with_the_layer_and_active_tracing(template: dict[str, Any]) -> None:
+    globals_ = template["Globals"]["Function"]
+
+    assert globals_["Runtime"] == "python3.11"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["Tracing"] == "Active"
+    assert {"Ref": "ConciergeLayer"} in globals_["Layers"]
+    for name, body in resources(template, "AWS::Serverless::Function").items():
+        properties = body["Properties"]
+        # A function-level value would override the global one.
+        assert properties.get("Architectures", ["arm64"]) == ["arm64"], name
+        assert properties.get("Tracing", "Active") == "Active", name
+        assert properties.get("Runtime", "python3.11") == "python3.11", name
+        assert "Layers" not in properties, f"{name} replaces the shared layer list"
+
+
+def test_layer_is_built_by_sam_for_arm64(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["ConciergeLayer"]
+
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/concierge"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.11"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.11", "BuildArchitecture": "arm64"}
+    assert (tools.REPO_ROOT / "layers" / "concierge" / "requirements.txt").is_file()
+
+
+def test_every_function_logs_to_its_own_group_with_retention(template: dict[str, Any]) -> None:
+    groups = []
+    for name, body in resources(template, "AWS::Serverless::Function").items():
+        group = body["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert template["Resources"][group]["Type"] == "AWS::Logs::LogGroup", name
+        groups.append(group)
+
+    assert len(set(groups)) == len(groups)
+    for name, body in resources(template, "AWS::Logs::LogGroup").items():
+        assert body["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+def test_api_function_serves_chat_and_health_over_the_http_api(template: dict[str, Any]) -> None:
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
+
+    routes = {
+        (event["Properties"]["Method"], event["Properties"]["Path"])
+        for event in events.values()
+        if event["Type"] == "HttpApi" and event["Properties"]["ApiId"] == {"Ref": "ChatApi"}
+    }
+    assert routes == {("POST", "/chat"), ("GET", "/health")}
+
+
+def test_http_api_has_narrow_cors_throttling_and_access_logs(template: dict[str, Any]) -> None:
+    api = template["Resources"]["ChatApi"]["Properties"]
+
+    assert api["CorsConfiguration"]["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
+    assert set(api["CorsConfiguration"]["AllowMethods"]) == {"GET", "POST", "OPTIONS"}
+    assert api["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
+    assert api["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    assert "DestinationArn" in api["AccessLogSettings"]
+    assert "$context.requestId" in api["AccessLogSettings"]["Format"]
+    assert "sourceIp" not in api["AccessLogSettings"]["Format"]
+
+
+def test_each_function_can_load_its_settings_from_the_template_environment(template: dict[str, Any]) -> None:
+    # The package reads CONCIERGE_* variables into one settings model per handler: every
+    # required setting must be set, every variable must be one the model knows, and the values
+    # the template produces (defaults) must validate.
+    from concierge import config
+
+    models = {
+        "ApiFunction": config.ApiSettings,
+        "ClassifyFunction": config.ClassifySettings,
+        "CondenseFunction": config.CondenseSettings,
+        "RetrieveFunction": config.RetrieveSettings,
+        "AnswerFunction": config.AnswerSettings,
+    }
+    evaluator = Evaluator(template)
+    shared = evaluator.resolve(template["Globals"]["Function"]["Environment"]["Variables"])
+    for name, model in models.items():
+        own = evaluator.resolve(template["Resources"][name]["Properties"]["Environment"]["Variables"])
+        expected = {config.ENV_PREFIX + field.upper() for field in model.model_fields}
+        required = {
+            config.ENV_PREFIX + field.upper() for field, info in model.model_fields.items() if info.is_required()
+        }
+        assert required <= set(own), f"{name} misses {sorted(required - set(own))}"
+        assert set(own) <= expected, f"{name} sets variables its settings ignore: {sorted(set(own) - expected)}"
+        config.load(model, {**shared, **own})
+
+
+def test_retrieve_reads_the_index_from_the_knowledge_bucket(template: dict[str, Any]) -> None:
+    variables = template["Resources"]["RetrieveFunction"]["Properties"]["Environment"]["Variables"]
+
+    assert Evaluator(template).resolve(variables["CONCIERGE_INDEX_URI"]) == "s3://<KnowledgeBucket>/index/index.json"
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "keys"),
+    [
+        ("CacheTable", [("cache_key", "HASH")]),
+        ("HistoryTable", [("session_id", "HASH"), ("turn_key", "RANGE")]),
+    ],
+)
+def test_tables_are_on_demand_with_ttl_pitr_and_literal_keys(
+    template: dict[str, Any], table: str, keys: list[tuple[str, str]]
+) -> None:
+    properties = template["Resources"][table]["Properties"]
+
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert [(key["AttributeName"], key["KeyType"]) for key in properties["KeySchema"]] == keys
+    assert {(a["AttributeName"], a["AttributeType"]) for a in properties["AttributeDefinitions"]} == {
+        (name, "S") for name, _ in keys
+    }
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert "TableName" not in properties
+
+
+@pytest.mark.parametrize("kms_key", ["", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"])
+def test_data_is_encrypted_with_the_customer_key_when_one_is_given(template: dict[str, Any], kms_key: str) -> None:
+    evaluator = Evaluator(template, {"KmsKeyArn": kms_key})
+
+    for table in ("CacheTable", "HistoryTable"):
+        sse = evaluator.resolve(template["Resources"][table]["Properties"]["SSESpecification"])
+        expected = {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_key} if kms_key else {"SSEEnabled": False}
+        assert sse == expected, table
+    bucket = evaluator.resolve(template["Resources"]["KnowledgeBucket"]["Properties"])
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert rule == ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key} if kms_key else {"SSEAlgorithm": "AES256"})
+
+
+def test_knowledge_bucket_is_private_versioned_and_tls_only(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["KnowledgeBucket"]["Properties"]
+
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    policies = [
+        body["Properties"]
+        for body in resources(template, "AWS::S3::BucketPolicy").values()
+        if body["Properties"]["Bucket"] == {"Ref": "KnowledgeBucket"}
+    ]
+    assert any(
+        statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for policy in policies
+        for statement in policy["PolicyDocument"]["Statement"]
+    )
+
+
+# -- operations ------------------------------------------------------------------------------
+
+
+def test_alarms_watch_the_chain_the_api_function_and_the_http_api(template: dict[str, Any]) -> None:
+    watched = set()
+    for body in resources(template, "AWS::CloudWatch::Alarm").values():
+        properties = body["Properties"]
+        stats = [properties] + [m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m]
+        for metric in stats:
+            if "MetricName" in metric:
+                watched.add((metric["Namespace"], metric["MetricName"]))
+
+    assert {("AWS/States", "ExecutionsFailed"), ("AWS/Lambda", "Errors"), ("AWS/ApiGateway", "5xx")} <= watched
+
+
+def test_outputs_name_what_deployers_and_the_docs_use(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+
+    assert set(outputs) >= {"ApiUrl", "StateMachineArn", "CacheTableName", "HistoryTableName", "KnowledgeBucketName"}
+    url = Evaluator(template).resolve(outputs["ApiUrl"]["Value"])
+    assert url == "https://<ChatApi>.execute-api.eu-west-1.amazonaws.com/"

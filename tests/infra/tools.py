@@ -1,0 +1,69 @@
+"""Where the infra tests find the repository and its external tools, and how they run them.
+
+A missing tool is never a skip: it fails the test with the command that installs it, so a green
+run always means the checks ran.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO_ROOT / "template.yaml"
+SAMCONFIG = REPO_ROOT / "samconfig.toml"
+STATE_MACHINES = sorted((REPO_ROOT / "statemachine").glob("*.asl.json"))
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+def _require(path: Path | None, tool: str, install: str) -> Path:
+    if path is None or not path.exists():
+        pytest.fail(
+            f"{tool} is not installed (looked for {path or 'it on PATH'}); "
+            f"install it with `{install}`",
+            pytrace=False,
+        )
+    return path
+
+
+def sam() -> Path:
+    return _require(REPO_ROOT / ".venv-sam" / "bin" / "sam", "sam (aws-sam-cli)", "make .venv-sam")
+
+
+def asl_validator() -> Path:
+    return _require(REPO_ROOT / "node_modules" / ".bin" / "asl-validator", "asl-validator", "npm ci")
+
+
+def cfn_lint() -> Path:
+    """cfn-lint of the running interpreter's environment (dev extras), else the one on PATH."""
+    beside_python = Path(sys.executable).parent / "cfn-lint"
+    if beside_python.exists():
+        return beside_python
+    found = shutil.which("cfn-lint")
+    return _require(Path(found) if found else None, "cfn-lint", "make install")
+
+
+def run(args: list[str | Path], cwd: Path = REPO_ROOT, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a tool to completion; SAM telemetry is off."""
+    return subprocess.run(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def describe(result: subprocess.CompletedProcess[str]) -> str:
+    """A failed command's exit code and output, for an assertion message."""
+    return (
+        f"`{' '.join(result.args)}` exited {result.returncode}\n"
+        f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    )

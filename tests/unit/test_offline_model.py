@@ -1,0 +1,69 @@
+import json
+
+from concierge.adapters.llm.offline import OfflineModel
+from concierge.adapters.llm.port import ModelRequest
+
+CATEGORIES = {"products": "tents, backpacks", "pricing": "prices, cheapest, cost"}
+
+
+def _request(task: str, **inputs: object) -> ModelRequest:
+    return ModelRequest(
+        task=task,  # type: ignore[arg-type]
+        system="s",
+        prompt="p",
+        inputs=inputs,
+        max_tokens=100,
+        temperature=0,
+        top_p=1,
+        timeout_s=5,
+    )
+
+
+def test_classify_picks_the_category_whose_description_matches() -> None:
+    reply = OfflineModel().generate(
+        _request("classify", question="What is the cheapest option?", categories=CATEGORIES, default_category="general")
+    )
+    parsed = json.loads(reply.text)
+    assert parsed["category"] == "pricing"
+    assert parsed["language"] == "en"
+
+
+def test_classify_falls_back_to_the_default_category() -> None:
+    reply = OfflineModel().generate(
+        _request("classify", question="Hello there", categories=CATEGORIES, default_category="general")
+    )
+    assert json.loads(reply.text)["category"] == "general"
+
+
+def test_condense_joins_a_follow_up_with_the_previous_question() -> None:
+    history = [{"question": "What do you sell?", "answer": "Tents."}]
+    reply = OfflineModel().generate(_request("condense", question="Which of them is cheapest?", history=history))
+    assert "Which of them is cheapest?" in reply.text
+    assert "What do you sell?" in reply.text
+
+
+def test_condense_keeps_a_self_contained_question() -> None:
+    history = [{"question": "What do you sell?", "answer": "Tents."}]
+    question = "How long is the warranty on backpacks?"
+    assert OfflineModel().generate(_request("condense", question=question, history=history)).text == question
+
+
+def test_answer_extracts_and_cites_matching_sentences() -> None:
+    passages = [
+        {"text": "Our shop is in Innsbruck."},
+        {"text": "The Pika stove is the cheapest product at 39 EUR. Tents are sturdy."},
+    ]
+    reply = OfflineModel().generate(_request("answer", question="What is the cheapest product?", passages=passages))
+    assert reply.text == "The Pika stove is the cheapest product at 39 EUR. [2]"
+
+
+def test_answer_says_no_answer_when_nothing_matches() -> None:
+    passages = [{"text": "Our shop is in Innsbruck."}]
+    reply = OfflineModel().generate(_request("answer", question="Capital of Peru?", passages=passages))
+    assert reply.text == "NO_ANSWER"
+
+
+def test_usage_is_marked_estimated() -> None:
+    reply = OfflineModel().generate(_request("condense", question="Hi there friend", history=[]))
+    assert reply.estimated is True
+    assert reply.input_tokens > 0
