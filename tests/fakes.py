@@ -17,4 +17,6 @@ class ScriptedModel:
 
     def generate(self, request: ModelRequest) -> ModelReply:
         self.requests.append(request)
-        return ModelReply(text=self.replies.pop(0), model=self.spec, input_tokens=10, output_tokens=5)
+        return ModelReply(
+            text=self.replies.pop(0), model=self.spec, input_tokens=10, output_tokens=5
+        )

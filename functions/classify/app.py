@@ -16,6 +16,8 @@ from concierge.steps.classify import classify
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings(ClassifySettings)
-    result = classify(parse_event(ClassifyInput, event), settings, model_for(settings.classify_model))
+    result = classify(
+        parse_event(ClassifyInput, event), settings, model_for(settings.classify_model)
+    )
     record_usage(result.usage)
     return result.model_dump(mode="json")

@@ -16,6 +16,8 @@ from concierge.steps.condense import condense
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings(CondenseSettings)
-    result = condense(parse_event(CondenseInput, event), settings, model_for(settings.condense_model))
+    result = condense(
+        parse_event(CondenseInput, event), settings, model_for(settings.condense_model)
+    )
     record_usage(result.usage)
     return result.model_dump(mode="json")

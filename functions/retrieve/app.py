@@ -17,7 +17,9 @@ from concierge.steps.retrieve import retrieve
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings(RetrieveSettings)
     started = time.perf_counter()
-    result = retrieve(parse_event(RetrieveInput, event), retriever_for(settings.index_uri), settings.top_k)
+    result = retrieve(
+        parse_event(RetrieveInput, event), retriever_for(settings.index_uri), settings.top_k
+    )
     record_latency("retrieve", (time.perf_counter() - started) * 1000)
     logger.info("retrieved", extra={"passages": len(result.passages), "filter": result.filter_used})
     return result.model_dump(mode="json")

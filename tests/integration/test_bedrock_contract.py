@@ -13,12 +13,16 @@ from concierge.adapters.llm.bedrock import BedrockConverseModel
 from concierge.adapters.llm.port import ModelRequest
 from concierge.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
 
-MODEL_ID = "eu.anthropic.claude-3-5-sonnet-20240620-v1:0"  # an inference profile id works as a model id
+MODEL_ID = (
+    "eu.anthropic.claude-3-5-sonnet-20240620-v1:0"  # an inference profile id works as a model id
+)
 
 
 @pytest.fixture
 def runtime_client() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client("bedrock-runtime", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "bedrock-runtime", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     with Stubber(client) as stubber:
         yield client, stubber
         stubber.assert_no_pending_responses()
@@ -42,7 +46,9 @@ def test_converse_request_and_reply(runtime_client: tuple[Any, Stubber]) -> None
     stubber.add_response(
         "converse",
         {
-            "output": {"message": {"role": "assistant", "content": [{"text": "We sell tents. [1]"}]}},
+            "output": {
+                "message": {"role": "assistant", "content": [{"text": "We sell tents. [1]"}]}
+            },
             "stopReason": "end_turn",
             "usage": {"inputTokens": 321, "outputTokens": 12, "totalTokens": 333},
             "metrics": {"latencyMs": 420},
@@ -51,7 +57,12 @@ def test_converse_request_and_reply(runtime_client: tuple[Any, Stubber]) -> None
             "modelId": MODEL_ID,
             "system": [{"text": "Answer from the passages."}],
             "messages": [{"role": "user", "content": [{"text": "Question: what do you sell?"}]}],
-            "inferenceConfig": {"maxTokens": 800, "temperature": 0.2, "topP": 0.9, "stopSequences": ["</answer>"]},
+            "inferenceConfig": {
+                "maxTokens": 800,
+                "temperature": 0.2,
+                "topP": 0.9,
+                "stopSequences": ["</answer>"],
+            },
         },
     )
     reply = BedrockConverseModel(MODEL_ID, client=client).generate(_request())
@@ -73,7 +84,9 @@ def test_converse_request_and_reply(runtime_client: tuple[Any, Stubber]) -> None
         ("ResourceNotFoundException", ModelInvocationError),
     ],
 )
-def test_provider_errors_become_typed_errors(runtime_client: tuple[Any, Stubber], code: str, error: type[Exception]) -> None:
+def test_provider_errors_become_typed_errors(
+    runtime_client: tuple[Any, Stubber], code: str, error: type[Exception]
+) -> None:
     client, stubber = runtime_client
     stubber.add_client_error("converse", service_error_code=code, http_status_code=400)
     with pytest.raises(error):

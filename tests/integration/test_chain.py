@@ -28,7 +28,9 @@ def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return waits
 
 
-def ask(runtime: LocalRuntime, question: str, session_id: str | None = None) -> tuple[int, dict[str, Any]]:
+def ask(
+    runtime: LocalRuntime, question: str, session_id: str | None = None
+) -> tuple[int, dict[str, Any]]:
     body = {"question": question, **({"session_id": session_id} if session_id else {})}
     event = {
         "rawPath": "/chat",
@@ -60,7 +62,9 @@ def model_calls() -> Iterator[list[str]]:
         yield calls
 
 
-def test_a_first_question_is_answered_with_citations_and_cached(runtime: LocalRuntime, model_calls: list[str]) -> None:
+def test_a_first_question_is_answered_with_citations_and_cached(
+    runtime: LocalRuntime, model_calls: list[str]
+) -> None:
     status, body = ask(runtime, "What do you sell?")
     assert status == 200
     assert body["cached"] is False
@@ -93,7 +97,9 @@ def test_an_expired_cache_entry_is_a_miss(runtime: LocalRuntime) -> None:
     assert body["cached"] is False
 
 
-def test_a_follow_up_is_condensed_against_the_session_history(runtime: LocalRuntime, model_calls: list[str]) -> None:
+def test_a_follow_up_is_condensed_against_the_session_history(
+    runtime: LocalRuntime, model_calls: list[str]
+) -> None:
     ask(runtime, "What do you sell?", session_id="s1")
     model_calls.clear()
     status, body = ask(runtime, "Which of them is cheapest?", session_id="s1")
@@ -103,7 +109,10 @@ def test_a_follow_up_is_condensed_against_the_session_history(runtime: LocalRunt
     assert "Pika" in body["answer"]
     assert body["usage"]["llm_calls"] == 3
     turns = table_items(runtime, "HistoryTable")
-    assert sorted(t["question"]["S"] for t in turns) == ["What do you sell?", "Which of them is cheapest?"]
+    assert sorted(t["question"]["S"] for t in turns) == [
+        "What do you sell?",
+        "Which of them is cheapest?",
+    ]
 
 
 def test_a_follow_up_is_never_answered_from_the_first_turn_cache(runtime: LocalRuntime) -> None:
@@ -135,7 +144,9 @@ def test_a_retried_history_write_does_not_duplicate_the_turn(runtime: LocalRunti
         "history_expires_at": int(time.time()) + 60,
     }
     for name in ("attempt-1", "attempt-2"):
-        arn = sfn.start_execution(stateMachineArn=runtime.state_machine_arn, name=name, input=json.dumps(payload))["executionArn"]
+        arn = sfn.start_execution(
+            stateMachineArn=runtime.state_machine_arn, name=name, input=json.dumps(payload)
+        )["executionArn"]
         while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
             time.sleep(0.01)
         assert described["status"] == "SUCCEEDED"
@@ -143,7 +154,9 @@ def test_a_retried_history_write_does_not_duplicate_the_turn(runtime: LocalRunti
     assert len(table_items(runtime, "HistoryTable")) == 1
 
 
-def test_throttling_is_retried_then_reported_as_unavailable(runtime: LocalRuntime, retry_waits: list[float]) -> None:
+def test_throttling_is_retried_then_reported_as_unavailable(
+    runtime: LocalRuntime, retry_waits: list[float]
+) -> None:
     attempts: list[str] = []
 
     def throttled(self: OfflineModel, request: Any) -> Any:
@@ -159,7 +172,9 @@ def test_throttling_is_retried_then_reported_as_unavailable(runtime: LocalRuntim
     assert sum(retry_waits) <= 8  # full jitter under MaxDelaySeconds keeps inside the budget
 
 
-def test_a_client_error_from_the_model_fails_fast(runtime: LocalRuntime, retry_waits: list[float]) -> None:
+def test_a_client_error_from_the_model_fails_fast(
+    runtime: LocalRuntime, retry_waits: list[float]
+) -> None:
     original = OfflineModel.generate
     calls: list[str] = []
 
@@ -179,14 +194,18 @@ def test_a_client_error_from_the_model_fails_fast(runtime: LocalRuntime, retry_w
 
 
 def test_the_history_store_being_down_still_gives_an_answer(runtime: LocalRuntime) -> None:
-    boto3.client("dynamodb", region_name="us-east-1").delete_table(TableName=runtime.table_names["HistoryTable"])
+    boto3.client("dynamodb", region_name="us-east-1").delete_table(
+        TableName=runtime.table_names["HistoryTable"]
+    )
     status, body = ask(runtime, "What do you sell?", session_id="s4")
     assert status == 200
     assert body["citations"]
 
 
 def test_the_cache_being_down_still_gives_an_answer(runtime: LocalRuntime) -> None:
-    boto3.client("dynamodb", region_name="us-east-1").delete_table(TableName=runtime.table_names["CacheTable"])
+    boto3.client("dynamodb", region_name="us-east-1").delete_table(
+        TableName=runtime.table_names["CacheTable"]
+    )
     status, body = ask(runtime, "What do you sell?")
     assert status == 200
     assert body["cached"] is False

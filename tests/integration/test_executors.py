@@ -14,7 +14,9 @@ ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:chat"
 
 
 def test_sync_executor_reads_a_failed_status_from_a_200_response() -> None:
-    client = boto3.client("stepfunctions", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "stepfunctions", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     with Stubber(client) as stubber:
         stubber.add_response(
             "start_sync_execution",
@@ -33,7 +35,9 @@ def test_sync_executor_reads_a_failed_status_from_a_200_response() -> None:
 
 
 def test_sync_executor_parses_the_output_of_a_success() -> None:
-    client = boto3.client("stepfunctions", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client(
+        "stepfunctions", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     with Stubber(client) as stubber:
         stubber.add_response(
             "start_sync_execution",
@@ -50,7 +54,9 @@ def test_sync_executor_parses_the_output_of_a_success() -> None:
 
 
 def test_polling_executor_runs_the_real_definition(runtime: LocalRuntime) -> None:
-    executor = PollingExecutor(boto3.client("stepfunctions", region_name="us-east-1"), runtime.state_machine_arn)
+    executor = PollingExecutor(
+        boto3.client("stepfunctions", region_name="us-east-1"), runtime.state_machine_arn
+    )
     # An input missing its fields fails inside the chain and comes back as a structured failure.
     result = executor.run("bad-input", {"request_id": "r"}, timeout_s=10)
     assert result.status in {"SUCCEEDED", "FAILED"}

@@ -15,9 +15,23 @@ ANSWERED = {
     "category": "products",
     "language": "en",
     "usage": [
-        {"step": "classify", "model": "m", "llm_calls": 1, "input_tokens": 100, "output_tokens": 10, "cost_usd": 0.001},
+        {
+            "step": "classify",
+            "model": "m",
+            "llm_calls": 1,
+            "input_tokens": 100,
+            "output_tokens": 10,
+            "cost_usd": 0.001,
+        },
         None,
-        {"step": "answer", "model": "m", "llm_calls": 1, "input_tokens": 300, "output_tokens": 50, "cost_usd": 0.002},
+        {
+            "step": "answer",
+            "model": "m",
+            "llm_calls": 1,
+            "input_tokens": 300,
+            "output_tokens": 50,
+            "cost_usd": 0.002,
+        },
     ],
 }
 
@@ -33,23 +47,45 @@ class FakeExecutor:
 
 
 def _event(body: str | None, method: str = "POST", path: str = "/chat") -> dict[str, Any]:
-    return {"rawPath": path, "requestContext": {"http": {"method": method}, "requestId": "abc=123"}, "body": body}
+    return {
+        "rawPath": path,
+        "requestContext": {"http": {"method": method}, "requestId": "abc=123"},
+        "body": body,
+    }
 
 
-def _call(body: str | None, result: ExecutionResult | None = None, **kw: Any) -> tuple[int, dict[str, Any], FakeExecutor]:
+def _call(
+    body: str | None, result: ExecutionResult | None = None, **kw: Any
+) -> tuple[int, dict[str, Any], FakeExecutor]:
     executor = FakeExecutor(result or ExecutionResult(status="SUCCEEDED", output=ANSWERED))
     response = handle(_event(body, **kw), SETTINGS, executor)
     return response["statusCode"], json.loads(response["body"]), executor
 
 
 def test_an_answer_is_mapped_to_the_public_contract() -> None:
-    status, body, executor = _call(json.dumps({"question": "What do you sell?", "session_id": "s-1"}))
+    status, body, executor = _call(
+        json.dumps({"question": "What do you sell?", "session_id": "s-1"})
+    )
     assert status == 200
-    assert set(body) == {"answer", "citations", "category", "language", "cached", "session_id", "request_id", "usage"}
+    assert set(body) == {
+        "answer",
+        "citations",
+        "category",
+        "language",
+        "cached",
+        "session_id",
+        "request_id",
+        "usage",
+    }
     assert body["session_id"] == "s-1"
     assert body["request_id"] == "abc123"
     assert body["cached"] is False
-    assert body["usage"] == {"llm_calls": 2, "input_tokens": 400, "output_tokens": 60, "cost_usd": 0.003}
+    assert body["usage"] == {
+        "llm_calls": 2,
+        "input_tokens": 400,
+        "output_tokens": 60,
+        "cost_usd": 0.003,
+    }
     assert executor.payloads[0]["question"] == "What do you sell?"
 
 
@@ -94,16 +130,55 @@ def test_a_body_over_64_kb_is_a_413() -> None:
 @pytest.mark.parametrize(
     ("result", "status", "code"),
     [
-        (ExecutionResult(status="SUCCEEDED", output={"status": "failed", "error": "ModelThrottledError", "cause": "x"}), 503, "model_unavailable"),
-        (ExecutionResult(status="SUCCEEDED", output={"status": "failed", "error": "ModelInvocationError", "cause": "x"}), 502, "model_error"),
-        (ExecutionResult(status="SUCCEEDED", output={"status": "failed", "error": "IndexNotFoundError"}), 503, "knowledge_base_unavailable"),
-        (ExecutionResult(status="SUCCEEDED", output={"status": "failed", "error": "States.Timeout"}), 504, "timeout"),
-        (ExecutionResult(status="SUCCEEDED", output={"status": "failed", "error": "KeyError", "cause": "Traceback ..."}), 500, "internal_error"),
+        (
+            ExecutionResult(
+                status="SUCCEEDED",
+                output={"status": "failed", "error": "ModelThrottledError", "cause": "x"},
+            ),
+            503,
+            "model_unavailable",
+        ),
+        (
+            ExecutionResult(
+                status="SUCCEEDED",
+                output={"status": "failed", "error": "ModelInvocationError", "cause": "x"},
+            ),
+            502,
+            "model_error",
+        ),
+        (
+            ExecutionResult(
+                status="SUCCEEDED", output={"status": "failed", "error": "IndexNotFoundError"}
+            ),
+            503,
+            "knowledge_base_unavailable",
+        ),
+        (
+            ExecutionResult(
+                status="SUCCEEDED", output={"status": "failed", "error": "States.Timeout"}
+            ),
+            504,
+            "timeout",
+        ),
+        (
+            ExecutionResult(
+                status="SUCCEEDED",
+                output={"status": "failed", "error": "KeyError", "cause": "Traceback ..."},
+            ),
+            500,
+            "internal_error",
+        ),
         (ExecutionResult(status="TIMED_OUT"), 504, "timeout"),
-        (ExecutionResult(status="FAILED", error="States.Runtime", cause="boom"), 500, "internal_error"),
+        (
+            ExecutionResult(status="FAILED", error="States.Runtime", cause="boom"),
+            500,
+            "internal_error",
+        ),
     ],
 )
-def test_a_failed_chain_is_a_clear_error_without_internals(result: ExecutionResult, status: int, code: str) -> None:
+def test_a_failed_chain_is_a_clear_error_without_internals(
+    result: ExecutionResult, status: int, code: str
+) -> None:
     got_status, document, _ = _call(json.dumps({"question": "q"}), result)
     assert got_status == status
     assert document["error"]["code"] == code

@@ -13,7 +13,9 @@ from concierge.cache_keys import cache_key, normalise_question
         ("Straße!", "strasse"),  # case folding, not just lower-casing
     ],
 )
-def test_normalisation_folds_away_what_does_not_change_the_question(raw: str, normalised: str) -> None:
+def test_normalisation_folds_away_what_does_not_change_the_question(
+    raw: str, normalised: str
+) -> None:
     assert normalise_question(raw) == normalised
 
 

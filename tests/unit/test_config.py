@@ -22,11 +22,16 @@ def test_settings_are_read_from_prefixed_variables() -> None:
 def test_categories_are_a_comma_separated_list() -> None:
     settings = load(
         ClassifySettings,
-        {"CONCIERGE_CLASSIFY_MODEL": "offline", "CONCIERGE_CATEGORIES": "products, pricing,,support"},
+        {
+            "CONCIERGE_CLASSIFY_MODEL": "offline",
+            "CONCIERGE_CATEGORIES": "products, pricing,,support",
+        },
     )
     assert settings.categories == ("products", "pricing", "support")
 
 
 def test_an_invalid_value_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="CONCIERGE_EXECUTION_MODE"):
-        load(ApiSettings, {"CONCIERGE_STATE_MACHINE_ARN": "arn", "CONCIERGE_EXECUTION_MODE": "later"})
+        load(
+            ApiSettings, {"CONCIERGE_STATE_MACHINE_ARN": "arn", "CONCIERGE_EXECUTION_MODE": "later"}
+        )

@@ -3,20 +3,46 @@ from unittest import mock
 
 import pytest
 
-from concierge.adapters.retrieval.local_index import Chunk, IndexFile, LocalIndex, load_index, write_index
+from concierge.adapters.retrieval.local_index import (
+    Chunk,
+    IndexFile,
+    LocalIndex,
+    load_index,
+    write_index,
+)
 from concierge.adapters.retrieval.port import SearchFilter
 from concierge.errors import IndexNotFoundError
 from concierge.ingest import build_index, parse_document
 
 CHUNKS = [
-    Chunk(source="tents.md", title="Tents", text="The Cirrus tent sleeps two.", category="products", language="en"),
-    Chunk(source="prices.md", title="Prices", text="The cheapest tent costs 349 EUR.", category="pricing", language="en"),
-    Chunk(source="precios.md", title="Precios", text="La tienda más barata cuesta 349 EUR.", category="pricing", language="es"),
+    Chunk(
+        source="tents.md",
+        title="Tents",
+        text="The Cirrus tent sleeps two.",
+        category="products",
+        language="en",
+    ),
+    Chunk(
+        source="prices.md",
+        title="Prices",
+        text="The cheapest tent costs 349 EUR.",
+        category="pricing",
+        language="en",
+    ),
+    Chunk(
+        source="precios.md",
+        title="Precios",
+        text="La tienda más barata cuesta 349 EUR.",
+        category="pricing",
+        language="es",
+    ),
 ]
 
 
 def test_search_ranks_by_relevance() -> None:
-    hits = LocalIndex(IndexFile(kb_version="1", chunks=CHUNKS)).search("cheapest tent", SearchFilter(), 3)
+    hits = LocalIndex(IndexFile(kb_version="1", chunks=CHUNKS)).search(
+        "cheapest tent", SearchFilter(), 3
+    )
     assert hits[0].source == "prices.md"
 
 
@@ -59,7 +85,9 @@ def test_front_matter_and_sections_become_chunks(tmp_path: Path) -> None:
 
 def test_missing_metadata_is_detected_or_defaulted(tmp_path: Path) -> None:
     document = tmp_path / "nota.md"
-    document.write_text("# Envíos\nLos pedidos se envían en dos días y el envío es gratis.", encoding="utf-8")
+    document.write_text(
+        "# Envíos\nLos pedidos se envían en dos días y el envío es gratis.", encoding="utf-8"
+    )
     (chunk,) = parse_document(document, "general")
     assert (chunk.title, chunk.category, chunk.language) == ("Envíos", "general", "es")
 

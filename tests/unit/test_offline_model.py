@@ -21,7 +21,12 @@ def _request(task: str, **inputs: object) -> ModelRequest:
 
 def test_classify_picks_the_category_whose_description_matches() -> None:
     reply = OfflineModel().generate(
-        _request("classify", question="What is the cheapest option?", categories=CATEGORIES, default_category="general")
+        _request(
+            "classify",
+            question="What is the cheapest option?",
+            categories=CATEGORIES,
+            default_category="general",
+        )
     )
     parsed = json.loads(reply.text)
     assert parsed["category"] == "pricing"
@@ -30,14 +35,18 @@ def test_classify_picks_the_category_whose_description_matches() -> None:
 
 def test_classify_falls_back_to_the_default_category() -> None:
     reply = OfflineModel().generate(
-        _request("classify", question="Hello there", categories=CATEGORIES, default_category="general")
+        _request(
+            "classify", question="Hello there", categories=CATEGORIES, default_category="general"
+        )
     )
     assert json.loads(reply.text)["category"] == "general"
 
 
 def test_condense_joins_a_follow_up_with_the_previous_question() -> None:
     history = [{"question": "What do you sell?", "answer": "Tents."}]
-    reply = OfflineModel().generate(_request("condense", question="Which of them is cheapest?", history=history))
+    reply = OfflineModel().generate(
+        _request("condense", question="Which of them is cheapest?", history=history)
+    )
     assert "Which of them is cheapest?" in reply.text
     assert "What do you sell?" in reply.text
 
@@ -45,7 +54,10 @@ def test_condense_joins_a_follow_up_with_the_previous_question() -> None:
 def test_condense_keeps_a_self_contained_question() -> None:
     history = [{"question": "What do you sell?", "answer": "Tents."}]
     question = "How long is the warranty on backpacks?"
-    assert OfflineModel().generate(_request("condense", question=question, history=history)).text == question
+    assert (
+        OfflineModel().generate(_request("condense", question=question, history=history)).text
+        == question
+    )
 
 
 def test_answer_extracts_and_cites_matching_sentences() -> None:
@@ -53,13 +65,17 @@ def test_answer_extracts_and_cites_matching_sentences() -> None:
         {"text": "Our shop is in Innsbruck."},
         {"text": "The Pika stove is the cheapest product at 39 EUR. Tents are sturdy."},
     ]
-    reply = OfflineModel().generate(_request("answer", question="What is the cheapest product?", passages=passages))
+    reply = OfflineModel().generate(
+        _request("answer", question="What is the cheapest product?", passages=passages)
+    )
     assert reply.text == "The Pika stove is the cheapest product at 39 EUR. [2]"
 
 
 def test_answer_says_no_answer_when_nothing_matches() -> None:
     passages = [{"text": "Our shop is in Innsbruck."}]
-    reply = OfflineModel().generate(_request("answer", question="Capital of Peru?", passages=passages))
+    reply = OfflineModel().generate(
+        _request("answer", question="Capital of Peru?", passages=passages)
+    )
     assert reply.text == "NO_ANSWER"
 
 

@@ -20,20 +20,32 @@ def _deadline(seconds: float = 10) -> int:
 
 
 def _passage(source: str, text: str = "Some text.", title: str = "T") -> Passage:
-    return Passage(source=source, title=title, text=text, category="products", language="en", score=1.0)
+    return Passage(
+        source=source, title=title, text=text, category="products", language="en", score=1.0
+    )
 
 
 # -- classify ---------------------------------------------------------------------------------
 def test_classify_accepts_valid_model_output() -> None:
-    model = ScriptedModel(['{"category": "Pricing", "language": "ES", "translated_question": "How much?"}'])
-    result = classify(ClassifyInput(request_id="r", question="¿Cuánto?", deadline_ms=_deadline()), SETTINGS, model)
-    assert (result.category, result.language, result.translated_question) == ("pricing", "es", "How much?")
+    model = ScriptedModel(
+        ['{"category": "Pricing", "language": "ES", "translated_question": "How much?"}']
+    )
+    result = classify(
+        ClassifyInput(request_id="r", question="¿Cuánto?", deadline_ms=_deadline()), SETTINGS, model
+    )
+    assert (result.category, result.language, result.translated_question) == (
+        "pricing",
+        "es",
+        "How much?",
+    )
     assert result.usage.llm_calls == 1
 
 
 def test_classify_finds_json_wrapped_in_prose() -> None:
     model = ScriptedModel(['Sure! {"category": "products", "language": "en"} Hope that helps.'])
-    result = classify(ClassifyInput(request_id="r", question="Tents?", deadline_ms=_deadline()), SETTINGS, model)
+    result = classify(
+        ClassifyInput(request_id="r", question="Tents?", deadline_ms=_deadline()), SETTINGS, model
+    )
     assert result.category == "products"
 
 
@@ -43,7 +55,11 @@ def test_classify_finds_json_wrapped_in_prose() -> None:
 )
 def test_invalid_model_output_falls_back_instead_of_failing(reply: str) -> None:
     question = "¿Dónde está la tienda de Valencia?"
-    result = classify(ClassifyInput(request_id="r", question=question, deadline_ms=_deadline()), SETTINGS, ScriptedModel([reply]))
+    result = classify(
+        ClassifyInput(request_id="r", question=question, deadline_ms=_deadline()),
+        SETTINGS,
+        ScriptedModel([reply]),
+    )
     assert result.category == "general"
     assert result.language == "es"  # detected from the question itself
 
@@ -51,7 +67,9 @@ def test_invalid_model_output_falls_back_instead_of_failing(reply: str) -> None:
 def test_no_model_call_is_started_after_the_deadline() -> None:
     model = ScriptedModel(["{}"])
     with pytest.raises(BudgetExceededError):
-        classify(ClassifyInput(request_id="r", question="q", deadline_ms=_deadline(-1)), SETTINGS, model)
+        classify(
+            ClassifyInput(request_id="r", question="q", deadline_ms=_deadline(-1)), SETTINGS, model
+        )
     assert model.requests == []
 
 
@@ -86,7 +104,10 @@ def test_condense_sends_the_conversation_and_uses_the_rewrite() -> None:
     model = ScriptedModel(['"Which tent is the cheapest?"'])
     result = condense(
         CondenseInput(
-            request_id="r", question="Which is cheapest?", deadline_ms=_deadline(), history_items=[_item("Do you sell tents?", "Yes.")]
+            request_id="r",
+            question="Which is cheapest?",
+            deadline_ms=_deadline(),
+            history_items=[_item("Do you sell tents?", "Yes.")],
         ),
         CondenseSettings(condense_model="scripted"),
         model,
@@ -97,7 +118,12 @@ def test_condense_sends_the_conversation_and_uses_the_rewrite() -> None:
 
 def test_an_empty_rewrite_keeps_the_original_question() -> None:
     result = condense(
-        CondenseInput(request_id="r", question="And that?", deadline_ms=_deadline(), history_items=[_item("q", "a")]),
+        CondenseInput(
+            request_id="r",
+            question="And that?",
+            deadline_ms=_deadline(),
+            history_items=[_item("q", "a")],
+        ),
         CondenseSettings(condense_model="scripted"),
         ScriptedModel(["   "]),
     )
@@ -118,14 +144,26 @@ class _Index:
 def test_retrieve_uses_the_classification_as_filter() -> None:
     exact = SearchFilter(category="pricing", language="en")
     index = _Index({exact: [_passage("prices.md")]})
-    result = retrieve(RetrieveInput(request_id="r", question="q", category="pricing", language="en", deadline_ms=0), index, 4)
+    result = retrieve(
+        RetrieveInput(
+            request_id="r", question="q", category="pricing", language="en", deadline_ms=0
+        ),
+        index,
+        4,
+    )
     assert result.filter_used == "category+language"
     assert [p.source for p in result.passages] == ["prices.md"]
 
 
 def test_retrieve_relaxes_a_filter_that_finds_nothing() -> None:
     index = _Index({SearchFilter(language="es"): [_passage("es-precios.md")]})
-    result = retrieve(RetrieveInput(request_id="r", question="q", category="general", language="es", deadline_ms=0), index, 4)
+    result = retrieve(
+        RetrieveInput(
+            request_id="r", question="q", category="general", language="es", deadline_ms=0
+        ),
+        index,
+        4,
+    )
     assert result.filter_used == "language"
     assert index.filters[0] == SearchFilter(category="general", language="es")
 
@@ -133,7 +171,12 @@ def test_retrieve_relaxes_a_filter_that_finds_nothing() -> None:
 # -- answer -----------------------------------------------------------------------------------
 def test_no_passages_means_a_localised_no_answer_without_a_model_call() -> None:
     model = ScriptedModel([])
-    result = answer(AnswerInput(request_id="r", question="q", language="es", passages=[], deadline_ms=_deadline()), model)
+    result = answer(
+        AnswerInput(
+            request_id="r", question="q", language="es", passages=[], deadline_ms=_deadline()
+        ),
+        model,
+    )
     assert result.answer.startswith("No he encontrado")
     assert result.cacheable is False
     assert result.citations == []
@@ -142,7 +185,13 @@ def test_no_passages_means_a_localised_no_answer_without_a_model_call() -> None:
 
 def test_the_model_saying_no_answer_is_not_cached() -> None:
     result = answer(
-        AnswerInput(request_id="r", question="q", language="de", passages=[_passage("a.md")], deadline_ms=_deadline()),
+        AnswerInput(
+            request_id="r",
+            question="q",
+            language="de",
+            passages=[_passage("a.md")],
+            deadline_ms=_deadline(),
+        ),
         ScriptedModel(["NO_ANSWER"]),
     )
     assert result.answer.startswith("Dazu habe ich")
@@ -151,7 +200,16 @@ def test_the_model_saying_no_answer_is_not_cached() -> None:
 
 def test_the_answer_is_asked_for_in_the_users_language() -> None:
     model = ScriptedModel(["Sí. [1]"])
-    answer(AnswerInput(request_id="r", question="q", language="es", passages=[_passage("a.md")], deadline_ms=_deadline()), model)
+    answer(
+        AnswerInput(
+            request_id="r",
+            question="q",
+            language="es",
+            passages=[_passage("a.md")],
+            deadline_ms=_deadline(),
+        ),
+        model,
+    )
     assert '"es"' in model.requests[0].system
 
 
@@ -163,5 +221,5 @@ def test_citations_are_the_cited_documents_renumbered_in_order_of_mention() -> N
 
 
 def test_an_answer_without_markers_cites_the_top_passage() -> None:
-    text, citations = cite("Plain answer.", [_passage("a.md"), _passage("b.md")])
+    _, citations = cite("Plain answer.", [_passage("a.md"), _passage("b.md")])
     assert [c.source for c in citations] == ["a.md"]

@@ -30,4 +30,9 @@ def test_terms_fold_accents_drop_stopwords_and_share_stems() -> None:
 
 def test_headings_are_not_sentences_and_tables_rows_are() -> None:
     text = "# Prices\nThe Pika costs 39 EUR. The Kestrel costs more!\n| Item | Price |\n|---|---|\n| Pika | 39 |"
-    assert sentences(text) == ["The Pika costs 39 EUR.", "The Kestrel costs more!", "Item, Price", "Pika, 39"]
+    assert sentences(text) == [
+        "The Pika costs 39 EUR.",
+        "The Kestrel costs more!",
+        "Item, Price",
+        "Pika, 39",
+    ]

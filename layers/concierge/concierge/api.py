@@ -28,15 +28,35 @@ _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 # Error names raised by steps (concierge.errors) and by Step Functions, to HTTP statuses.
 _FAILURES: dict[str, tuple[int, str, str]] = {
-    "ModelThrottledError": (503, "model_unavailable", "The language model is busy. Please retry in a few seconds."),
+    "ModelThrottledError": (
+        503,
+        "model_unavailable",
+        "The language model is busy. Please retry in a few seconds.",
+    ),
     "ModelTimeoutError": (504, "timeout", "The answer took too long. Please retry."),
     "BudgetExceededError": (504, "timeout", "The answer took too long. Please retry."),
     "States.Timeout": (504, "timeout", "The answer took too long. Please retry."),
     "ModelInvocationError": (502, "model_error", "The language model rejected the request."),
-    "RetrievalError": (503, "knowledge_base_unavailable", "The knowledge base cannot be searched right now."),
-    "IndexNotFoundError": (503, "knowledge_base_unavailable", "The knowledge base is not indexed yet."),
-    "ConfigurationError": (500, "misconfigured", "The service is misconfigured; the operators have been told."),
-    "Lambda.TooManyRequestsException": (503, "busy", "The service is busy. Please retry in a few seconds."),
+    "RetrievalError": (
+        503,
+        "knowledge_base_unavailable",
+        "The knowledge base cannot be searched right now.",
+    ),
+    "IndexNotFoundError": (
+        503,
+        "knowledge_base_unavailable",
+        "The knowledge base is not indexed yet.",
+    ),
+    "ConfigurationError": (
+        500,
+        "misconfigured",
+        "The service is misconfigured; the operators have been told.",
+    ),
+    "Lambda.TooManyRequestsException": (
+        503,
+        "busy",
+        "The service is busy. Please retry in a few seconds.",
+    ),
 }
 _INTERNAL = (500, "internal_error", "Something went wrong while answering. Please retry.")
 
@@ -134,7 +154,9 @@ def _successful_output(result: ExecutionResult) -> ChainOutput:
         logger.warning("chain timed out")
         raise ApiError(*_FAILURES["States.Timeout"])
     if result.status != "SUCCEEDED" or result.output is None:
-        logger.error("chain execution failed", extra={"status": result.status, "error": result.error})
+        logger.error(
+            "chain execution failed", extra={"status": result.status, "error": result.error}
+        )
         raise ApiError(*_FAILURES.get(result.error or "", _INTERNAL))
     if result.output.get("status") == "failed":
         failure = ChainFailure.model_validate(result.output)

@@ -7,7 +7,7 @@ import re
 import unicodedata
 
 _SPACES = re.compile(r"\s+")
-_TRAILING_PUNCTUATION = re.compile(r"[\s?!.。？！¿¡,;:]+$")
+_TRAILING_PUNCTUATION = re.compile(r"[\s?!.。？！¿¡,;:]+$")  # noqa: RUF001 - full-width on purpose
 _LEADING_PUNCTUATION = re.compile(r"^[\s¿¡]+")
 
 

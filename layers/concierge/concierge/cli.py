@@ -23,11 +23,15 @@ WORK_DIR = Path(".concierge")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="concierge", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: .)")
+    parser.add_argument(
+        "--root", type=Path, default=Path.cwd(), help="repository root (default: .)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="build the local index from documents")
-    index.add_argument("paths", nargs="*", type=Path, help="files or folders (default: knowledge/sample)")
+    index.add_argument(
+        "paths", nargs="*", type=Path, help="files or folders (default: knowledge/sample)"
+    )
     index.add_argument("--out", type=Path, help="index file (default: .concierge/index.json)")
 
     serve = commands.add_parser("serve", help="serve the chat API on this machine")
@@ -86,7 +90,9 @@ def _runtime(root: Path, index_path: Path | None) -> Any:
     from concierge.local.runtime import LocalRuntime
 
     if not (root / "template.yaml").is_file():
-        raise _UsageError(f"{root} has no template.yaml: run from the repository root or pass --root")
+        raise _UsageError(
+            f"{root} has no template.yaml: run from the repository root or pass --root"
+        )
     path = index_path or root / WORK_DIR / "index.json"
     if not path.is_file():
         raise _UsageError(f"no index at {path}: run `concierge index` first (make run does)")
@@ -99,10 +105,17 @@ def _serve(root: Path, index_path: Path | None, host: str, port: int, access_log
 
     with _runtime(root, index_path) as runtime:
         server = LocalApiServer(runtime, host, port, access_log=access_log)
-        print(f"Concierge local API on http://{host}:{server.server_port} (POST /chat, GET /health)")
-        print("models: " + ", ".join(
-            f"{step}={os.environ[f'CONCIERGE_{step.upper()}_MODEL']}" for step in ("classify", "condense", "answer")
-        ), flush=True)
+        print(
+            f"Concierge local API on http://{host}:{server.server_port} (POST /chat, GET /health)"
+        )
+        print(
+            "models: "
+            + ", ".join(
+                f"{step}={os.environ[f'CONCIERGE_{step.upper()}_MODEL']}"
+                for step in ("classify", "condense", "answer")
+            ),
+            flush=True,
+        )
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -112,12 +125,17 @@ def _serve(root: Path, index_path: Path | None, host: str, port: int, access_log
     return 0
 
 
-def _ask(root: Path, index_path: Path | None, question: str, session: str | None, as_json: bool) -> int:
+def _ask(
+    root: Path, index_path: Path | None, question: str, session: str | None, as_json: bool
+) -> int:
     body = {"question": question, **({"session_id": session} if session else {})}
     event = {
         "version": "2.0",
         "rawPath": "/chat",
-        "requestContext": {"http": {"method": "POST", "path": "/chat"}, "requestId": uuid.uuid4().hex},
+        "requestContext": {
+            "http": {"method": "POST", "path": "/chat"},
+            "requestId": uuid.uuid4().hex,
+        },
         "body": json.dumps(body),
         "isBase64Encoded": False,
     }
@@ -134,7 +152,9 @@ def _ask(root: Path, index_path: Path | None, question: str, session: str | None
         for number, citation in enumerate(document["citations"], start=1):
             print(f"  [{number}] {citation['title']} ({citation['source']})")
         calls = "cached" if document["cached"] else f"{document['usage']['llm_calls']} model calls"
-        print(f"-- {document['category']}/{document['language']}, {calls}, session {document['session_id']}")
+        print(
+            f"-- {document['category']}/{document['language']}, {calls}, session {document['session_id']}"
+        )
     return 0 if response["statusCode"] == 200 else 1
 
 

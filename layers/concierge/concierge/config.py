@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -86,7 +86,7 @@ def load(model: type[S], environ: Mapping[str, str] | None = None) -> S:
         raise ConfigurationError(f"invalid settings for {model.__name__}: {problems}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_settings(model: type[S]) -> S:
     """The process-wide settings of one group, read once (Lambda containers reuse them)."""
     return load(model)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -21,7 +21,7 @@ def parse_event(model: type[M], event: Any) -> M:
         raise InvalidStepInputError(f"{model.__name__}: invalid fields: {fields}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def retriever_for(index_uri: str) -> Any:
     from concierge.adapters.retrieval.local_index import load_index
 

@@ -26,11 +26,15 @@ def _step_metrics(step: str) -> EphemeralMetrics:
 def record_usage(usage: StepUsage) -> None:
     """Latency, tokens and cost of one step, as metrics, a trace annotation and a log line."""
     step_metrics = _step_metrics(usage.step)
-    step_metrics.add_metric(name="StepLatency", unit=MetricUnit.Milliseconds, value=usage.latency_ms)
+    step_metrics.add_metric(
+        name="StepLatency", unit=MetricUnit.Milliseconds, value=usage.latency_ms
+    )
     step_metrics.add_metric(name="LlmCalls", unit=MetricUnit.Count, value=usage.llm_calls)
     if usage.llm_calls:
         step_metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=usage.input_tokens)
-        step_metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens)
+        step_metrics.add_metric(
+            name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens
+        )
         step_metrics.add_metric(name="CostUsd", unit=MetricUnit.NoUnit, value=usage.cost_usd)
     step_metrics.flush_metrics()
     tracer.put_annotation(key="step", value=usage.step)

@@ -6,7 +6,7 @@ Templates use `$name` placeholders (string.Template) so JSON examples need no es
 from __future__ import annotations
 
 import tomllib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from string import Template
 
@@ -35,7 +35,7 @@ class Prompt(BaseModel):
         return Template(self.template).safe_substitute(values)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_prompt(name: str) -> Prompt:
     with (PROMPTS_DIR / f"{name}.toml").open("rb") as handle:
         return Prompt(name=name, **tomllib.load(handle))

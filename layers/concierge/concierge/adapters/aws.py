@@ -7,7 +7,7 @@ files — so the factory adds only what Concierge needs on top, and caches clien
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
@@ -16,7 +16,7 @@ from botocore.config import Config
 _USER_AGENT = "concierge/0.1"
 
 
-@lru_cache(maxsize=None)
+@cache
 def aws_client(service: str, read_timeout: float | None = None) -> Any:
     """A cached client. `read_timeout` suits model calls that must fit the request budget."""
     options: dict[str, Any] = {"user_agent_extra": _USER_AGENT}

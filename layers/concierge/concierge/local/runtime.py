@@ -129,7 +129,10 @@ class LocalRuntime:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -213,9 +216,10 @@ class LocalRuntime:
         snapshot: dict[str, list[dict[str, Any]]] = json.loads(self.state_path.read_text("utf-8"))
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         for logical_id, items in snapshot.items():
-            name = self.table_names.get(logical_id)
-            for item in items if name else []:
-                dynamodb.put_item(TableName=name, Item=item)
+            # A table the template no longer has is ignored, not recreated.
+            if (name := self.table_names.get(logical_id)) is not None:
+                for item in items:
+                    dynamodb.put_item(TableName=name, Item=item)
 
     # -- building the emulated resources ---------------------------------------------------
     def _set_environment(self, values: Mapping[str, str], force: bool = False) -> None:
@@ -251,11 +255,16 @@ class LocalRuntime:
 
     def _create_state_machine(self, function_arns: dict[str, str]) -> None:
         spec = cfn.state_machine(self.template, self.root)
-        values = {name: self._resolve(value, function_arns) for name, value in spec.substitutions.items()}
+        values = {
+            name: self._resolve(value, function_arns) for name, value in spec.substitutions.items()
+        }
         definition = cfn.substitute(spec.definition_path.read_text(encoding="utf-8"), values)
         json.loads(definition)  # a bad substitution fails here, not mid-request
         created = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-            name="concierge-local-chat", definition=definition, roleArn=self._role_arn, type="EXPRESS"
+            name="concierge-local-chat",
+            definition=definition,
+            roleArn=self._role_arn,
+            type="EXPRESS",
         )
         self.state_machine_arn = created["stateMachineArn"]
 
@@ -276,8 +285,13 @@ class LocalRuntime:
     def _make_invoke(self) -> Callable[..., bytes]:
         by_name = self._handlers
 
-        def invoke(
-            backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+        def invoke(  # noqa: PLR0917 - the signature of the moto method it replaces
+            backend: Any,
+            function_name: str,
+            qualifier: Any,
+            body: Any,
+            headers: Any,
+            response_headers: Any,
         ) -> bytes:
             name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
             handler = next((h for n, h in by_name.values() if n == name), None)
@@ -286,7 +300,7 @@ class LocalRuntime:
             event = json.loads(body) if body else {}
             try:
                 result = handler(event, _LambdaContext(name, self._arn(name)))
-            except Exception as error:  # noqa: BLE001 - reported to Step Functions as Lambda does
+            except Exception as error:
                 response_headers["x-amz-function-error"] = "Unhandled"
                 return json.dumps(
                     {"errorType": type(error).__name__, "errorMessage": str(error)}

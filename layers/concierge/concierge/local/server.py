@@ -18,7 +18,9 @@ from concierge.local.runtime import LocalRuntime
 MAX_GATEWAY_BODY = 10 * 1024 * 1024
 
 
-def http_api_event(method: str, target: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+def http_api_event(
+    method: str, target: str, headers: dict[str, str], body: bytes
+) -> dict[str, Any]:
     parts = urlsplit(target)
     try:
         text, encoded = body.decode("utf-8"), False
@@ -59,7 +61,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         if length > MAX_GATEWAY_BODY:
-            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Entity Too Large"})
+            self._reply(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Entity Too Large"}
+            )
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else b""
@@ -84,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         # Access lines carry no body, so they hold no personal data.
         if self.server.access_log:
             super().log_message(format, *args)
@@ -93,7 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
 class LocalApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, runtime: LocalRuntime, host: str, port: int, access_log: bool = True) -> None:
+    def __init__(
+        self, runtime: LocalRuntime, host: str, port: int, access_log: bool = True
+    ) -> None:
         super().__init__((host, port), _Handler)
         self.runtime = runtime
         self.access_log = access_log

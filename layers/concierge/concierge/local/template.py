@@ -28,7 +28,7 @@ def _construct_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str
     return {f"Fn::{suffix}": value}
 
 
-_CfnLoader.add_multi_constructor("!", _construct_tag)  # type: ignore[no-untyped-call]
+_CfnLoader.add_multi_constructor("!", _construct_tag)
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -67,7 +67,9 @@ def functions(template: dict[str, Any], root: Path) -> list[FunctionSpec]:
         FunctionSpec(
             logical_id=logical_id,
             code_dir=root / resource["Properties"]["CodeUri"],
-            handler=resource["Properties"].get("Handler", globals_.get("Handler", "app.lambda_handler")),
+            handler=resource["Properties"].get(
+                "Handler", globals_.get("Handler", "app.lambda_handler")
+            ),
         )
         for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items()
     ]

@@ -21,7 +21,9 @@ def answer(request: AnswerInput, model: ChatModel) -> AnswerOutput:
     prompt = load_prompt("answer")
     if not request.passages:
         # Nothing to ground an answer in: say so without paying for a model call.
-        return _no_answer(request.language, prompt.no_answer, StepUsage(step="answer", model=model.spec))
+        return _no_answer(
+            request.language, prompt.no_answer, StepUsage(step="answer", model=model.spec)
+        )
     numbered = "\n\n".join(
         f"[{number}] {passage.title}\n{passage.text}"
         for number, passage in enumerate(request.passages, start=1)

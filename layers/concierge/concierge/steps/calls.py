@@ -22,6 +22,7 @@ def call_model(
     model: ChatModel,
     task: Task,
     prompt: Prompt,
+    *,
     inputs: dict[str, Any],
     deadline_ms: int,
     system_values: dict[str, str] | None = None,

@@ -30,7 +30,9 @@ class _ModelClassification(BaseModel):
         return value.strip().lower()
 
 
-def classify(request: ClassifyInput, settings: ClassifySettings, model: ChatModel) -> Classification:
+def classify(
+    request: ClassifyInput, settings: ClassifySettings, model: ChatModel
+) -> Classification:
     prompt = load_prompt("classify")
     categories = {name: prompt.categories.get(name, name) for name in settings.categories}
     reply, usage = call_model(

@@ -16,5 +16,5 @@ def retrieve(request: RetrieveInput, retriever: Retriever, limit: int) -> Retrie
     for name, search_filter in attempts:
         passages = retriever.search(request.question, search_filter, limit)
         if passages:
-            return Retrieval(passages=passages, filter_used=name)  # type: ignore[arg-type]
+            return Retrieval(passages=passages, filter_used=name)
     return Retrieval(passages=[], filter_used="none")

@@ -20,9 +20,45 @@ OFFLINE_SPEC = "offline"
 
 # Words that make a question lean on earlier turns.
 _ANAPHORA = frozenset(
-    "it its they them those these that this one ones he she his her their "
-    "ellos ellas eso esa ese esos esas esto lo la los las cual cuales "
-    "es sie ihr ihre diese dieser dieses davon".split()
+    [
+        "it",
+        "its",
+        "they",
+        "them",
+        "those",
+        "these",
+        "that",
+        "this",
+        "one",
+        "ones",
+        "he",
+        "she",
+        "his",
+        "her",
+        "their",
+        "ellos",
+        "ellas",
+        "eso",
+        "esa",
+        "ese",
+        "esos",
+        "esas",
+        "esto",
+        "lo",
+        "la",
+        "los",
+        "las",
+        "cual",
+        "cuales",
+        "es",
+        "sie",
+        "ihr",
+        "ihre",
+        "diese",
+        "dieser",
+        "dieses",
+        "davon",
+    ]
 )
 _MAX_ANSWER_SENTENCES = 3
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from concierge.adapters.llm.port import ChatModel
 from concierge.errors import ConfigurationError
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_for(spec: str) -> ChatModel:
     provider, _, model_id = spec.partition(":")
     if provider == "offline":

@@ -98,7 +98,9 @@ def load_index(uri: str, s3_client: Any | None = None) -> LocalIndex:
         try:
             body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except s3_client.exceptions.NoSuchKey as exc:
-            raise IndexNotFoundError(f"no index at {uri}: upload one with `concierge index`") from exc
+            raise IndexNotFoundError(
+                f"no index at {uri}: upload one with `concierge index`"
+            ) from exc
         return LocalIndex(IndexFile.model_validate_json(body))
     path = Path(uri)
     if not path.is_file():
