@@ -85,6 +85,7 @@ build: $(SAM)
 	$(SAM) build
 
 deploy: build
+	@case "$(ENV)" in dev|staging|prod) ;; *) echo "ENV must be dev, staging or prod (got '$(ENV)')"; exit 2;; esac
 	$(SAM) deploy --config-env $(ENV)
 
 # --- benchmarks (never part of `make test`) ------------------------------------------------

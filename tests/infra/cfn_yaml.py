@@ -74,7 +74,8 @@ for _name in (*_FUNCTION_TAGS, "Ref", "Condition"):
 
 def load_template(path: Path) -> dict[str, Any]:
     """Parse a CloudFormation/SAM YAML template into plain dicts and lists."""
-    document = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)  # noqa: S506
+    # CfnLoader is a SafeLoader subclass: no arbitrary Python objects.
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)
     if not isinstance(document, dict) or "Resources" not in document:
         raise ValueError(f"{path} is not a CloudFormation template")
     return document
@@ -184,7 +185,9 @@ class Evaluator:
     def _function(self, key: str, args: Any) -> Any:
         if key == "Fn::If":
             name, when_true, when_false = args
-            chosen, other = (when_true, when_false) if self.condition(name) else (when_false, when_true)
+            chosen, other = (
+                (when_true, when_false) if self.condition(name) else (when_false, when_true)
+            )
             if self.strict:
                 self.resolve(other)
             return self.resolve(chosen)

@@ -64,9 +64,13 @@ def policy_templates(policies: list[Any]) -> Iterator[tuple[str, dict[str, Any]]
             yield name, arguments
 
 
-def resolved_policies(template: dict[str, Any], holder: str, parameters: dict[str, str]) -> list[Any]:
+def resolved_policies(
+    template: dict[str, Any], holder: str, parameters: dict[str, str]
+) -> list[Any]:
     evaluator = Evaluator(template, parameters, region=REGION, account_id=ACCOUNT, strict=True)
-    return as_list(evaluator.resolve(template["Resources"][holder]["Properties"].get("Policies", [])))
+    return as_list(
+        evaluator.resolve(template["Resources"][holder]["Properties"].get("Policies", []))
+    )
 
 
 def deployed_parameter_sets(samconfig: dict[str, Any]) -> list[dict[str, str]]:
@@ -87,7 +91,9 @@ def test_no_bedrock_or_dynamodb_action_is_granted_on_every_resource(
             for statement in statements(policies):
                 actions = as_list(statement.get("Action", []))
                 broad = "*" in as_list(statement["Resource"])
-                risky = [a for a in actions if a.split(":")[0] in {"bedrock", "dynamodb"} or a == "*"]
+                risky = [
+                    a for a in actions if a.split(":")[0] in {"bedrock", "dynamodb"} or a == "*"
+                ]
                 assert not (broad and risky), f"{holder} grants {risky} on '*' ({parameters})"
                 if broad:
                     assert set(actions) <= STAR_ONLY_ACTIONS, f"{holder} grants {actions} on '*'"
@@ -95,7 +101,9 @@ def test_no_bedrock_or_dynamodb_action_is_granted_on_every_resource(
                 assert "*" not in arguments.values(), f"{holder}: {name} is not scoped: {arguments}"
 
 
-def test_raw_template_has_no_wildcard_bedrock_or_dynamodb_resource(template: dict[str, Any]) -> None:
+def test_raw_template_has_no_wildcard_bedrock_or_dynamodb_resource(
+    template: dict[str, Any],
+) -> None:
     # Independent of any parameter values: no literal "*" next to a bedrock:/dynamodb: action.
     for holder, body in template["Resources"].items():
         for statement in statements(body.get("Properties", {})):
@@ -105,7 +113,9 @@ def test_raw_template_has_no_wildcard_bedrock_or_dynamodb_resource(template: dic
                 assert "*" not in as_list(statement["Resource"]), holder
 
 
-def bedrock_resources(template: dict[str, Any], holder: str, parameters: dict[str, str]) -> list[str] | None:
+def bedrock_resources(
+    template: dict[str, Any], holder: str, parameters: dict[str, str]
+) -> list[str] | None:
     granted = [
         statement
         for statement in statements(resolved_policies(template, holder, parameters))
@@ -172,15 +182,26 @@ def test_api_function_may_only_start_the_chat_state_machine(template: dict[str, 
 def test_retrieve_function_only_reads_the_knowledge_bucket(template: dict[str, Any]) -> None:
     policies = resolved_policies(template, "RetrieveFunction", {})
 
-    assert list(policy_templates(policies)) == [("S3ReadPolicy", {"BucketName": "<KnowledgeBucket>"})]
+    assert list(policy_templates(policies)) == [
+        ("S3ReadPolicy", {"BucketName": "<KnowledgeBucket>"})
+    ]
     assert list(statements(policies)) == []
 
 
 def test_state_machine_touches_only_its_functions_and_tables(template: dict[str, Any]) -> None:
     policies = resolved_policies(template, "ChatStateMachine", {})
 
-    invoked = {arguments["FunctionName"] for name, arguments in policy_templates(policies) if name == "LambdaInvokePolicy"}
-    assert invoked == {"<ClassifyFunction>", "<CondenseFunction>", "<RetrieveFunction>", "<AnswerFunction>"}
+    invoked = {
+        arguments["FunctionName"]
+        for name, arguments in policy_templates(policies)
+        if name == "LambdaInvokePolicy"
+    }
+    assert invoked == {
+        "<ClassifyFunction>",
+        "<CondenseFunction>",
+        "<RetrieveFunction>",
+        "<AnswerFunction>",
+    }
     table_access = {
         (action, statement["Resource"])
         for statement in statements(policies)
@@ -195,11 +216,21 @@ def test_state_machine_touches_only_its_functions_and_tables(template: dict[str,
     }
 
 
-def test_customer_key_use_is_granted_only_when_a_key_is_configured(template: dict[str, Any]) -> None:
+def test_customer_key_use_is_granted_only_when_a_key_is_configured(
+    template: dict[str, Any],
+) -> None:
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
     for holder in ("RetrieveFunction", "ChatStateMachine"):
-        without = [s for s in statements(resolved_policies(template, holder, {})) if "kms:" in str(s["Action"])]
-        with_key = [s for s in statements(resolved_policies(template, holder, {"KmsKeyArn": key})) if "kms:" in str(s["Action"])]
+        without = [
+            s
+            for s in statements(resolved_policies(template, holder, {}))
+            if "kms:" in str(s["Action"])
+        ]
+        with_key = [
+            s
+            for s in statements(resolved_policies(template, holder, {"KmsKeyArn": key}))
+            if "kms:" in str(s["Action"])
+        ]
         assert without == [], holder
         assert [s["Resource"] for s in with_key] == [key], holder

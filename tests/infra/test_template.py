@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,9 @@ def test_substitutions_are_function_arns_and_table_names_the_local_runtime_can_r
             assert template["Resources"][value["Ref"]]["Type"] == "AWS::DynamoDB::Table"
 
 
-def test_state_machine_is_express_traced_and_logs_without_execution_data(template: dict[str, Any]) -> None:
+def test_state_machine_is_express_traced_and_logs_without_execution_data(
+    template: dict[str, Any],
+) -> None:
     machine = the_state_machine(template)
 
     assert machine["Type"] == "EXPRESS"
@@ -104,7 +107,9 @@ def test_functions_are_the_expected_thin_handlers(template: dict[str, Any]) -> N
         assert function in defined, f"{source} does not define {function}"
 
 
-def test_every_function_runs_on_arm64_with_the_layer_and_active_tracing(template: dict[str, Any]) -> None:
+def test_every_function_runs_on_arm64_with_the_layer_and_active_tracing(
+    template: dict[str, Any],
+) -> None:
     globals_ = template["Globals"]["Function"]
 
     assert globals_["Runtime"] == "python3.11"
@@ -166,7 +171,9 @@ def test_http_api_has_narrow_cors_throttling_and_access_logs(template: dict[str,
     assert "sourceIp" not in api["AccessLogSettings"]["Format"]
 
 
-def test_each_function_can_load_its_settings_from_the_template_environment(template: dict[str, Any]) -> None:
+def test_each_function_can_load_its_settings_from_the_template_environment(
+    template: dict[str, Any],
+) -> None:
     # The package reads CONCIERGE_* variables into one settings model per handler: every
     # required setting must be set, every variable must be one the model knows, and the values
     # the template produces (defaults) must validate.
@@ -182,20 +189,29 @@ def test_each_function_can_load_its_settings_from_the_template_environment(templ
     evaluator = Evaluator(template)
     shared = evaluator.resolve(template["Globals"]["Function"]["Environment"]["Variables"])
     for name, model in models.items():
-        own = evaluator.resolve(template["Resources"][name]["Properties"]["Environment"]["Variables"])
+        own = evaluator.resolve(
+            template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        )
         expected = {config.ENV_PREFIX + field.upper() for field in model.model_fields}
         required = {
-            config.ENV_PREFIX + field.upper() for field, info in model.model_fields.items() if info.is_required()
+            config.ENV_PREFIX + field.upper()
+            for field, info in model.model_fields.items()
+            if info.is_required()
         }
         assert required <= set(own), f"{name} misses {sorted(required - set(own))}"
-        assert set(own) <= expected, f"{name} sets variables its settings ignore: {sorted(set(own) - expected)}"
+        assert set(own) <= expected, (
+            f"{name} sets variables its settings ignore: {sorted(set(own) - expected)}"
+        )
         config.load(model, {**shared, **own})
 
 
 def test_retrieve_reads_the_index_from_the_knowledge_bucket(template: dict[str, Any]) -> None:
     variables = template["Resources"]["RetrieveFunction"]["Properties"]["Environment"]["Variables"]
 
-    assert Evaluator(template).resolve(variables["CONCIERGE_INDEX_URI"]) == "s3://<KnowledgeBucket>/index/index.json"
+    assert (
+        Evaluator(template).resolve(variables["CONCIERGE_INDEX_URI"])
+        == "s3://<KnowledgeBucket>/index/index.json"
+    )
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -215,25 +231,39 @@ def test_tables_are_on_demand_with_ttl_pitr_and_literal_keys(
 
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert [(key["AttributeName"], key["KeyType"]) for key in properties["KeySchema"]] == keys
-    assert {(a["AttributeName"], a["AttributeType"]) for a in properties["AttributeDefinitions"]} == {
-        (name, "S") for name, _ in keys
-    }
+    assert {
+        (a["AttributeName"], a["AttributeType"]) for a in properties["AttributeDefinitions"]
+    } == {(name, "S") for name, _ in keys}
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert "TableName" not in properties
 
 
-@pytest.mark.parametrize("kms_key", ["", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"])
-def test_data_is_encrypted_with_the_customer_key_when_one_is_given(template: dict[str, Any], kms_key: str) -> None:
+@pytest.mark.parametrize(
+    "kms_key", ["", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+)
+def test_data_is_encrypted_with_the_customer_key_when_one_is_given(
+    template: dict[str, Any], kms_key: str
+) -> None:
     evaluator = Evaluator(template, {"KmsKeyArn": kms_key})
 
     for table in ("CacheTable", "HistoryTable"):
         sse = evaluator.resolve(template["Resources"][table]["Properties"]["SSESpecification"])
-        expected = {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_key} if kms_key else {"SSEEnabled": False}
+        expected = (
+            {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_key}
+            if kms_key
+            else {"SSEEnabled": False}
+        )
         assert sse == expected, table
     bucket = evaluator.resolve(template["Resources"]["KnowledgeBucket"]["Properties"])
-    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
-    assert rule == ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key} if kms_key else {"SSEAlgorithm": "AES256"})
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ]
+    assert rule == (
+        {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key}
+        if kms_key
+        else {"SSEAlgorithm": "AES256"}
+    )
 
 
 def test_knowledge_bucket_is_private_versioned_and_tls_only(template: dict[str, Any]) -> None:
@@ -248,7 +278,8 @@ def test_knowledge_bucket_is_private_versioned_and_tls_only(template: dict[str, 
         if body["Properties"]["Bucket"] == {"Ref": "KnowledgeBucket"}
     ]
     assert any(
-        statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        statement["Effect"] == "Deny"
+        and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         for policy in policies
         for statement in policy["PolicyDocument"]["Statement"]
     )
@@ -261,17 +292,59 @@ def test_alarms_watch_the_chain_the_api_function_and_the_http_api(template: dict
     watched = set()
     for body in resources(template, "AWS::CloudWatch::Alarm").values():
         properties = body["Properties"]
-        stats = [properties] + [m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m]
+        stats = [properties] + [
+            m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m
+        ]
         for metric in stats:
             if "MetricName" in metric:
                 watched.add((metric["Namespace"], metric["MetricName"]))
 
-    assert {("AWS/States", "ExecutionsFailed"), ("AWS/Lambda", "Errors"), ("AWS/ApiGateway", "5xx")} <= watched
+    assert {
+        ("AWS/States", "ExecutionsFailed"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/ApiGateway", "5xx"),
+    } <= watched
 
 
 def test_outputs_name_what_deployers_and_the_docs_use(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
 
-    assert set(outputs) >= {"ApiUrl", "StateMachineArn", "CacheTableName", "HistoryTableName", "KnowledgeBucketName"}
+    assert set(outputs) >= {
+        "ApiUrl",
+        "StateMachineArn",
+        "CacheTableName",
+        "HistoryTableName",
+        "KnowledgeBucketName",
+    }
     url = Evaluator(template).resolve(outputs["ApiUrl"]["Value"])
     assert url == "https://<ChatApi>.execute-api.eu-west-1.amazonaws.com/"
+
+
+def test_dashboard_body_is_json_over_the_metrics_the_package_emits(
+    template: dict[str, Any],
+) -> None:
+    # CloudFormation only sees a string: a stray comma or quote fails at deploy time.
+    body = json.loads(
+        Evaluator(template).resolve(
+            template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+        )
+    )
+
+    # Every Concierge metric on the dashboard is one the package emits (by name).
+    shown = set()
+    for widget in body["widgets"]:
+        namespace = None
+        for line in widget["properties"]["metrics"]:
+            if isinstance(line[0], str):
+                namespace = namespace if line[0] == "." else line[0]  # "." repeats the line above
+                if namespace == "Concierge":
+                    shown.add(line[1])
+            for item in line:
+                if isinstance(item, dict) and "expression" in item:
+                    shown.update(re.findall(r'MetricName="(\w+)"', item["expression"]))
+    emitted = (tools.REPO_ROOT / "layers/concierge/concierge/observability.py").read_text(
+        encoding="utf-8"
+    )
+    assert {"StepLatency", "LlmCalls", "CacheHit", "CacheMiss"} <= shown
+    assert {name for name in shown if f'"{name}"' not in emitted} == set()
+    assert all(widget["properties"]["region"] == "eu-west-1" for widget in body["widgets"])

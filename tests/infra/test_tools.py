@@ -52,10 +52,14 @@ def test_sam_build_produces_arm64_layer_and_functions(tmp_path: Path) -> None:
         [
             tools.sam(),
             "build",
-            "--template-file", tools.TEMPLATE,
-            "--build-dir", build_dir,
-            "--cache-dir", tmp_path / "cache",
-            "--config-file", tools.SAMCONFIG,
+            "--template-file",
+            tools.TEMPLATE,
+            "--build-dir",
+            build_dir,
+            "--cache-dir",
+            tmp_path / "cache",
+            "--config-file",
+            tools.SAMCONFIG,
         ],
         cwd=tmp_path,
         timeout=900,
@@ -64,15 +68,25 @@ def test_sam_build_produces_arm64_layer_and_functions(tmp_path: Path) -> None:
     # Then every function and the layer are built, the layer with the package and its
     # dependencies in `python/` and native code for aarch64
     assert result.returncode == 0, tools.describe(result)
-    for function in ("ApiFunction", "ClassifyFunction", "CondenseFunction", "RetrieveFunction", "AnswerFunction"):
+    for function in (
+        "ApiFunction",
+        "ClassifyFunction",
+        "CondenseFunction",
+        "RetrieveFunction",
+        "AnswerFunction",
+    ):
         assert (build_dir / function / "app.py").is_file(), f"{function} has no app.py in the build"
     layer = build_dir / "ConciergeLayer" / "python"
     assert (layer / "concierge" / "__init__.py").is_file()
-    assert list((layer / "concierge" / "prompts").glob("*.toml")), "the prompts are missing from the layer"
+    assert list((layer / "concierge" / "prompts").glob("*.toml")), (
+        "the prompts are missing from the layer"
+    )
     assert (layer / "pydantic").is_dir()
     assert (layer / "aws_lambda_powertools").is_dir()
     native = list((layer / "pydantic_core").glob("_pydantic_core*.so"))
     assert native, "pydantic_core has no compiled extension in the layer"
     assert all("aarch64" in path.name for path in native), f"not arm64 wheels: {native}"
     if not had_sam_dir:
-        assert not (tools.REPO_ROOT / ".aws-sam").exists(), "sam build wrote .aws-sam into the checkout"
+        assert not (tools.REPO_ROOT / ".aws-sam").exists(), (
+            "sam build wrote .aws-sam into the checkout"
+        )

@@ -36,7 +36,9 @@ def sam() -> Path:
 
 
 def asl_validator() -> Path:
-    return _require(REPO_ROOT / "node_modules" / ".bin" / "asl-validator", "asl-validator", "npm ci")
+    return _require(
+        REPO_ROOT / "node_modules" / ".bin" / "asl-validator", "asl-validator", "npm ci"
+    )
 
 
 def cfn_lint() -> Path:
@@ -48,7 +50,9 @@ def cfn_lint() -> Path:
     return _require(Path(found) if found else None, "cfn-lint", "make install")
 
 
-def run(args: list[str | Path], cwd: Path = REPO_ROOT, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str | Path], cwd: Path = REPO_ROOT, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run a tool to completion; SAM telemetry is off."""
     return subprocess.run(
         [str(arg) for arg in args],
