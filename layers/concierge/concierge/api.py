@@ -21,7 +21,7 @@ from concierge.cache_keys import cache_key
 from concierge.config import ApiSettings
 from concierge.models.http import ChatRequest, ChatResponse, ErrorDetail, ErrorResponse, Usage
 from concierge.models.state import ChainFailure, ChainInput, ChainOutput
-from concierge.observability import logger, record_cache_outcome
+from concierge.observability import logger, record_cache_outcome, record_response
 from concierge.prompt_library import prompt_versions
 
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
@@ -68,6 +68,12 @@ class ApiError(Exception):
 
 
 def handle(event: dict[str, Any], settings: ApiSettings, executor: ChainExecutor) -> dict[str, Any]:
+    response = _route(event, settings, executor)
+    record_response(response["statusCode"])
+    return response
+
+
+def _route(event: dict[str, Any], settings: ApiSettings, executor: ChainExecutor) -> dict[str, Any]:
     request_id = _request_id(event)
     method = event.get("requestContext", {}).get("http", {}).get("method", "")
     path = event.get("rawPath", "")

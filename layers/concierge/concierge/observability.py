@@ -51,3 +51,8 @@ def record_latency(step: str, latency_ms: float) -> None:
 def record_cache_outcome(hit: bool) -> None:
     """Counted by the api function, which sees every request's outcome."""
     metrics.add_metric(name="CacheHit" if hit else "CacheMiss", unit=MetricUnit.Count, value=1)
+
+
+def record_response(status: int) -> None:
+    """Responses by class (Status2xx, Status4xx, Status5xx): client mistakes vs our failures."""
+    metrics.add_metric(name=f"Status{status // 100}xx", unit=MetricUnit.Count, value=1)

@@ -69,4 +69,4 @@ class PollingExecutor:
             if time.monotonic() >= deadline:
                 return ExecutionResult(status="TIMED_OUT", error="States.Timeout")
             time.sleep(interval)
-            interval = min(interval * 1.5, 0.05)
+            interval = min(interval * 1.5, 0.01)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import threading
 import uuid
@@ -47,6 +48,11 @@ _TRUST_POLICY = json.dumps(
 _PASSTHROUGH = ["bedrock-runtime", "bedrock-agent-runtime", "sagemaker-runtime"]
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+# moto logs every failed evaluation at ERROR, including the ones the definition expects and
+# handles (IsPresent on a missing cache item, a caught step failure). The chain's outcome is
+# reported by the execution result and the api function's logs instead.
+_EMULATOR_EVALUATION_LOGGER = "moto.stepfunctions.parser.asl.component.eval_component"
 
 
 def local_environment(index_path: Path, kb_version: str) -> dict[str, str]:
@@ -137,6 +143,7 @@ class LocalRuntime:
         self.stop()
 
     def start(self) -> None:
+        logging.getLogger(_EMULATOR_EVALUATION_LOGGER).setLevel(logging.CRITICAL)
         self._set_environment(self._defaults)
         self._set_environment(self._overrides, force=True)
         uses_real_models = any(

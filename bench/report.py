@@ -1,0 +1,321 @@
+"""The Markdown report: header, latency tables, import tables."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import imports, latency
+from bench.stats import ratio
+
+COMMAND = "make bench"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
+    """A Markdown table; `align` has one letter per column, `l` or `r` (default: r after the first)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    rule = ["---:" if letter == "r" else "---" for letter in align]
+    lines = [headers, rule, *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def ms(value: float, digits: int = 1) -> str:
+    return "n/a" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def times(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def header(started: datetime, total_seconds: float) -> str:
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return "\n".join(
+        [
+            "# Concierge benchmarks",
+            "",
+            f"- Date: {started.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+            f"- Machine: `{platform.platform()}`, {_cpu_model()}, {os.cpu_count()} logical CPUs",
+            f"- Python: {python} (`{Path(sys.executable).name}` from the project's `.venv`)",
+            f"- Command: `{COMMAND}` (runs `.venv/bin/python -m bench.run` from the repository root)",
+            f"- Whole run: {total_seconds:.0f} s",
+            "",
+            "> Figures are from **one run on a shared, noisy machine**. Absolute milliseconds move",
+            "> between runs and machines; the **ratios** (hit/miss, handler/deps) are the meaningful part.",
+        ]
+    )
+
+
+_LABELS = {
+    latency.MISS: "miss (first turn, new question)",
+    latency.FOLLOW_UP: "follow-up (2nd turn: Parallel classify + condense)",
+    latency.HIT: "hit (same question again, `cached: true`)",
+}
+
+
+def _latency_rows(result: latency.LatencyResult, execution: bool) -> list[list[str]]:
+    rows = []
+    for kind in latency.KINDS:
+        summary = result.execution_summary(kind) if execution else result.summary(kind)
+        rows.append(
+            [
+                _LABELS[kind],
+                str(summary.n),
+                ms(summary.p50_ms),
+                ms(summary.p95_ms),
+                ms(summary.mean_ms),
+                ms(summary.min_ms),
+                ms(summary.max_ms),
+                f"{result.mean_model_calls(kind):.1f}",
+            ]
+        )
+    return rows
+
+
+def latency_section(result: latency.LatencyResult) -> str:
+    miss, follow, hit = (result.summary(kind) for kind in latency.KINDS)
+    miss_x, follow_x, hit_x = (result.execution_summary(kind) for kind in latency.KINDS)
+    hit_ratio = ratio(hit.p50_ms, miss.p50_ms)
+    headers = ["request", "n", "p50 (ms)", "p95 (ms)", "mean (ms)", "min (ms)", "max (ms)"]
+    headers.append("model calls")
+    return "\n".join(
+        [
+            "## 1. Local full-chain latency (offline models) vs cache hit",
+            "",
+            f"One `LocalRuntime` over the sample index ({result.index_chunks} chunks, built in "
+            f"{result.index_seconds * 1000:.0f} ms; runtime start {result.startup_seconds:.2f} s), "
+            f"{result.warm_up_requests} warm-up requests (questions written for the benchmark), "
+            f"then {result.questions} distinct first-turn questions from "
+            "`knowledge/sample/qa.jsonl`. Each is asked once (miss), again in a new session (hit, "
+            "`cached: true` checked), and followed up in its first session (follow-up). The three "
+            "kinds are pipelined and their order rotated, so noise falls on all of them. Timed "
+            "with `time.perf_counter()` around `runtime.api(event)`.",
+            *_ungrounded_note(result),
+            "",
+            "### End to end (`runtime.api(event)`, what a client of the local API sees)",
+            "",
+            table(headers, _latency_rows(result, execution=False)),
+            "",
+            f"- **hit / miss p50 = {hit_ratio:.2f}** (a cache hit takes {hit_ratio:.0%} of a "
+            f"miss's time; {ratio(1, hit_ratio):.2f}x faster)",
+            f"- follow-up / miss p50 = {ratio(follow.p50_ms, miss.p50_ms):.2f}",
+            "",
+            "### Inside the emulator (the execution's own startDate to stopDate)",
+            "",
+            "The local `api` function starts the execution and polls DescribeExecution with a "
+            "5 ms sleep growing 1.5x per poll up to 50 ms, so the end-to-end figures above land on "
+            "that poll grid (about 154, 204, 254 ms after the start). The emulator's own "
+            "timestamps (1 ms resolution, read after each request, outside the timing) show the "
+            "chain without the polling:",
+            "",
+            table(headers, _latency_rows(result, execution=True)),
+            "",
+            f"- **hit / miss p50 = {ratio(hit_x.p50_ms, miss_x.p50_ms):.2f}** inside the emulator",
+            f"- follow-up / miss p50 = {ratio(follow_x.p50_ms, miss_x.p50_ms):.2f}",
+            f"- polling and API overhead at p50: miss {ms(miss.p50_ms - miss_x.p50_ms)} ms, "
+            f"follow-up {ms(follow.p50_ms - follow_x.p50_ms)} ms, "
+            f"hit {ms(hit.p50_ms - hit_x.p50_ms)} ms",
+            "",
+            "What the numbers contain: moto's Step Functions emulator interpreting "
+            "`statemachine/chat.asl.json`, the real handlers called in-process, DynamoDB in "
+            "memory, and the `offline` model, which costs almost nothing. So a miss here is "
+            "emulator and handler overhead plus BM25 retrieval, not model time; against Bedrock a "
+            "miss is dominated by the model and a hit is far cheaper in proportion. A hit is "
+            "still not cheap locally: moto parses the state machine definition again (ANTLR) for "
+            "every execution and builds a new boto3 client for every task state, DynamoDB and "
+            "Lambda alike, so the fixed cost of an execution dominates both paths.",
+        ]
+    )
+
+
+def _ungrounded_note(result: latency.LatencyResult) -> list[str]:
+    if not result.ungrounded:
+        return []
+    quoted = "; ".join(f"“{text}”" for text in result.ungrounded)
+    return [
+        "",
+        f"Set aside: {len(result.ungrounded)} of the {result.candidates} questions got an "
+        f"ungrounded answer (no citations) from the offline model, which by design is not "
+        f"cached, so they cannot hit: {quoted}.",
+    ]
+
+
+def _import_rows(result: imports.ImportResult, environment: str) -> list[list[str]]:
+    measured = result.measured[environment]
+    deps = measured[imports.DEPS].median_ms
+    deps_init = measured[imports.DEPS_INIT].median_ms
+    flagged = result.flagged()
+    rows = []
+    for step in imports.STEPS:
+        entry = measured[step]
+        bad = [name for name in entry.loaded if name in imports.MUST_NOT_LOAD]
+        rows.append(
+            [
+                f"`functions/{step}/app.py`",
+                str(len(entry.seconds)),
+                ms(entry.median_ms),
+                ms(entry.min_ms),
+                ms(entry.median_ms - deps),
+                times(ratio(entry.median_ms, deps)),
+                ms(entry.median_ms - deps_init),
+                str(entry.modules),
+                ", ".join(f"`{name}`" for name in entry.loaded if name not in imports.MUST_NOT_LOAD)
+                or "-",
+                ("**BUG: " + ", ".join(bad) + "**")
+                if bad
+                else ("ok" if step not in flagged else "see other env"),
+            ]
+        )
+    return rows
+
+
+def imports_section(result: imports.ImportResult) -> str:
+    headers = [
+        "handler",
+        "n",
+        "median (ms)",
+        "min (ms)",
+        "handler - deps (ms)",
+        "handler / deps",
+        "handler - deps+instances (ms)",
+        "modules",
+        "heavy modules loaded",
+        "moto / yaml / concierge.local",
+    ]
+    baseline_rows = []
+    for name in imports.BASELINES:
+        plain = result.measured[imports.PLAIN][name]
+        in_lambda = result.measured[imports.IN_LAMBDA][name]
+        baseline_rows.append(
+            [
+                name,
+                str(len(plain.seconds)),
+                ms(plain.median_ms),
+                ms(in_lambda.median_ms),
+                str(plain.modules),
+                ", ".join(f"`{n}`" for n in plain.loaded) or "-",
+            ]
+        )
+    flagged = result.flagged()
+    if flagged:
+        verdict = "**BUG** — a Lambda handler imports the offline stack: " + "; ".join(
+            f"`{step}` loads {', '.join(f'`{n}`' for n in names)}"
+            for step, names in flagged.items()
+        )
+    else:
+        verdict = "no handler pulls in `moto`, `yaml` or `concierge.local` at import."
+    loaded = {
+        environment: {
+            name for step in imports.STEPS for name in result.measured[environment][step].loaded
+        }
+        for environment in imports.ENVIRONMENTS
+    }
+    states = []
+    for name in ("boto3", "botocore", "aws_xray_sdk", "requests"):
+        where = [environment for environment in imports.ENVIRONMENTS if name in loaded[environment]]
+        if not where:
+            state = "not loaded"
+        elif len(where) == len(imports.ENVIRONMENTS):
+            state = "loaded"
+        else:
+            state = "loaded only in the " + " and ".join(where) + " environment"
+        states.append(f"`{name}` {state}")
+    verdict += " Other heavy packages after a handler import: " + "; ".join(states) + "."
+    parts = [
+        "## 2. Handler cold import vs bare dependencies",
+        "",
+        f"Each figure is the median of {result.runs} fresh interpreters (`python -c`), timing only "
+        "the import with `time.perf_counter()`: the handler loaded from `functions/<step>/app.py` "
+        "as module `app` with its folder first on `sys.path`, or the bare dependencies "
+        "(`import boto3, pydantic` + `from aws_lambda_powertools import Logger, Metrics, Tracer`). "
+        "Runs are interleaved round by round after one discarded run per target (bytecode and OS "
+        "file cache warm — a real Lambda cold start also pays for reading the package from disk). "
+        "`handler - deps` subtracts the bare-import median; `handler - deps+instances` subtracts the "
+        "baseline that also creates `Logger()`, `Metrics()` and `Tracer()`, as "
+        "`concierge.observability` does.",
+        "",
+        "### Plain environment (`POWERTOOLS_SERVICE_NAME=concierge`, `AWS_DEFAULT_REGION=us-east-1`)",
+        "",
+        table(headers, _import_rows(result, imports.PLAIN), "lrrrrrrrll"),
+        "",
+        "### In-Lambda environment (the same plus `LAMBDA_TASK_ROOT`)",
+        "",
+        "With `LAMBDA_TASK_ROOT` set, Powertools enables the Tracer (and auto-patches libraries) "
+        "and the X-Ray SDK uses its local sampler instead of building X-Ray clients for "
+        "centralised sampling — this is what a deployed function does at import. (The X-Ray SDK "
+        "touches `/tmp/.aws-xray/initialized` in this mode.)",
+        "",
+        table(headers, _import_rows(result, imports.IN_LAMBDA), "lrrrrrrrll"),
+        "",
+        "### Baselines",
+        "",
+        table(
+            ["baseline", "n", "plain median (ms)", "in-Lambda median (ms)", "modules", "loaded"],
+            baseline_rows,
+            "lrrrrl",
+        ),
+        "",
+        f"Offline stack in handlers: {verdict}",
+        "",
+        _attribution(result),
+    ]
+    return "\n".join(parts)
+
+
+def _attribution(result: imports.ImportResult) -> str:
+    steps = [step for step in imports.STEPS if step in result.attribution]
+    if not steps:
+        return ""
+    totals: dict[str, float] = {}
+    for step in steps:
+        for package, value in result.attribution[step].items():
+            totals[package] = totals.get(package, 0.0) + value
+    top = sorted(totals, key=lambda name: -totals[name])[:10]
+    rows = [
+        [f"`{package}`", *(ms(result.attribution[step].get(package, 0.0)) for step in steps)]
+        for package in top
+    ]
+    rows.append(
+        ["**all packages**", *(ms(sum(result.attribution[step].values())) for step in steps)]
+    )
+    return "\n".join(
+        [
+            "### Where the import time goes",
+            "",
+            "Self time summed by top-level package from one `python -X importtime` run per handler "
+            "(plain environment; importtime inflates totals, read the shares). Module-level work "
+            "counts as its module's self time — e.g. `aws_xray_sdk.core` creating its global "
+            "recorder, whose default sampler builds botocore X-Ray clients (loading endpoint and "
+            "service JSON) at import.",
+            "",
+            table(["package", *steps], rows),
+        ]
+    )
+
+
+def render(
+    started: datetime,
+    total_seconds: float,
+    latency_result: latency.LatencyResult,
+    import_result: imports.ImportResult,
+) -> str:
+    sections = [
+        header(started, total_seconds),
+        latency_section(latency_result),
+        imports_section(import_result),
+    ]
+    return "\n\n".join(sections) + "\n"
