@@ -198,3 +198,28 @@ def test_the_chain_input_carries_a_deadline_inside_the_budget() -> None:
     assert payload["deadline_ms"] > 0
     assert payload["turn_key"].endswith("#abc123")
     assert len(payload["now_epoch_seconds"]) == 10
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash() -> None:
+    status, document, executor = _call("[" * 30_000 + "]" * 30_000)
+    assert status == 400
+    assert document["error"]["code"] == "invalid_json"
+    assert executor.payloads == []
+
+
+def test_a_json_body_in_utf16_is_refused() -> None:
+    body = json.dumps({"question": "What do you sell?"}).encode("utf-16")
+    executor = FakeExecutor(ExecutionResult(status="SUCCEEDED", output=ANSWERED))
+    event = {**_event(None), "body": body}
+    assert handle(event, SETTINGS, executor)["statusCode"] == 400
+
+
+def test_an_unexpected_error_still_answers_in_the_error_shape() -> None:
+    class BrokenExecutor:
+        def run(self, name: str, payload: dict[str, Any], timeout_s: float) -> ExecutionResult:
+            raise RuntimeError("connection reset")
+
+    response = handle(_event(json.dumps({"question": "q"})), SETTINGS, BrokenExecutor())
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"])["error"]["code"] == "internal_error"
+    assert "connection reset" not in response["body"]

@@ -68,7 +68,12 @@ class ApiError(Exception):
 
 
 def handle(event: dict[str, Any], settings: ApiSettings, executor: ChainExecutor) -> dict[str, Any]:
-    response = _route(event, settings, executor)
+    try:
+        response = _route(event, settings, executor)
+    except Exception:
+        # The last line of defence: whatever broke, the client gets the contract's error shape.
+        logger.exception("unhandled error in the api function")
+        response = _error(*_INTERNAL, _request_id(event))
     record_response(response["statusCode"])
     return response
 
@@ -104,9 +109,10 @@ def parse_chat_request(event: dict[str, Any], max_body_bytes: int) -> ChatReques
     if len(raw) > max_body_bytes:
         raise ApiError(413, "payload_too_large", f"The body is larger than {max_body_bytes} bytes.")
     try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ApiError(400, "invalid_json", "The body must be a JSON object.") from None
+        # Decoded strictly first: json.loads(bytes) would also accept UTF-16 and UTF-32.
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ApiError(400, "invalid_json", "The body must be a UTF-8 JSON object.") from None
     if not isinstance(document, dict):
         raise ApiError(400, "invalid_json", "The body must be a JSON object.")
     try:

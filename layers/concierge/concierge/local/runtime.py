@@ -46,6 +46,7 @@ _TRUST_POLICY = json.dumps(
 )
 # Real model providers are reached directly, not emulated.
 _PASSTHROUGH = ["bedrock-runtime", "bedrock-agent-runtime", "sagemaker-runtime"]
+_REAL_PROVIDERS = ("bedrock:",)
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -146,8 +147,9 @@ class LocalRuntime:
         logging.getLogger(_EMULATOR_EVALUATION_LOGGER).setLevel(logging.CRITICAL)
         self._set_environment(self._defaults)
         self._set_environment(self._overrides, force=True)
+        # Only a real provider needs real credentials; an unknown spec fails in its step.
         uses_real_models = any(
-            not os.environ[f"CONCIERGE_{step}_MODEL"].startswith("offline")
+            os.environ[f"CONCIERGE_{step}_MODEL"].startswith(_REAL_PROVIDERS)
             for step in ("CLASSIFY", "CONDENSE", "ANSWER")
         )
         self._mock = mock_aws(

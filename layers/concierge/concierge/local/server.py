@@ -42,6 +42,10 @@ def http_api_event(
     }
 
 
+def _gateway_error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "request_id": uuid.uuid4().hex}}
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: LocalApiServer
     protocol_version = "HTTP/1.1"

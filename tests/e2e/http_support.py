@@ -1,0 +1,216 @@
+"""Helpers for the end-to-end tests: a real local server, a stdlib HTTP client, and the
+checks every reply of the public contract must pass."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from concierge.local.runtime import LocalRuntime
+from concierge.local.server import LocalApiServer
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+# Generous: one chat request takes well under a second; this only stops a hung test.
+REQUEST_TIMEOUT_S = 30.0
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+CHAT_KEYS = {
+    "answer",
+    "citations",
+    "category",
+    "language",
+    "cached",
+    "session_id",
+    "request_id",
+    "usage",
+}
+CITATION_KEYS = {"source", "title", "snippet"}
+USAGE_KEYS = {"llm_calls", "input_tokens", "output_tokens", "cost_usd"}
+ERROR_DETAIL_KEYS = {"code", "message", "request_id"}
+NOT_FOUND_ANSWER = "could not find"
+# Words that only appear in a body when internals leak: stack traces, exception names.
+LEAK_MARKERS = ("Traceback", 'File "', "Error:", "Exception")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP response as a client sees it."""
+
+    status: int
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class ChatApi:
+    """A client of the Concierge HTTP API, on the stdlib only; one connection per request."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT_S)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            data = response.read()
+            names = {name.lower(): value for name, value in response.getheaders()}
+            return Reply(status=response.status, headers=names, body=data)
+        finally:
+            connection.close()
+
+    def post_raw(self, body: bytes, content_type: str = "application/json") -> Reply:
+        return self.request("POST", "/chat", body, {"content-type": content_type})
+
+    def post_json(self, document: Any) -> Reply:
+        return self.post_raw(json.dumps(document).encode("utf-8"))
+
+    def chat(self, question: str, session_id: str | None = None) -> Reply:
+        document: dict[str, Any] = {"question": question}
+        if session_id is not None:
+            document["session_id"] = session_id
+        return self.post_json(document)
+
+    def ask(self, question: str, session_id: str | None = None) -> dict[str, Any]:
+        """Ask and expect a well-formed answer; the parsed body."""
+        reply = self.chat(question, session_id)
+        return assert_chat_reply(reply)
+
+
+@contextmanager
+def serving(runtime: LocalRuntime) -> Iterator[ChatApi]:
+    """The local API server on an ephemeral port of 127.0.0.1, in a background thread."""
+    server = LocalApiServer(runtime, HOST, 0, access_log=False)
+    thread = threading.Thread(target=server.serve_forever, name="concierge-e2e-api", daemon=True)
+    thread.start()
+    try:
+        yield ChatApi(HOST, server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+# -- what the emulated AWS account holds (only while the runtime is active) ----------------
+def history_items(runtime: LocalRuntime) -> list[dict[str, Any]]:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    items: list[dict[str, Any]] = dynamodb.scan(TableName=runtime.table_names["HistoryTable"])[
+        "Items"
+    ]
+    return items
+
+
+def empty_tables(runtime: LocalRuntime) -> None:
+    """Delete every item of every emulated table (history, cache): a fresh start."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for name in runtime.table_names.values():
+        keys = [
+            part["AttributeName"]
+            for part in dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]
+        ]
+        for page in dynamodb.get_paginator("scan").paginate(TableName=name):
+            for item in page["Items"]:
+                dynamodb.delete_item(TableName=name, Key={key: item[key] for key in keys})
+
+
+def executions(runtime: LocalRuntime) -> list[dict[str, Any]]:
+    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    found: list[dict[str, Any]] = stepfunctions.list_executions(
+        stateMachineArn=runtime.state_machine_arn
+    )["executions"]
+    return found
+
+
+# -- the contract's checks ---------------------------------------------------------------
+def assert_json_without_internals(reply: Reply) -> None:
+    content_type = reply.headers.get("content-type", "")
+    assert content_type.split(";")[0].strip() == "application/json", content_type
+    for marker in LEAK_MARKERS:
+        assert marker not in reply.text, f"{marker!r} leaked into the body: {reply.text[:300]}"
+
+
+def assert_chat_reply(reply: Reply) -> dict[str, Any]:
+    """A 200 whose body has exactly the public fields, with their types; the parsed body."""
+    assert reply.status == 200, reply.body[:500]
+    assert_json_without_internals(reply)
+    body = reply.json()
+    assert set(body) == CHAT_KEYS
+    assert isinstance(body["answer"], str)
+    assert body["answer"].strip()
+    assert isinstance(body["category"], str)
+    assert isinstance(body["language"], str)
+    assert re.fullmatch(r"[a-z]{2}", body["language"]), body["language"]
+    assert isinstance(body["cached"], bool)
+    assert isinstance(body["session_id"], str)
+    assert SESSION_ID.match(body["session_id"]), body["session_id"]
+    assert isinstance(body["request_id"], str)
+    assert body["request_id"]
+    assert reply.headers.get("x-request-id") == body["request_id"]
+    assert isinstance(body["citations"], list)
+    for citation in body["citations"]:
+        assert set(citation) == CITATION_KEYS
+        assert all(isinstance(citation[key], str) for key in CITATION_KEYS)
+    usage = body["usage"]
+    assert set(usage) == USAGE_KEYS
+    for key in ("llm_calls", "input_tokens", "output_tokens"):
+        assert type(usage[key]) is int, (key, usage[key])
+        assert usage[key] >= 0
+    assert isinstance(usage["cost_usd"], int | float)
+    assert not isinstance(usage["cost_usd"], bool)
+    assert usage["cost_usd"] >= 0
+    return body
+
+
+def assert_error_reply(reply: Reply, status: int, code: str | None = None) -> dict[str, Any]:
+    """The error shape `{"error": {"code", "message", "request_id"}}`; the inner object."""
+    assert reply.status == status, (reply.status, reply.body[:500])
+    assert_json_without_internals(reply)
+    body = reply.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == ERROR_DETAIL_KEYS
+    assert all(isinstance(error[key], str) and error[key] for key in ERROR_DETAIL_KEYS)
+    if code is not None:
+        assert error["code"] == code
+    assert reply.headers.get("x-request-id") == error["request_id"]
+    return dict(error)
+
+
+def sources(body: dict[str, Any]) -> list[str]:
+    return [citation["source"] for citation in body["citations"]]
+
+
+def json_body_of_size(size: int, filler: str = "x") -> bytes:
+    """A valid chat request of exactly `size` bytes: a real question plus an ignored field
+    padded with `filler` (which may be a multi-byte character)."""
+    head = b'{"question": "What do you sell?", "padding": "'
+    tail = b'"}'
+    room = size - len(head) - len(tail)
+    unit = filler.encode("utf-8")
+    count, remainder = divmod(room, len(unit))
+    body = head + unit * count + b"x" * remainder + tail
+    assert len(body) == size
+    json.loads(body)
+    return body
