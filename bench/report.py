@@ -117,8 +117,8 @@ def latency_section(result: latency.LatencyResult) -> str:
             "### Inside the emulator (the execution's own startDate to stopDate)",
             "",
             "The local `api` function starts the execution and polls DescribeExecution with a "
-            "5 ms sleep growing 1.5x per poll up to 50 ms, so the end-to-end figures above land on "
-            "that poll grid (about 154, 204, 254 ms after the start). The emulator's own "
+            "5 ms sleep growing 1.5x per poll up to 10 ms, so the end-to-end figures above carry "
+            "up to about 10 ms of polling on top of the execution. The emulator's own "
             "timestamps (1 ms resolution, read after each request, outside the timing) show the "
             "chain without the polling:",
             "",
