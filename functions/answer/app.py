@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from concierge.adapters.llm.registry import model_for
+from concierge.adapters.llm.registry import route_for
 from concierge.config import AnswerSettings, get_settings
 from concierge.handlers import parse_event
 from concierge.models.state import AnswerInput
@@ -16,6 +16,9 @@ from concierge.steps.answer import answer
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings(AnswerSettings)
-    result = answer(parse_event(AnswerInput, event), model_for(settings.answer_model))
+    result = answer(
+        parse_event(AnswerInput, event),
+        route_for("answer", settings.answer_model, settings.answer_fallbacks),
+    )
     record_usage(result.usage)
     return result.model_dump(mode="json")

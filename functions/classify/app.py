@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from concierge.adapters.llm.registry import model_for
+from concierge.adapters.llm.registry import route_for
 from concierge.config import ClassifySettings, get_settings
 from concierge.handlers import parse_event
 from concierge.models.state import ClassifyInput
@@ -17,7 +17,9 @@ from concierge.steps.classify import classify
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings(ClassifySettings)
     result = classify(
-        parse_event(ClassifyInput, event), settings, model_for(settings.classify_model)
+        parse_event(ClassifyInput, event),
+        settings,
+        route_for("classify", settings.classify_model, settings.classify_fallbacks),
     )
     record_usage(result.usage)
     return result.model_dump(mode="json")

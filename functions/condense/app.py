@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from concierge.adapters.llm.registry import model_for
+from concierge.adapters.llm.registry import route_for
 from concierge.config import CondenseSettings, get_settings
 from concierge.handlers import parse_event
 from concierge.models.state import CondenseInput
@@ -17,7 +17,9 @@ from concierge.steps.condense import condense
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings(CondenseSettings)
     result = condense(
-        parse_event(CondenseInput, event), settings, model_for(settings.condense_model)
+        parse_event(CondenseInput, event),
+        settings,
+        route_for("condense", settings.condense_model, settings.condense_fallbacks),
     )
     record_usage(result.usage)
     return result.model_dump(mode="json")

@@ -10,7 +10,7 @@ from concierge.steps.answer import answer, cite
 from concierge.steps.classify import classify
 from concierge.steps.condense import condense, history_from_items
 from concierge.steps.retrieve import retrieve
-from fakes import ScriptedModel
+from fakes import ScriptedModel, route_of
 
 SETTINGS = ClassifySettings(classify_model="scripted", categories=("products", "pricing"))
 
@@ -31,7 +31,9 @@ def test_classify_accepts_valid_model_output() -> None:
         ['{"category": "Pricing", "language": "ES", "translated_question": "How much?"}']
     )
     result = classify(
-        ClassifyInput(request_id="r", question="¿Cuánto?", deadline_ms=_deadline()), SETTINGS, model
+        ClassifyInput(request_id="r", question="¿Cuánto?", deadline_ms=_deadline()),
+        SETTINGS,
+        route_of(model),
     )
     assert (result.category, result.language, result.translated_question) == (
         "pricing",
@@ -44,7 +46,9 @@ def test_classify_accepts_valid_model_output() -> None:
 def test_classify_finds_json_wrapped_in_prose() -> None:
     model = ScriptedModel(['Sure! {"category": "products", "language": "en"} Hope that helps.'])
     result = classify(
-        ClassifyInput(request_id="r", question="Tents?", deadline_ms=_deadline()), SETTINGS, model
+        ClassifyInput(request_id="r", question="Tents?", deadline_ms=_deadline()),
+        SETTINGS,
+        route_of(model),
     )
     assert result.category == "products"
 
@@ -58,24 +62,45 @@ def test_invalid_model_output_falls_back_instead_of_failing(reply: str) -> None:
     result = classify(
         ClassifyInput(request_id="r", question=question, deadline_ms=_deadline()),
         SETTINGS,
-        ScriptedModel([reply]),
+        route_of(ScriptedModel([reply, reply])),
     )
     assert result.category == "general"
     assert result.language == "es"  # detected from the question itself
+    assert (result.usage.repairs, result.usage.defaulted, result.usage.llm_calls) == (1, True, 2)
+
+
+def test_an_unusable_reply_is_re_asked_once_with_the_problem() -> None:
+    model = ScriptedModel(
+        ['{"category": "weather", "language": "en"}', '{"category": "pricing", "language": "en"}']
+    )
+    result = classify(
+        ClassifyInput(request_id="r", question="How much?", deadline_ms=_deadline()),
+        SETTINGS,
+        route_of(model),
+    )
+    assert result.category == "pricing"
+    assert (result.usage.repairs, result.usage.defaulted) == (1, False)
+    assert "category must be one of products, pricing" in model.requests[1].prompt
 
 
 def test_no_model_call_is_started_after_the_deadline() -> None:
     model = ScriptedModel(["{}"])
     with pytest.raises(BudgetExceededError):
         classify(
-            ClassifyInput(request_id="r", question="q", deadline_ms=_deadline(-1)), SETTINGS, model
+            ClassifyInput(request_id="r", question="q", deadline_ms=_deadline(-1)),
+            SETTINGS,
+            route_of(model),
         )
     assert model.requests == []
 
 
 def test_the_remaining_budget_is_passed_to_the_model() -> None:
     model = ScriptedModel(['{"category": "products", "language": "en"}'])
-    classify(ClassifyInput(request_id="r", question="q", deadline_ms=_deadline(7)), SETTINGS, model)
+    classify(
+        ClassifyInput(request_id="r", question="q", deadline_ms=_deadline(7)),
+        SETTINGS,
+        route_of(model),
+    )
     assert 6 < model.requests[0].timeout_s <= 7
 
 
@@ -94,7 +119,7 @@ def test_condense_without_history_makes_no_model_call() -> None:
     result = condense(
         CondenseInput(request_id="r", question="What?", deadline_ms=_deadline(), history_items=[]),
         CondenseSettings(condense_model="scripted"),
-        model,
+        route_of(model),
     )
     assert result.question == "What?"
     assert result.usage.llm_calls == 0
@@ -110,7 +135,7 @@ def test_condense_sends_the_conversation_and_uses_the_rewrite() -> None:
             history_items=[_item("Do you sell tents?", "Yes.")],
         ),
         CondenseSettings(condense_model="scripted"),
-        model,
+        route_of(model),
     )
     assert result.question == "Which tent is the cheapest?"
     assert "Do you sell tents?" in model.requests[0].prompt
@@ -125,7 +150,7 @@ def test_an_empty_rewrite_keeps_the_original_question() -> None:
             history_items=[_item("q", "a")],
         ),
         CondenseSettings(condense_model="scripted"),
-        ScriptedModel(["   "]),
+        route_of(ScriptedModel(["   "])),
     )
     assert result.question == "And that?"
 
@@ -175,7 +200,7 @@ def test_no_passages_means_a_localised_no_answer_without_a_model_call() -> None:
         AnswerInput(
             request_id="r", question="q", language="es", passages=[], deadline_ms=_deadline()
         ),
-        model,
+        route_of(model),
     )
     assert result.answer.startswith("No he encontrado")
     assert result.cacheable is False
@@ -192,7 +217,7 @@ def test_the_model_saying_no_answer_is_not_cached() -> None:
             passages=[_passage("a.md")],
             deadline_ms=_deadline(),
         ),
-        ScriptedModel(["NO_ANSWER"]),
+        route_of(ScriptedModel(["NO_ANSWER"])),
     )
     assert result.answer.startswith("Dazu habe ich")
     assert result.cacheable is False
@@ -208,7 +233,7 @@ def test_the_answer_is_asked_for_in_the_users_language() -> None:
             passages=[_passage("a.md")],
             deadline_ms=_deadline(),
         ),
-        model,
+        route_of(model),
     )
     assert '"es"' in model.requests[0].system
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import cache
-from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Json, ValidationError
 
 from concierge.errors import ConfigurationError
 
@@ -38,21 +37,28 @@ class ApiSettings(_Settings):
     kb_version: str = "1"
 
 
-class ClassifySettings(_Settings):
-    classify_model: str
-    categories: tuple[str, ...]
-    default_category: str = "general"
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
-    @field_validator("categories", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+
+# "a, b,,c" -> ("a", "b", "c"); an empty string is an empty list.
+CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_separated)]
+
+
+class ClassifySettings(_Settings):
+    # Model specs: `offline`, `bedrock:<id>`, `sagemaker:<endpoint>:<messages|inputs>`,
+    # `openai:<model>`. The fallbacks are tried in order when the primary is unavailable.
+    classify_model: str
+    classify_fallbacks: CommaList = ()
+    categories: CommaList
+    default_category: str = "general"
 
 
 class CondenseSettings(_Settings):
     condense_model: str
+    condense_fallbacks: CommaList = ()
     history_turns: int = Field(default=6, ge=1, le=50)
 
 
@@ -64,6 +70,31 @@ class RetrieveSettings(_Settings):
 
 class AnswerSettings(_Settings):
     answer_model: str
+    answer_fallbacks: CommaList = ()
+
+
+class Price(_Settings):
+    """USD per 1,000 tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class ModelRuntimeSettings(_Settings):
+    """How model calls are made, whichever step makes them."""
+
+    # Attempts on one model before handing over to the next in the route (1 = no retry).
+    model_attempts: int = Field(default=2, ge=1, le=5)
+    retry_base_delay_ms: int = Field(default=200, ge=0)
+    retry_max_delay_ms: int = Field(default=2_000, ge=0)
+    # Extra prices or overrides of prices.toml, as JSON: {"<spec>": {"input": 0.003, "output": 0.015}}.
+    model_prices: Json[dict[str, Price]] | None = None
+    openai_base_url: str = "http://127.0.0.1:11434/v1"
+    openai_api_key: str | None = None
+    bedrock_guardrail_id: str | None = None
+    bedrock_guardrail_version: str = "DRAFT"
+    # `optimized` asks Bedrock for latency-optimised inference where the model offers it.
+    bedrock_latency: Literal["standard", "optimized"] = "standard"
 
 
 S = TypeVar("S", bound=_Settings)
@@ -90,8 +121,3 @@ def load(model: type[S], environ: Mapping[str, str] | None = None) -> S:
 def get_settings(model: type[S]) -> S:
     """The process-wide settings of one group, read once (Lambda containers reuse them)."""
     return load(model)
-
-
-def repository_root() -> Path:
-    """The checkout this package runs from, when installed in editable mode (local runs only)."""
-    return Path(__file__).resolve().parents[3]

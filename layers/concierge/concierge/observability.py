@@ -36,6 +36,14 @@ def record_usage(usage: StepUsage) -> None:
             name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens
         )
         step_metrics.add_metric(name="CostUsd", unit=MetricUnit.NoUnit, value=usage.cost_usd)
+    # Outcomes worth an alarm: each is counted, zero included, so dashboards show rates.
+    step_metrics.add_metric(name="ModelRetries", unit=MetricUnit.Count, value=usage.retries)
+    step_metrics.add_metric(name="ModelFallbacks", unit=MetricUnit.Count, value=usage.fallbacks)
+    if usage.step == "classify":
+        step_metrics.add_metric(name="OutputRepairs", unit=MetricUnit.Count, value=usage.repairs)
+        step_metrics.add_metric(name="OutputDefaulted", unit=MetricUnit.Count, value=int(usage.defaulted))
+    if usage.llm_calls and not usage.priced:
+        step_metrics.add_metric(name="UnpricedCalls", unit=MetricUnit.Count, value=usage.llm_calls)
     step_metrics.flush_metrics()
     tracer.put_annotation(key="step", value=usage.step)
     tracer.put_annotation(key="model", value=usage.model)

@@ -22,6 +22,7 @@ class Prompt(BaseModel):
     version: str
     system: str
     template: str
+    repair: str = ""
     max_tokens: int = Field(gt=0)
     temperature: float = Field(ge=0, le=1)
     top_p: float = Field(gt=0, le=1)
@@ -33,6 +34,9 @@ class Prompt(BaseModel):
 
     def render(self, **values: str) -> str:
         return Template(self.template).safe_substitute(values)
+
+    def render_repair(self, prompt: str, problem: str) -> str:
+        return Template(self.repair).safe_substitute(prompt=prompt, problem=problem)
 
 
 @cache

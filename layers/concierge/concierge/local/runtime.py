@@ -25,7 +25,7 @@ from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from concierge.adapters.aws import reset_clients
-from concierge.adapters.llm.registry import model_for
+from concierge.adapters.llm.registry import route_for
 from concierge.config import get_settings
 from concierge.handlers import retriever_for
 from concierge.local import template as cfn
@@ -323,5 +323,5 @@ def _forget_cached_state() -> None:
     """Clients, settings and adapters are cached per process; a new runtime needs new ones."""
     reset_clients()
     get_settings.cache_clear()
-    model_for.cache_clear()
+    route_for.cache_clear()
     retriever_for.cache_clear()

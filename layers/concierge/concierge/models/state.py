@@ -19,7 +19,8 @@ class _State(BaseModel):
 
 
 class StepUsage(_State):
-    """What one step spent on models. `model` is the adapter spec, e.g. `offline` or `bedrock:…`."""
+    """What one step spent on models, and how it went. `model` is the adapter spec that answered
+    (e.g. `offline`, `bedrock:…`); with a fallback it is not the primary."""
 
     step: str
     model: str
@@ -30,6 +31,31 @@ class StepUsage(_State):
     latency_ms: int = 0
     # True when token counts are estimated rather than reported by the provider.
     estimated: bool = False
+    # False when a model had no price in the table: its cost is counted as 0.
+    priced: bool = True
+    # Failed attempts that were retried, and hand-overs to the next model of the route.
+    retries: int = 0
+    fallbacks: int = 0
+    # Invalid structured output that was re-asked (repairs) or replaced by a default (defaulted).
+    repairs: int = 0
+    defaulted: bool = False
+
+    def plus(self, other: StepUsage) -> StepUsage:
+        """Two calls of one step as one usage (e.g. classify and its repair re-ask)."""
+        return self.model_copy(
+            update={
+                "model": other.model,
+                "llm_calls": self.llm_calls + other.llm_calls,
+                "input_tokens": self.input_tokens + other.input_tokens,
+                "output_tokens": self.output_tokens + other.output_tokens,
+                "cost_usd": round(self.cost_usd + other.cost_usd, 8),
+                "latency_ms": self.latency_ms + other.latency_ms,
+                "estimated": self.estimated or other.estimated,
+                "priced": self.priced and other.priced,
+                "retries": self.retries + other.retries,
+                "fallbacks": self.fallbacks + other.fallbacks,
+            }
+        )
 
 
 class ChainInput(_State):

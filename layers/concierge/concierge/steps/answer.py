@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 
-from concierge.adapters.llm.port import ChatModel
 from concierge.models.http import Citation
 from concierge.models.state import AnswerInput, AnswerOutput, Passage, StepUsage
 from concierge.prompt_library import load_prompt
-from concierge.steps.calls import call_model
+from concierge.steps.calls import ModelRoute, call_model
 
 NO_ANSWER = "NO_ANSWER"
 _MARKER = re.compile(r"\[(\d{1,2})\]")
@@ -17,31 +16,34 @@ _REPEATED_MARKER = re.compile(r"(\[\d+\])(?:\s*\1)+")
 _SNIPPET_CHARS = 240
 
 
-def answer(request: AnswerInput, model: ChatModel) -> AnswerOutput:
+def answer(request: AnswerInput, route: ModelRoute) -> AnswerOutput:
     prompt = load_prompt("answer")
     if not request.passages:
         # Nothing to ground an answer in: say so without paying for a model call.
         return _no_answer(
-            request.language, prompt.no_answer, StepUsage(step="answer", model=model.spec)
+            request.language, prompt.no_answer, StepUsage(step="answer", model=route.spec)
         )
     numbered = "\n\n".join(
         f"[{number}] {passage.title}\n{passage.text}"
         for number, passage in enumerate(request.passages, start=1)
     )
     reply, usage = call_model(
-        model,
+        route,
         "answer",
         prompt,
+        system=prompt.render_system(language=request.language),
+        user=prompt.render(passages=numbered, question=request.question),
         inputs={
             "question": request.question,
             "language": request.language,
             "passages": [p.model_dump() for p in request.passages],
         },
         deadline_ms=request.deadline_ms,
-        system_values={"language": request.language},
-        prompt_values={"passages": numbered, "question": request.question},
     )
     text = reply.text.strip()
+    if reply.refused:
+        # A guardrail's message is shown as it is, and never cached.
+        return AnswerOutput(answer=text, citations=[], cacheable=False, usage=usage)
     if not text or text.startswith(NO_ANSWER):
         return _no_answer(request.language, prompt.no_answer, usage)
     text, citations = cite(text, request.passages)

@@ -25,10 +25,24 @@ _TIMEOUTS = frozenset(("modeltimeoutexception",))
 
 
 class BedrockConverseModel:
-    def __init__(self, model_id: str, client: Any | None = None) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        client: Any | None = None,
+        *,
+        guardrail_id: str | None = None,
+        guardrail_version: str = "DRAFT",
+        latency: str = "standard",
+    ) -> None:
         self.model_id = model_id
         self.spec = f"bedrock:{model_id}"
         self._client = client
+        self._guardrail = (
+            {"guardrailIdentifier": guardrail_id, "guardrailVersion": guardrail_version}
+            if guardrail_id
+            else None
+        )
+        self._latency = latency
 
     def _runtime(self, timeout_s: float) -> Any:
         if self._client is not None:
@@ -44,13 +58,18 @@ class BedrockConverseModel:
         }
         if request.stop_sequences:
             inference["stopSequences"] = list(request.stop_sequences)
+        arguments: dict[str, Any] = {
+            "modelId": self.model_id,
+            "system": [{"text": request.system}],
+            "messages": [{"role": "user", "content": [{"text": request.prompt}]}],
+            "inferenceConfig": inference,
+        }
+        if self._guardrail:
+            arguments["guardrailConfig"] = self._guardrail
+        if self._latency == "optimized":
+            arguments["performanceConfig"] = {"latency": "optimized"}
         try:
-            response = self._runtime(request.timeout_s).converse(
-                modelId=self.model_id,
-                system=[{"text": request.system}],
-                messages=[{"role": "user", "content": [{"text": request.prompt}]}],
-                inferenceConfig=inference,
-            )
+            response = self._runtime(request.timeout_s).converse(**arguments)
         except ClientError as exc:
             raise _translate(exc, self.spec) from exc
         except ReadTimeoutError as exc:
@@ -64,6 +83,8 @@ class BedrockConverseModel:
             model=self.spec,
             input_tokens=usage.get("inputTokens", 0),
             output_tokens=usage.get("outputTokens", 0),
+            # The text is then the guardrail's own blocked message.
+            refused=response.get("stopReason") == "guardrail_intervened",
         )
 
 

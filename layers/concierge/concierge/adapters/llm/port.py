@@ -36,6 +36,8 @@ class ModelReply(BaseModel):
     output_tokens: int
     # True when token counts are estimated (the provider did not report them).
     estimated: bool = False
+    # True when a safety layer (a Bedrock guardrail) replaced the reply with its own message.
+    refused: bool = False
 
 
 class ChatModel(Protocol):

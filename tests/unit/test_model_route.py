@@ -1,0 +1,128 @@
+"""Routing a model call: retries with full jitter, fallbacks, fail-fast, budget and cost."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from concierge.config import Price
+from concierge.errors import (
+    BudgetExceededError,
+    ModelInvocationError,
+    ModelThrottledError,
+    ModelTimeoutError,
+)
+from concierge.models.state import StepUsage
+from concierge.pricing import PriceTable
+from concierge.prompt_library import load_prompt
+from concierge.steps.calls import ModelRoute, RetryPolicy, call_model
+from fakes import FlakyModel
+
+PRICES = PriceTable(
+    {"cheap": Price(input=0.001, output=0.002), "strong": Price(input=0.01, output=0.03)}
+)
+
+
+def _call(route: ModelRoute, seconds: float = 20.0) -> tuple[str, StepUsage]:
+    reply, usage = call_model(
+        route,
+        "answer",
+        load_prompt("answer"),
+        system="s",
+        user="u",
+        inputs={},
+        deadline_ms=int((time.time() + seconds) * 1000),
+    )
+    return reply.model, usage
+
+
+def _route(*models: FlakyModel, waits: list[float] | None = None, attempts: int = 2) -> ModelRoute:
+    return ModelRoute(
+        step="answer",
+        models=list(models),
+        prices=PRICES,
+        policy=RetryPolicy(attempts_per_model=attempts, base_delay_s=0.2, max_delay_s=2.0),
+        sleep=(waits if waits is not None else []).append,
+        rng=random.Random(7),
+    )
+
+
+def test_a_throttled_call_is_retried_on_the_same_model() -> None:
+    waits: list[float] = []
+    model = FlakyModel([ModelThrottledError("slow down")], spec="strong")
+    answered_by, usage = _call(_route(model, waits=waits))
+    assert answered_by == "strong"
+    assert usage.retries == 1 and usage.fallbacks == 0
+    assert len(waits) == 1 and 0 <= waits[0] <= 0.2  # full jitter: anywhere up to the backoff
+
+
+def test_when_a_model_stays_unavailable_the_next_one_answers() -> None:
+    primary = FlakyModel([ModelThrottledError("a"), ModelTimeoutError("b")], spec="strong")
+    fallback = FlakyModel([], spec="cheap")
+    answered_by, usage = _call(_route(primary, fallback))
+    assert answered_by == "cheap"
+    assert usage.fallbacks == 1 and usage.retries == 1
+    assert usage.model == "cheap"
+
+
+def test_a_client_error_fails_fast_without_trying_the_fallback() -> None:
+    primary = FlakyModel([ModelInvocationError("AccessDeniedException")], spec="strong")
+    fallback = FlakyModel([], spec="cheap")
+    with pytest.raises(ModelInvocationError):
+        _call(_route(primary, fallback))
+    assert fallback.timeouts == []
+
+
+def test_when_every_model_fails_the_last_retryable_error_is_raised() -> None:
+    route = _route(
+        FlakyModel([ModelThrottledError("1"), ModelThrottledError("2")], spec="strong"),
+        FlakyModel([ModelTimeoutError("3"), ModelTimeoutError("4")], spec="cheap"),
+    )
+    with pytest.raises(ModelTimeoutError, match="4"):
+        _call(route)
+
+
+def test_each_attempt_gets_the_remaining_budget_as_its_timeout() -> None:
+    model = FlakyModel([ModelThrottledError("x")], spec="strong")
+    _call(_route(model), seconds=10)
+    assert all(0 < timeout <= 10 for timeout in model.timeouts)
+    assert model.timeouts[1] <= model.timeouts[0]
+
+
+def test_no_call_starts_without_budget_left() -> None:
+    model = FlakyModel([], spec="strong")
+    with pytest.raises(BudgetExceededError):
+        _call(_route(model), seconds=0.2)
+    assert model.timeouts == []
+
+
+def test_a_retry_that_would_outlast_the_budget_goes_to_the_fallback_at_once() -> None:
+    waits: list[float] = []
+    primary = FlakyModel([ModelThrottledError("x")], spec="strong")
+    fallback = FlakyModel([], spec="cheap")
+    route = _route(primary, fallback, waits=waits)
+    route.policy = RetryPolicy(attempts_per_model=2, base_delay_s=30, max_delay_s=30)
+    route.rng = random.Random(0)  # a draw far above the 1 s left
+    answered_by, _ = _call(route, seconds=1.5)
+    assert answered_by == "cheap"
+    assert waits == []
+
+
+def test_cost_comes_from_the_price_table() -> None:
+    _, usage = _call(_route(FlakyModel([], spec="strong")))
+    assert usage.cost_usd == pytest.approx(1000 * 0.01 / 1000 + 500 * 0.03 / 1000)
+    assert usage.priced is True
+
+
+def test_a_model_without_a_price_is_counted_as_unpriced() -> None:
+    _, usage = _call(_route(FlakyModel([], spec="mystery")))
+    assert (usage.cost_usd, usage.priced) == (0.0, False)
+
+
+def test_inference_profiles_are_priced_as_their_base_model() -> None:
+    table = PriceTable()
+    base = table.cost("bedrock:anthropic.claude-3-haiku-20240307-v1:0", 1000, 1000)
+    assert table.cost("bedrock:eu.anthropic.claude-3-haiku-20240307-v1:0", 1000, 1000) == base
+    assert base == pytest.approx(0.0015)
