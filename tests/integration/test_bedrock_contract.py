@@ -91,3 +91,53 @@ def test_provider_errors_become_typed_errors(
     stubber.add_client_error("converse", service_error_code=code, http_status_code=400)
     with pytest.raises(error):
         BedrockConverseModel(MODEL_ID, client=client).generate(_request())
+
+
+def test_guardrail_and_latency_options_are_sent(runtime_client: tuple[Any, Stubber]) -> None:
+    client, stubber = runtime_client
+    stubber.add_response(
+        "converse",
+        {
+            "output": {
+                "message": {
+                    "role": "assistant",
+                    "content": [{"text": "Sorry, I can't help with that."}],
+                }
+            },
+            "stopReason": "guardrail_intervened",
+            "usage": {"inputTokens": 50, "outputTokens": 8, "totalTokens": 58},
+            "metrics": {"latencyMs": 120},
+        },
+        {
+            "modelId": MODEL_ID,
+            "system": [{"text": "Answer from the passages."}],
+            "messages": [{"role": "user", "content": [{"text": "Question: what do you sell?"}]}],
+            "inferenceConfig": {
+                "maxTokens": 800,
+                "temperature": 0.2,
+                "topP": 0.9,
+                "stopSequences": ["</answer>"],
+            },
+            "guardrailConfig": {"guardrailIdentifier": "gr-123", "guardrailVersion": "3"},
+            "performanceConfig": {"latency": "optimized"},
+        },
+    )
+    model = BedrockConverseModel(
+        MODEL_ID, client=client, guardrail_id="gr-123", guardrail_version="3", latency="optimized"
+    )
+    reply = model.generate(_request())
+    assert reply.refused is True
+    assert reply.text == "Sorry, I can't help with that."
+
+
+def test_connection_failures_are_retryable() -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    class Unreachable:
+        def converse(self, **kwargs: Any) -> Any:
+            raise EndpointConnectionError(
+                endpoint_url="https://bedrock-runtime.eu-west-1.amazonaws.com"
+            )
+
+    with pytest.raises(ModelThrottledError):
+        BedrockConverseModel(MODEL_ID, client=Unreachable()).generate(_request())

@@ -248,3 +248,22 @@ def test_citations_are_the_cited_documents_renumbered_in_order_of_mention() -> N
 def test_an_answer_without_markers_cites_the_top_passage() -> None:
     _, citations = cite("Plain answer.", [_passage("a.md"), _passage("b.md")])
     assert [c.source for c in citations] == ["a.md"]
+
+
+def test_a_guardrail_refusal_is_shown_but_never_cached() -> None:
+    class Guarded(ScriptedModel):
+        def generate(self, request):  # type: ignore[no-untyped-def]
+            return super().generate(request).model_copy(update={"refused": True})
+
+    result = answer(
+        AnswerInput(
+            request_id="r",
+            question="q",
+            language="en",
+            passages=[_passage("a.md")],
+            deadline_ms=_deadline(),
+        ),
+        route_of(Guarded(["I can't help with that."])),
+    )
+    assert result.answer == "I can't help with that."
+    assert (result.cacheable, result.citations) == (False, [])

@@ -80,6 +80,14 @@ class Price(_Settings):
     output: float = Field(ge=0)
 
 
+def _empty_is_none(value: object) -> object:
+    # CloudFormation cannot leave a variable out, only set it to "": read that as not set.
+    return None if value == "" else value
+
+
+OptionalText = Annotated[str | None, BeforeValidator(_empty_is_none)]
+
+
 class ModelRuntimeSettings(_Settings):
     """How model calls are made, whichever step makes them."""
 
@@ -88,10 +96,10 @@ class ModelRuntimeSettings(_Settings):
     retry_base_delay_ms: int = Field(default=200, ge=0)
     retry_max_delay_ms: int = Field(default=2_000, ge=0)
     # Extra prices or overrides of prices.toml, as JSON: {"<spec>": {"input": 0.003, "output": 0.015}}.
-    model_prices: Json[dict[str, Price]] | None = None
+    model_prices: Annotated[Json[dict[str, Price]] | None, BeforeValidator(_empty_is_none)] = None
     openai_base_url: str = "http://127.0.0.1:11434/v1"
-    openai_api_key: str | None = None
-    bedrock_guardrail_id: str | None = None
+    openai_api_key: OptionalText = None
+    bedrock_guardrail_id: OptionalText = None
     bedrock_guardrail_version: str = "DRAFT"
     # `optimized` asks Bedrock for latency-optimised inference where the model offers it.
     bedrock_latency: Literal["standard", "optimized"] = "standard"

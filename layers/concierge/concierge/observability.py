@@ -41,7 +41,9 @@ def record_usage(usage: StepUsage) -> None:
     step_metrics.add_metric(name="ModelFallbacks", unit=MetricUnit.Count, value=usage.fallbacks)
     if usage.step == "classify":
         step_metrics.add_metric(name="OutputRepairs", unit=MetricUnit.Count, value=usage.repairs)
-        step_metrics.add_metric(name="OutputDefaulted", unit=MetricUnit.Count, value=int(usage.defaulted))
+        step_metrics.add_metric(
+            name="OutputDefaulted", unit=MetricUnit.Count, value=int(usage.defaulted)
+        )
     if usage.llm_calls and not usage.priced:
         step_metrics.add_metric(name="UnpricedCalls", unit=MetricUnit.Count, value=usage.llm_calls)
     step_metrics.flush_metrics()

@@ -18,10 +18,16 @@ _USER_AGENT = "concierge/0.1"
 
 @cache
 def aws_client(service: str, read_timeout: float | None = None) -> Any:
-    """A cached client. `read_timeout` suits model calls that must fit the request budget."""
+    """A cached client. `read_timeout` suits model calls that must fit the request budget:
+    those clients make one attempt per call, because the model route retries and falls back
+    itself, within the budget, and SDK retries on top would outlast it."""
     options: dict[str, Any] = {"user_agent_extra": _USER_AGENT}
     if read_timeout is not None:
-        options.update(read_timeout=read_timeout, connect_timeout=min(read_timeout, 3.0))
+        options.update(
+            read_timeout=read_timeout,
+            connect_timeout=min(read_timeout, 3.0),
+            retries={"total_max_attempts": 1},
+        )
     return boto3.session.Session().client(service, config=Config(**options))  # type: ignore[call-overload]
 
 

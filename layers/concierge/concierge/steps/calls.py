@@ -117,13 +117,21 @@ def call_model(
                     retries += 1
                     route.sleep(delay)
                 continue
-            return reply, _usage(route, task, reply, started, retries, position)
+            return reply, _usage(
+                route, task, reply, started=started, retries=retries, fallbacks=position
+            )
     assert last_error is not None  # every model failed retryably
     raise last_error
 
 
 def _usage(
-    route: ModelRoute, task: Task, reply: ModelReply, started: float, retries: int, fallbacks: int
+    route: ModelRoute,
+    task: Task,
+    reply: ModelReply,
+    *,
+    started: float,
+    retries: int,
+    fallbacks: int,
 ) -> StepUsage:
     cost = route.prices.cost(reply.model, reply.input_tokens, reply.output_tokens)
     if cost is None:

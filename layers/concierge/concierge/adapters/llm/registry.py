@@ -65,5 +65,5 @@ def route_for(step: str, primary: str, fallbacks: Sequence[str] = ()) -> ModelRo
             base_delay_s=runtime.retry_base_delay_ms / 1000,
             max_delay_s=runtime.retry_max_delay_ms / 1000,
         ),
-        rng=random.Random(),
+        rng=random.Random(),  # noqa: S311 - jitter, not security
     )

@@ -1,0 +1,420 @@
+"""The SageMaker InvokeEndpoint contract, checked by botocore's Stubber against the service model."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.response import StreamingBody
+from botocore.stub import ANY, Stubber
+from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
+
+from concierge.adapters.llm import sagemaker
+from concierge.adapters.llm.port import ModelRequest, estimate_tokens
+from concierge.adapters.llm.sagemaker import SageMakerEndpointModel
+from concierge.errors import (
+    ConfigurationError,
+    ModelInvocationError,
+    ModelThrottledError,
+    ModelTimeoutError,
+)
+
+pytestmark = pytest.mark.integration
+
+ENDPOINT = "jumpstart-dft-hf-llm-mistral-7b-instruct"
+SYSTEM = "Answer from the passages."
+PROMPT = "Question: what do you sell?"
+RENDERED = f"{SYSTEM}\n\n{PROMPT}"
+OPERATION = "InvokeEndpoint"
+
+
+def _client(config: Config | None = None) -> Any:
+    return boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=config,
+    )
+
+
+class Runtime:
+    """A stubbed runtime client that also keeps the parameters of every call."""
+
+    def __init__(self) -> None:
+        self.client = _client()
+        self.stubber = Stubber(self.client)
+        self.calls: list[dict[str, Any]] = []
+        self.client.meta.events.register(
+            f"before-parameter-build.sagemaker-runtime.{OPERATION}", self._record
+        )
+
+    def _record(self, params: dict[str, Any], **kwargs: Any) -> None:
+        self.calls.append(dict(params))
+
+    def respond(self, payload: Any) -> None:
+        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
+        self.stubber.add_response(
+            "invoke_endpoint",
+            {
+                "Body": StreamingBody(io.BytesIO(raw), len(raw)),
+                "ContentType": "application/json",
+                "InvokedProductionVariant": "AllTraffic",
+            },
+            {
+                "EndpointName": ENDPOINT,
+                "ContentType": "application/json",
+                "Accept": "application/json",
+                "Body": ANY,
+            },
+        )
+
+    def sent_body(self) -> Any:
+        (call,) = self.calls
+        return json.loads(call["Body"])
+
+
+@pytest.fixture
+def runtime() -> Iterator[Runtime]:
+    stubbed = Runtime()
+    with stubbed.stubber:
+        yield stubbed
+        stubbed.stubber.assert_no_pending_responses()
+
+
+def _request(
+    temperature: float = 0.2, top_p: float = 0.9, stop: tuple[str, ...] = ("</answer>",)
+) -> ModelRequest:
+    return ModelRequest(
+        task="answer",
+        system=SYSTEM,
+        prompt=PROMPT,
+        max_tokens=800,
+        temperature=temperature,
+        top_p=top_p,
+        stop_sequences=stop,
+        timeout_s=20,
+    )
+
+
+def _chat_completion(text: str, usage: dict[str, int] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "lmi",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+# --- the "messages" family (LMI / TGI Messages API) ---
+
+
+def test_messages_request_and_reply(runtime: Runtime) -> None:
+    # Given an endpoint that reports usage
+    runtime.respond(
+        _chat_completion("We sell tents. [1]", {"prompt_tokens": 321, "completion_tokens": 12})
+    )
+    model = SageMakerEndpointModel(ENDPOINT, "messages", client=runtime.client)
+
+    # When the model generates
+    reply = model.generate(_request())
+
+    # Then the body is an OpenAI-style chat request
+    assert runtime.sent_body() == {
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": PROMPT},
+        ],
+        "max_tokens": 800,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop": ["</answer>"],
+    }
+    # And the reply carries the reported usage
+    assert reply.text == "We sell tents. [1]"
+    assert (reply.input_tokens, reply.output_tokens, reply.estimated) == (321, 12, False)
+    assert reply.model == f"sagemaker:{ENDPOINT}:messages" == model.spec
+
+
+def test_messages_without_stops_or_usage(runtime: Runtime) -> None:
+    runtime.respond(_chat_completion("We sell tents."))
+
+    reply = SageMakerEndpointModel(ENDPOINT, "messages", client=runtime.client).generate(
+        _request(stop=())
+    )
+
+    assert "stop" not in runtime.sent_body()
+    assert reply.estimated is True
+    assert reply.input_tokens == estimate_tokens(RENDERED)
+    assert reply.output_tokens == estimate_tokens("We sell tents.")
+
+
+# --- the "inputs" family (TGI / JumpStart text generation) ---
+
+
+def test_inputs_request(runtime: Runtime) -> None:
+    runtime.respond([{"generated_text": "We sell tents."}])
+
+    SageMakerEndpointModel(ENDPOINT, "inputs", client=runtime.client).generate(_request())
+
+    assert runtime.sent_body() == {
+        "inputs": RENDERED,
+        "parameters": {
+            "max_new_tokens": 800,
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "stop": ["</answer>"],
+            "return_full_text": False,
+        },
+    }
+
+
+def test_inputs_greedy_request_leaves_out_what_tgi_rejects(runtime: Runtime) -> None:
+    # TGI rejects temperature 0 and top_p 1.0: greedy decoding is asked for explicitly.
+    runtime.respond([{"generated_text": "Tents."}])
+
+    SageMakerEndpointModel(ENDPOINT, "inputs", client=runtime.client).generate(
+        _request(temperature=0.0, top_p=1.0, stop=())
+    )
+
+    assert runtime.sent_body() == {
+        "inputs": RENDERED,
+        "parameters": {"max_new_tokens": 800, "do_sample": False, "return_full_text": False},
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "tokens", "estimated"),
+    [
+        ([{"generated_text": "We sell tents."}], None, True),
+        ({"generated_text": "We sell tents."}, None, True),
+        (
+            [
+                {
+                    "generated_text": "We sell tents.",
+                    "details": {
+                        "finish_reason": "eos_token",
+                        "generated_tokens": 5,
+                        "prefill": [{"id": i, "text": "t", "logprob": None} for i in range(17)],
+                        "tokens": [],
+                    },
+                }
+            ],
+            (17, 5),
+            False,
+        ),
+        (
+            {
+                "generated_text": "We sell tents.",
+                "details": {"finish_reason": "length", "generated_tokens": 5, "prefill": []},
+            },
+            (estimate_tokens(RENDERED), 5),
+            True,
+        ),
+    ],
+    ids=["list", "dict", "list-with-details", "dict-with-details-no-prefill"],
+)
+def test_inputs_response_shapes(
+    runtime: Runtime, payload: Any, tokens: tuple[int, int] | None, estimated: bool
+) -> None:
+    runtime.respond(payload)
+
+    reply = SageMakerEndpointModel(ENDPOINT, "inputs", client=runtime.client).generate(_request())
+
+    assert reply.text == "We sell tents."
+    expected = tokens or (estimate_tokens(RENDERED), estimate_tokens("We sell tents."))
+    assert (reply.input_tokens, reply.output_tokens) == expected
+    assert reply.estimated is estimated
+
+
+@pytest.mark.parametrize(
+    ("payload_family", "body"),
+    [
+        ("inputs", {"outputs": "We sell tents."}),
+        ("inputs", []),
+        ("inputs", [{"generation": "We sell tents."}]),
+        ("inputs", {"generated_text": None}),
+        ("inputs", "We sell tents."),
+        ("inputs", b"<html>not json</html>"),
+        ("messages", {"choices": []}),
+        ("messages", {"generated_text": "We sell tents."}),
+        ("messages", b"\xff\xfe"),
+    ],
+)
+def test_unexpected_responses_are_invocation_errors(
+    runtime: Runtime, payload_family: Any, body: Any
+) -> None:
+    runtime.respond(body)
+
+    with pytest.raises(ModelInvocationError):
+        SageMakerEndpointModel(ENDPOINT, payload_family, client=runtime.client).generate(_request())
+
+
+# --- errors ---
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [
+        ("ThrottlingException", 400, ModelThrottledError),
+        ("throttlingexception", 400, ModelThrottledError),  # matched case-insensitively
+        ("ServiceUnavailable", 503, ModelThrottledError),
+        ("ServiceUnavailableException", 503, ModelThrottledError),
+        ("InternalFailure", 500, ModelThrottledError),
+        ("ModelNotReadyException", 429, ModelThrottledError),
+        ("InternalDependencyException", 530, ModelThrottledError),
+        ("ValidationError", 400, ModelInvocationError),
+        ("AccessDeniedException", 403, ModelInvocationError),
+        ("SomethingNew", 400, ModelInvocationError),
+    ],
+)
+def test_service_errors_become_typed_errors(
+    runtime: Runtime, code: str, status: int, error: type[Exception]
+) -> None:
+    runtime.stubber.add_client_error(
+        "invoke_endpoint", service_error_code=code, http_status_code=status
+    )
+
+    with pytest.raises(error) as raised:
+        SageMakerEndpointModel(ENDPOINT, "messages", client=runtime.client).generate(_request())
+
+    message = str(raised.value)
+    assert f"sagemaker:{ENDPOINT}:messages" in message
+    assert code.lower() in message.lower()
+    assert PROMPT not in message
+
+
+@pytest.mark.parametrize(
+    ("original_status", "error"),
+    [
+        (429, ModelThrottledError),
+        (500, ModelThrottledError),
+        (503, ModelThrottledError),
+        (408, ModelTimeoutError),
+        (400, ModelInvocationError),
+        (404, ModelInvocationError),
+    ],
+)
+def test_model_errors_follow_the_container_status(
+    runtime: Runtime, original_status: int, error: type[Exception]
+) -> None:
+    # A ModelError is the container's own failure: its status is a modeled field.
+    runtime.stubber.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ModelError",
+        service_message=f"Received client error from primary: {PROMPT}",
+        http_status_code=424,
+        modeled_fields={
+            "OriginalStatusCode": original_status,
+            "OriginalMessage": f"cannot handle {PROMPT}",
+        },
+    )
+
+    with pytest.raises(error) as raised:
+        SageMakerEndpointModel(ENDPOINT, "inputs", client=runtime.client).generate(_request())
+
+    message = str(raised.value)
+    assert f"sagemaker:{ENDPOINT}:inputs" in message
+    assert "modelerror" in message.lower()
+    assert PROMPT not in message
+
+
+@pytest.mark.parametrize(
+    ("error_meta", "error"),
+    [
+        ({"OriginalStatusCode": "503"}, ModelThrottledError),
+        ({"OriginalStatusCode": 408}, ModelTimeoutError),
+        ({}, ModelInvocationError),
+    ],
+    ids=["status-in-error", "timeout-in-error", "no-status"],
+)
+def test_model_error_status_in_the_error_section(
+    runtime: Runtime, error_meta: dict[str, Any], error: type[Exception]
+) -> None:
+    runtime.stubber.add_client_error(
+        "invoke_endpoint",
+        service_error_code="modelError",
+        http_status_code=424,
+        service_error_meta=error_meta,
+    )
+
+    with pytest.raises(error):
+        SageMakerEndpointModel(ENDPOINT, "messages", client=runtime.client).generate(_request())
+
+
+@pytest.mark.parametrize(
+    ("transport_error", "error"),
+    [
+        (ReadTimeoutError(endpoint_url="https://runtime.sagemaker"), ModelTimeoutError),
+        (ConnectTimeoutError(endpoint_url="https://runtime.sagemaker"), ModelTimeoutError),
+        (EndpointConnectionError(endpoint_url="https://runtime.sagemaker"), ModelThrottledError),
+    ],
+    ids=["read-timeout", "connect-timeout", "unreachable"],
+)
+def test_transport_errors_become_typed_errors(
+    transport_error: Exception, error: type[Exception]
+) -> None:
+    # A real client whose HTTP send fails; no SDK retries, so the error surfaces at once.
+    client = _client(Config(retries={"total_max_attempts": 1}))
+
+    def fail(**kwargs: Any) -> None:
+        raise transport_error
+
+    client.meta.events.register(f"before-send.sagemaker-runtime.{OPERATION}", fail)
+
+    with pytest.raises(error):
+        SageMakerEndpointModel(ENDPOINT, "messages", client=client).generate(_request())
+
+
+def test_body_read_timeout_is_a_timeout(runtime: Runtime) -> None:
+    # The response headers arrive, then the streamed body stalls.
+    class StalledStream(io.BytesIO):
+        def read(self, size: int | None = -1, /) -> bytes:
+            raise URLLib3ReadTimeoutError(None, "https://runtime.sagemaker", "Read timed out.")  # type: ignore[arg-type]
+
+    runtime.stubber.add_response(
+        "invoke_endpoint",
+        {"Body": StreamingBody(StalledStream(), 100), "ContentType": "application/json"},
+    )
+
+    with pytest.raises(ModelTimeoutError):
+        SageMakerEndpointModel(ENDPOINT, "messages", client=runtime.client).generate(_request())
+
+
+# --- client and configuration ---
+
+
+@pytest.mark.parametrize(("timeout_s", "read_timeout"), [(20.7, 20.0), (0.4, 1.0)])
+def test_default_client_read_timeout_fits_the_budget(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, timeout_s: float, read_timeout: float
+) -> None:
+    asked: list[tuple[str, float | None]] = []
+
+    def factory(service: str, read_timeout: float | None = None) -> Any:
+        asked.append((service, read_timeout))
+        return runtime.client
+
+    monkeypatch.setattr(sagemaker, "aws_client", factory)
+    runtime.respond(_chat_completion("Tents."))
+
+    SageMakerEndpointModel(ENDPOINT, "messages").generate(
+        _request().model_copy(update={"timeout_s": timeout_s})
+    )
+
+    assert asked == [("sagemaker-runtime", read_timeout)]
+
+
+def test_unknown_payload_family_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        SageMakerEndpointModel(ENDPOINT, "completions", client=_client())  # type: ignore[arg-type]
