@@ -6,8 +6,9 @@ long JSON forms (`{"Ref": …}`, `{"Fn::Sub": …}`), so tests can walk the docu
 `Evaluator` resolves the intrinsic functions the template uses (Ref, Sub, GetAtt, Select, Split,
 Join, If and the condition functions) for a given set of parameter values, the way
 CloudFormation would at deploy time. Resources resolve to placeholders (`<ChatApi>`,
-`<CacheTable.Arn>`), since nothing is deployed. It lets a test ask "what would this policy grant
-in prod?" without an AWS account.
+`<CacheTable.Arn>`), since nothing is deployed; a Ref or GetAtt to a resource whose `Condition`
+leaves it out fails, as the deploy would. It lets a test ask "what would this policy grant in
+prod?" without an AWS account.
 """
 
 from __future__ import annotations
@@ -131,6 +132,18 @@ class Evaluator:
             "AWS::StackId": f"arn:aws:cloudformation:{region}:{account_id}:stack/{stack_name}/id",
         }
         self._conditions: dict[str, bool] = {}
+        # > 0 while strict mode evaluates a branch CloudFormation would not take.
+        self._speculative = 0
+
+    def creates(self, logical_id: str) -> bool:
+        """Whether the resource is part of the stack for these parameters (its `Condition`)."""
+        condition = self.template["Resources"][logical_id].get("Condition")
+        return condition is None or self.condition(condition)
+
+    def _resource(self, logical_id: str, reference: str) -> str:
+        if not self._speculative and not self.creates(logical_id):
+            raise ValueError(f"{reference} of {logical_id}, which these parameters do not create")
+        return logical_id
 
     # -- conditions ------------------------------------------------------------------------
     def condition(self, name: str) -> bool:
@@ -179,7 +192,7 @@ class Evaluator:
         if name in self.parameters:
             return self.parameters[name]
         if name in self.template["Resources"]:
-            return f"<{name}>"
+            return f"<{self._resource(name, 'Ref')}>"
         raise KeyError(f"Ref to unknown name {name!r}")
 
     def _function(self, key: str, args: Any) -> Any:
@@ -189,7 +202,11 @@ class Evaluator:
                 (when_true, when_false) if self.condition(name) else (when_false, when_true)
             )
             if self.strict:
-                self.resolve(other)
+                self._speculative += 1
+                try:
+                    self.resolve(other)
+                finally:
+                    self._speculative -= 1
             return self.resolve(chosen)
         if key == "Fn::Sub":
             return self._sub(args)
@@ -197,7 +214,7 @@ class Evaluator:
             logical_id, attribute = args if isinstance(args, list) else args.split(".", 1)
             if logical_id not in self.template["Resources"]:
                 raise KeyError(f"GetAtt of unknown resource {logical_id!r}")
-            return f"<{logical_id}.{attribute}>"
+            return f"<{self._resource(logical_id, 'GetAtt')}.{attribute}>"
         if key == "Fn::Join":
             delimiter, values = args
             return delimiter.join(str(value) for value in self.resolve(values))
@@ -228,6 +245,7 @@ class Evaluator:
             if name in variables:
                 return str(variables[name])
             if "." in name and name.split(".", 1)[0] in self.template["Resources"]:
+                self._resource(name.split(".", 1)[0], "GetAtt")
                 return f"<{name}>"
             value = self._ref(name)
             if isinstance(value, list):

@@ -1,4 +1,5 @@
-"""Fixtures of the infra tests: the parsed template and samconfig."""
+"""Fixtures of the infra tests: the parsed template, samconfig and each environment's
+parameters as SAM CLI reads them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from infra.cfn_yaml import load_template
-from infra.tools import SAMCONFIG, TEMPLATE
+from infra.tools import ENVIRONMENTS, SAMCONFIG, TEMPLATE, sam_parameter_overrides
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +21,15 @@ def template() -> dict[str, Any]:
 def samconfig() -> dict[str, Any]:
     with SAMCONFIG.open("rb") as handle:
         return tomllib.load(handle)
+
+
+@pytest.fixture(scope="session")
+def env_parameters() -> dict[str, dict[str, str]]:
+    """Each environment's deploy overrides, as SAM CLI reads them from samconfig.toml."""
+    parsed = sam_parameter_overrides([(env, "deploy") for env in ENVIRONMENTS])
+    return {env: parsed[f"{env}.deploy"] for env in ENVIRONMENTS}
+
+
+@pytest.fixture(scope="session")
+def dev_sync_parameters() -> dict[str, str]:
+    return sam_parameter_overrides([("dev", "sync")])["dev.sync"]

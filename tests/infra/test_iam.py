@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from infra import routes
 from infra.cfn_yaml import Evaluator
+from infra.tools import ENVIRONMENTS
 
 pytestmark = pytest.mark.infra
 
@@ -21,11 +23,8 @@ ROLE_HOLDERS = (
     "AnswerFunction",
     "ChatStateMachine",
 )
-MODEL_PARAMETERS = {
-    "ClassifyFunction": "ClassifyModel",
-    "CondenseFunction": "CondenseModel",
-    "AnswerFunction": "AnswerModel",
-}
+MODEL_STEPS = ("ClassifyFunction", "CondenseFunction", "AnswerFunction")
+MODEL_ACTIONS = ("bedrock:", "sagemaker:")
 # Actions that have no resource-level permissions at all: "*" is the only possible Resource.
 STAR_ONLY_ACTIONS = {
     "logs:CreateLogDelivery",
@@ -67,32 +66,45 @@ def policy_templates(policies: list[Any]) -> Iterator[tuple[str, dict[str, Any]]
 def resolved_policies(
     template: dict[str, Any], holder: str, parameters: dict[str, str]
 ) -> list[Any]:
+    """The holder's Policies for these parameters; the stack's managed policies inlined.
+
+    A managed policy of this template appears as its PolicyDocument, so tests see the
+    statements the role really gets. The evaluator fails if a Ref points to a managed policy
+    the conditions do not create, as the deploy would.
+    """
     evaluator = Evaluator(template, parameters, region=REGION, account_id=ACCOUNT, strict=True)
-    return as_list(
+    resolved = as_list(
         evaluator.resolve(template["Resources"][holder]["Properties"].get("Policies", []))
     )
+    policies = []
+    for policy in resolved:
+        logical_id = policy[1:-1] if isinstance(policy, str) and policy.startswith("<") else None
+        resource = template["Resources"].get(logical_id or "", {})
+        if resource.get("Type") == "AWS::IAM::ManagedPolicy":
+            policies.append(evaluator.resolve(resource["Properties"]["PolicyDocument"]))
+        else:
+            policies.append(policy)
+    return policies
 
 
-def deployed_parameter_sets(samconfig: dict[str, Any]) -> list[dict[str, str]]:
+def deployed_parameter_sets(env_parameters: dict[str, dict[str, str]]) -> list[dict[str, str]]:
     """The template defaults plus the overrides of every samconfig environment."""
-    sets: list[dict[str, str]] = [{}]
-    for env in ("dev", "staging", "prod"):
-        overrides = samconfig[env]["deploy"]["parameters"]["parameter_overrides"]
-        sets.append(dict(item.split("=", 1) for item in as_list(overrides)))
-    return sets
+    return [{}, *(env_parameters[env] for env in ENVIRONMENTS)]
 
 
-def test_no_bedrock_or_dynamodb_action_is_granted_on_every_resource(
-    template: dict[str, Any], samconfig: dict[str, Any]
+def test_no_model_or_dynamodb_action_is_granted_on_every_resource(
+    template: dict[str, Any], env_parameters: dict[str, dict[str, str]]
 ) -> None:
-    for parameters in deployed_parameter_sets(samconfig):
+    for parameters in deployed_parameter_sets(env_parameters):
         for holder in ROLE_HOLDERS:
             policies = resolved_policies(template, holder, parameters)
             for statement in statements(policies):
                 actions = as_list(statement.get("Action", []))
                 broad = "*" in as_list(statement["Resource"])
                 risky = [
-                    a for a in actions if a.split(":")[0] in {"bedrock", "dynamodb"} or a == "*"
+                    a
+                    for a in actions
+                    if a.split(":")[0] in {"bedrock", "sagemaker", "dynamodb"} or a == "*"
                 ]
                 assert not (broad and risky), f"{holder} grants {risky} on '*' ({parameters})"
                 if broad:
@@ -101,73 +113,145 @@ def test_no_bedrock_or_dynamodb_action_is_granted_on_every_resource(
                 assert "*" not in arguments.values(), f"{holder}: {name} is not scoped: {arguments}"
 
 
-def test_raw_template_has_no_wildcard_bedrock_or_dynamodb_resource(
+def test_raw_template_has_no_wildcard_model_or_dynamodb_resource(
     template: dict[str, Any],
 ) -> None:
-    # Independent of any parameter values: no literal "*" next to a bedrock:/dynamodb: action.
+    # Independent of any parameter values: no literal "*" next to a model or table action.
     for holder, body in template["Resources"].items():
         for statement in statements(body.get("Properties", {})):
             actions = [a for a in as_list(statement.get("Action", [])) if isinstance(a, str)]
-            if any(a.startswith(("bedrock:", "dynamodb:")) for a in actions):
+            if any(a.startswith((*MODEL_ACTIONS, "dynamodb:")) for a in actions):
                 assert statement["Resource"] != "*", holder
                 assert "*" not in as_list(statement["Resource"]), holder
 
 
-def bedrock_resources(
+def model_grants(
     template: dict[str, Any], holder: str, parameters: dict[str, str]
-) -> list[str] | None:
-    granted = [
-        statement
-        for statement in statements(resolved_policies(template, holder, parameters))
-        if any(action.startswith("bedrock:") for action in as_list(statement["Action"]))
-    ]
-    if not granted:
-        return None
-    assert len(granted) == 1
-    assert as_list(granted[0]["Action"]) == ["bedrock:InvokeModel"]
-    return sorted(as_list(granted[0]["Resource"]))
+) -> dict[str, set[str]]:
+    """Resource ARNs per Bedrock / SageMaker action the holder's role is granted."""
+    grants: dict[str, set[str]] = {}
+    for statement in statements(resolved_policies(template, holder, parameters)):
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            if action.startswith(MODEL_ACTIONS):
+                grants.setdefault(action, set()).update(as_list(statement["Resource"]))
+    return grants
 
 
-@pytest.mark.parametrize("holder", sorted(MODEL_PARAMETERS))
+def test_step_roles_get_exactly_the_arns_of_a_sample_allow_list(template: dict[str, Any]) -> None:
+    # Given allow-lists with a model, an inference profile (and its base model), an endpoint
+    # and a guardrail
+    parameters = {
+        "AnswerModel": "sagemaker:concierge-llama-3-1-70b:messages",
+        "AnswerFallbacks": "bedrock:eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "ClassifyModel": "bedrock:amazon.nova-micro-v1:0",
+        "BedrockModelIds": "amazon.nova-micro-v1:0,anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "BedrockInferenceProfileIds": "eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "SageMakerEndpointNames": "concierge-llama-3-1-70b",
+        "GuardrailId": "gr0abc123xyz",
+        "GuardrailVersion": "3",
+    }
+
+    # Then each step role may invoke exactly these ARNs - the same union on all three
+    expected = {
+        "bedrock:InvokeModel": {
+            "arn:aws:bedrock:*::foundation-model/amazon.nova-micro-v1:0",
+            "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0",
+            f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/"
+            "eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
+        },
+        "sagemaker:InvokeEndpoint": {
+            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/concierge-llama-3-1-70b"
+        },
+        "bedrock:ApplyGuardrail": {f"arn:aws:bedrock:{REGION}:{ACCOUNT}:guardrail/gr0abc123xyz"},
+    }
+    for holder in MODEL_STEPS:
+        assert model_grants(template, holder, parameters) == expected, holder
+    # And no other role may call a model
+    for holder in set(ROLE_HOLDERS) - set(MODEL_STEPS):
+        assert model_grants(template, holder, parameters) == {}, holder
+
+
+def test_offline_only_configuration_grants_no_model_access(template: dict[str, Any]) -> None:
+    # Given every route offline and empty allow-lists (the template defaults), even with a
+    # guardrail configured
+    parameters = {"GuardrailId": "gr0abc123xyz"}
+    evaluator = Evaluator(template, parameters)
+
+    # Then there is no model policy at all and no role has a Bedrock or SageMaker statement
+    assert not evaluator.creates("ModelAccessPolicy")
+    for holder in ROLE_HOLDERS:
+        assert model_grants(template, holder, parameters) == {}, holder
+
+
 @pytest.mark.parametrize(
-    ("spec", "expected"),
+    ("parameters", "expected"),
     [
-        pytest.param("offline", None, id="offline-no-bedrock"),
         pytest.param(
-            "bedrock:anthropic.claude-3-haiku-20240307-v1:0",
-            [f"arn:aws:bedrock:{REGION}::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"],
-            id="foundation-model",
+            {"SageMakerEndpointNames": "concierge-llama-3-1-70b"},
+            {
+                "sagemaker:InvokeEndpoint": {
+                    f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/concierge-llama-3-1-70b"
+                }
+            },
+            id="sagemaker-only",
         ),
         pytest.param(
-            "bedrock:eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
-            [
-                "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0",
-                f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
-            ],
-            id="eu-inference-profile",
-        ),
-        pytest.param(
-            "bedrock:us.meta.llama3-1-70b-instruct-v1:0",
-            [
-                "arn:aws:bedrock:*::foundation-model/meta.llama3-1-70b-instruct-v1:0",
-                f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/us.meta.llama3-1-70b-instruct-v1:0",
-            ],
-            id="us-inference-profile",
+            {"BedrockModelIds": "anthropic.claude-3-haiku-20240307-v1:0"},
+            {
+                "bedrock:InvokeModel": {
+                    "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
+                }
+            },
+            id="bedrock-only-no-guardrail",
         ),
     ],
 )
-def test_bedrock_is_granted_only_for_the_configured_model(
-    template: dict[str, Any], holder: str, spec: str, expected: list[str] | None
+def test_only_the_statements_of_configured_lists_are_present(
+    template: dict[str, Any], parameters: dict[str, str], expected: dict[str, set[str]]
 ) -> None:
-    # Given only this function's model set to `spec`, the others offline
-    parameters = {name: "offline" for name in MODEL_PARAMETERS.values()}
-    parameters[MODEL_PARAMETERS[holder]] = spec
+    for holder in MODEL_STEPS:
+        assert model_grants(template, holder, parameters) == expected, holder
 
-    # Then the function may invoke exactly that model, and no other role may invoke any
-    assert bedrock_resources(template, holder, parameters) == expected
-    for other in ROLE_HOLDERS:
-        if other != holder:
-            assert bedrock_resources(template, other, parameters) is None, other
+
+def test_every_slot_of_every_list_is_granted(template: dict[str, Any]) -> None:
+    # Given allow-lists filled to the number of slots the template reads
+    slots = {parameter: routes.slot_count(template, parameter) for parameter in routes.ALLOW_LISTS}
+    model_ids = [f"provider.model-{n}-v1:0" for n in range(slots["BedrockModelIds"])]
+    profile_ids = [
+        f"eu.provider.model-{n}-v1:0" for n in range(slots["BedrockInferenceProfileIds"])
+    ]
+    endpoints = [f"endpoint-{n}" for n in range(slots["SageMakerEndpointNames"])]
+    parameters = {
+        "BedrockModelIds": ",".join(model_ids),
+        "BedrockInferenceProfileIds": ",".join(profile_ids),
+        "SageMakerEndpointNames": ",".join(endpoints),
+    }
+
+    # Then every item becomes an ARN: no slot is wired to the wrong item or left out
+    access = routes.ModelAccess(frozenset(model_ids), frozenset(profile_ids), frozenset(endpoints))
+    assert model_grants(template, "AnswerFunction", parameters) == access.arns(REGION, ACCOUNT)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_grants_what_its_routes_call(
+    template: dict[str, Any], env_parameters: dict[str, dict[str, str]], env: str
+) -> None:
+    # Given the environment's routes as deployed
+    parameters = env_parameters[env]
+    specs = routes.all_specs(parameters, routes.template_defaults(template))
+
+    # When the template's policies are resolved with its parameters
+    # Then the step roles may invoke exactly what the routes call, no other role anything
+    expected = routes.required_access(specs).arns(REGION, ACCOUNT)
+    if parameters.get("GuardrailId"):
+        expected["bedrock:ApplyGuardrail"] = {
+            f"arn:aws:bedrock:{REGION}:{ACCOUNT}:guardrail/{parameters['GuardrailId']}"
+        }
+    for holder in MODEL_STEPS:
+        assert model_grants(template, holder, parameters) == expected, f"{env}: {holder}"
+    for holder in set(ROLE_HOLDERS) - set(MODEL_STEPS):
+        assert model_grants(template, holder, parameters) == {}, f"{env}: {holder}"
 
 
 def test_api_function_may_only_start_the_chat_state_machine(template: dict[str, Any]) -> None:

@@ -14,12 +14,6 @@ pytestmark = pytest.mark.infra
 MODEL_PARAMETERS = ("ClassifyModel", "CondenseModel", "AnswerModel")
 
 
-def overrides(samconfig: dict[str, Any], env: str) -> dict[str, str]:
-    raw = samconfig[env]["deploy"]["parameters"]["parameter_overrides"]
-    items = raw if isinstance(raw, list) else raw.split()
-    return dict(item.split("=", 1) for item in items)
-
-
 def test_defaults_build_cached_in_parallel_and_validate_with_lint(
     samconfig: dict[str, Any],
 ) -> None:
@@ -31,10 +25,10 @@ def test_defaults_build_cached_in_parallel_and_validate_with_lint(
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_environment_deploys_its_own_stack_with_its_stage_and_models(
-    samconfig: dict[str, Any], env: str
+    samconfig: dict[str, Any], env_parameters: dict[str, dict[str, str]], env: str
 ) -> None:
     deploy = samconfig[env]["deploy"]["parameters"]
-    values = overrides(samconfig, env)
+    values = env_parameters[env]
 
     assert deploy["stack_name"] == f"concierge-{env}"
     assert deploy["capabilities"] == "CAPABILITY_IAM"
@@ -50,11 +44,11 @@ def test_environment_deploys_its_own_stack_with_its_stage_and_models(
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_overrides_are_values_the_template_accepts(
-    template: dict[str, Any], samconfig: dict[str, Any], env: str
+    template: dict[str, Any], env_parameters: dict[str, dict[str, str]], env: str
 ) -> None:
     # CloudFormation would reject these at deploy time; catch them before anyone deploys.
     parameters = template["Parameters"]
-    for name, value in overrides(samconfig, env).items():
+    for name, value in env_parameters[env].items():
         assert name in parameters, f"{env} overrides unknown parameter {name}"
         spec = parameters[name]
         if "AllowedValues" in spec:
@@ -62,7 +56,10 @@ def test_overrides_are_values_the_template_accepts(
                 f"{env}: {name}={value}"
             )
         if "AllowedPattern" in spec:
-            assert re.fullmatch(spec["AllowedPattern"], value), f"{env}: {name}={value}"
+            # A CommaDelimitedList's pattern applies to each of its items.
+            items = value.split(",") if spec["Type"] == "CommaDelimitedList" else [value]
+            for item in items:
+                assert re.fullmatch(spec["AllowedPattern"], item), f"{env}: {name}={value}"
         if spec["Type"] == "Number":
             number = float(value)
             assert number >= spec.get("MinValue", number), f"{env}: {name}={value}"
@@ -70,16 +67,34 @@ def test_overrides_are_values_the_template_accepts(
 
 
 def test_side_steps_use_a_cheaper_model_than_the_answer_outside_dev(
-    samconfig: dict[str, Any],
+    env_parameters: dict[str, dict[str, str]],
 ) -> None:
     for env in ("staging", "prod"):
-        values = overrides(samconfig, env)
+        values = env_parameters[env]
         assert values["ClassifyModel"] == values["CondenseModel"]
         assert values["AnswerModel"] != values["ClassifyModel"], env
 
 
-def test_browser_origins_are_explicit_https_outside_dev(samconfig: dict[str, Any]) -> None:
+def test_browser_origins_are_explicit_https_outside_dev(
+    env_parameters: dict[str, dict[str, str]],
+) -> None:
     for env in ("staging", "prod"):
-        origins = overrides(samconfig, env)["CorsAllowedOrigins"].split(",")
+        origins = env_parameters[env]["CorsAllowedOrigins"].split(",")
         assert origins
         assert all(origin.startswith("https://") and "*" not in origin for origin in origins), env
+
+
+def test_model_routes_reject_local_only_specs(template: dict[str, Any]) -> None:
+    # `openai:` reaches an OpenAI-compatible server on the developer's machine: never in AWS.
+    for step in ("Classify", "Condense", "Answer"):
+        model = template["Parameters"][f"{step}Model"]["AllowedPattern"]
+        fallbacks = template["Parameters"][f"{step}Fallbacks"]["AllowedPattern"]
+
+        assert re.fullmatch(model, "sagemaker:concierge-llama-3-1-70b:messages")
+        assert re.fullmatch(model, "bedrock:eu.anthropic.claude-3-haiku-20240307-v1:0")
+        assert not re.fullmatch(model, "openai:llama3.1")
+        assert not re.fullmatch(model, "sagemaker:concierge-llama:chat")
+        assert re.fullmatch(fallbacks, "")
+        assert re.fullmatch(fallbacks, "offline,bedrock:amazon.nova-micro-v1:0,sagemaker:e1:inputs")
+        assert not re.fullmatch(fallbacks, "bedrock:amazon.nova-micro-v1:0,openai:llama3.1")
+        assert not re.fullmatch(fallbacks, "bedrock:amazon.nova-micro-v1:0,")

@@ -32,7 +32,8 @@ def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 def the_state_machine(template: dict[str, Any]) -> dict[str, Any]:
     machines = resources(template, "AWS::Serverless::StateMachine")
     assert list(machines) == ["ChatStateMachine"]
-    return machines["ChatStateMachine"]["Properties"]
+    properties: dict[str, Any] = machines["ChatStateMachine"]["Properties"]
+    return properties
 
 
 # -- the state machine ----------------------------------------------------------------------
@@ -171,38 +172,126 @@ def test_http_api_has_narrow_cors_throttling_and_access_logs(template: dict[str,
     assert "sourceIp" not in api["AccessLogSettings"]["Format"]
 
 
-def test_each_function_can_load_its_settings_from_the_template_environment(
-    template: dict[str, Any],
-) -> None:
-    # The package reads CONCIERGE_* variables into one settings model per handler: every
-    # required setting must be set, every variable must be one the model knows, and the values
-    # the template produces (defaults) must validate.
+def settings_models() -> dict[str, tuple[type[Any], ...]]:
+    """The settings groups each handler loads (the model steps also load the model runtime)."""
     from concierge import config
 
-    models = {
-        "ApiFunction": config.ApiSettings,
-        "ClassifyFunction": config.ClassifySettings,
-        "CondenseFunction": config.CondenseSettings,
-        "RetrieveFunction": config.RetrieveSettings,
-        "AnswerFunction": config.AnswerSettings,
+    return {
+        "ApiFunction": (config.ApiSettings,),
+        "ClassifyFunction": (config.ClassifySettings, config.ModelRuntimeSettings),
+        "CondenseFunction": (config.CondenseSettings, config.ModelRuntimeSettings),
+        "RetrieveFunction": (config.RetrieveSettings,),
+        "AnswerFunction": (config.AnswerSettings, config.ModelRuntimeSettings),
     }
-    evaluator = Evaluator(template)
+
+
+def function_environment(
+    template: dict[str, Any], parameters: dict[str, str]
+) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """(Globals variables, the function's own variables) of every function, resolved."""
+    evaluator = Evaluator(template, parameters)
     shared = evaluator.resolve(template["Globals"]["Function"]["Environment"]["Variables"])
-    for name, model in models.items():
-        own = evaluator.resolve(
-            template["Resources"][name]["Properties"]["Environment"]["Variables"]
+    return {
+        name: (
+            shared,
+            evaluator.resolve(
+                template["Resources"][name]["Properties"]["Environment"]["Variables"]
+            ),
         )
-        expected = {config.ENV_PREFIX + field.upper() for field in model.model_fields}
+        for name in FUNCTIONS
+    }
+
+
+@pytest.mark.parametrize("env", ["defaults", *tools.ENVIRONMENTS])
+def test_each_function_can_load_its_settings_from_the_template_environment(
+    template: dict[str, Any], env_parameters: dict[str, dict[str, str]], env: str
+) -> None:
+    # The package reads CONCIERGE_* variables into settings models per handler: every required
+    # setting must be set, every variable must be one of its models' fields, and the values the
+    # template produces (for the defaults and for each environment) must validate.
+    from concierge import config
+
+    parameters = {} if env == "defaults" else env_parameters[env]
+    environments = function_environment(template, parameters)
+    for name, models in settings_models().items():
+        shared, own = environments[name]
+        known = {config.ENV_PREFIX + field.upper() for m in models for field in m.model_fields}
         required = {
             config.ENV_PREFIX + field.upper()
+            for model in models
             for field, info in model.model_fields.items()
             if info.is_required()
         }
         assert required <= set(own), f"{name} misses {sorted(required - set(own))}"
-        assert set(own) <= expected, (
-            f"{name} sets variables its settings ignore: {sorted(set(own) - expected)}"
+        assert set(own) <= known, (
+            f"{name} sets variables its settings ignore: {sorted(set(own) - known)}"
         )
-        config.load(model, {**shared, **own})
+        for model in models:
+            config.load(model, {key: str(value) for key, value in {**shared, **own}.items()})
+
+
+@pytest.mark.parametrize("step", ["Classify", "Condense", "Answer"])
+def test_model_steps_read_route_and_runtime_settings_from_the_parameters(
+    template: dict[str, Any], step: str
+) -> None:
+    from concierge import config
+
+    # Given a fallback route and non-default runtime parameters
+    parameters = {
+        f"{step}Model": "sagemaker:concierge-llama-3-1-70b:messages",
+        f"{step}Fallbacks": "bedrock:eu.anthropic.claude-3-haiku-20240307-v1:0,offline",
+        "ModelAttempts": "3",
+        "RetryBaseDelayMs": "100",
+        "RetryMaxDelayMs": "1500",
+        "ModelPrices": '{"sagemaker:concierge-llama-3-1-70b:messages":{"input":0.005,"output":0.006}}',
+        "GuardrailId": "gr0abc123xyz",
+        "GuardrailVersion": "4",
+        "BedrockLatency": "optimized",
+    }
+    shared, own = function_environment(template, parameters)[f"{step}Function"]
+    environ = {key: str(value) for key, value in {**shared, **own}.items()}
+
+    # When the handler loads its settings
+    step_settings = config.load(getattr(config, f"{step}Settings"), environ)
+    runtime = config.load(config.ModelRuntimeSettings, environ)
+
+    # Then it gets the route in order and the runtime exactly as configured
+    assert getattr(step_settings, f"{step.lower()}_model") == parameters[f"{step}Model"]
+    assert getattr(step_settings, f"{step.lower()}_fallbacks") == (
+        "bedrock:eu.anthropic.claude-3-haiku-20240307-v1:0",
+        "offline",
+    )
+    assert (runtime.model_attempts, runtime.retry_base_delay_ms, runtime.retry_max_delay_ms) == (
+        3,
+        100,
+        1500,
+    )
+    assert runtime.model_prices == {
+        "sagemaker:concierge-llama-3-1-70b:messages": config.Price(input=0.005, output=0.006)
+    }
+    assert (runtime.bedrock_guardrail_id, runtime.bedrock_guardrail_version) == (
+        "gr0abc123xyz",
+        "4",
+    )
+    assert runtime.bedrock_latency == "optimized"
+
+
+def test_empty_runtime_parameters_mean_not_set(template: dict[str, Any]) -> None:
+    # CloudFormation cannot leave a variable out: "" must read as "no fallbacks", "bundled prices
+    # only" and "no guardrail", not as an error.
+    from concierge import config
+
+    shared, own = function_environment(template, {})["AnswerFunction"]
+    environ = {key: str(value) for key, value in {**shared, **own}.items()}
+
+    assert environ["CONCIERGE_MODEL_PRICES"] == ""
+    assert environ["CONCIERGE_ANSWER_FALLBACKS"] == ""
+    assert environ["CONCIERGE_BEDROCK_GUARDRAIL_ID"] == ""
+    runtime = config.load(config.ModelRuntimeSettings, environ)
+    assert runtime.model_prices is None
+    assert runtime.bedrock_guardrail_id is None
+    assert (runtime.model_attempts, runtime.bedrock_latency) == (2, "standard")
+    assert config.load(config.AnswerSettings, environ).answer_fallbacks == ()
 
 
 def test_retrieve_reads_the_index_from_the_knowledge_bucket(template: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ run always means the checks ran.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -71,3 +72,38 @@ def describe(result: subprocess.CompletedProcess[str]) -> str:
         f"`{' '.join(result.args)}` exited {result.returncode}\n"
         f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     )
+
+
+# Runs inside .venv-sam: SAM CLI's own reading of samconfig.toml and of `Key=Value` overrides.
+# Quoting is where hand parsing goes wrong (`Key=` is rejected, unquoted JSON is cut at its first
+# double quote), so the tests look at the values SAM CLI would send to CloudFormation.
+_READ_OVERRIDES = """
+import json, sys
+from samcli.cli.types import CfnParameterOverridesType
+from samcli.lib.config.samconfig import SamConfig
+
+config = SamConfig(sys.argv[1], sys.argv[2])
+result = {}
+for env, command in json.loads(sys.argv[3]):
+    raw = dict(config.get_all([command], "parameters", env=env).items()).get("parameter_overrides")
+    result[env + "." + command] = CfnParameterOverridesType().convert(raw, None, None)
+print(json.dumps(result))
+"""
+
+
+def sam_parameter_overrides(sections: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """`parameter_overrides` of samconfig sections (env, command) as SAM CLI parses them."""
+    python = sam().parent / "python"
+    result = run(
+        [
+            python,
+            "-c",
+            _READ_OVERRIDES,
+            SAMCONFIG.parent,
+            SAMCONFIG.name,
+            json.dumps(sections),
+        ]
+    )
+    assert result.returncode == 0, describe(result)
+    parsed: dict[str, dict[str, str]] = json.loads(result.stdout)
+    return parsed

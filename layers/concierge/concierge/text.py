@@ -323,8 +323,7 @@ _SUFFIXES = sorted(
         "ung",
         "en",
         "ern",
-        "e",
-        "n",  # German
+        "e",  # German ("n" alone would turn "return" into "retur")
     },
     key=len,
     reverse=True,

@@ -29,6 +29,7 @@ from concierge.adapters.llm.registry import route_for
 from concierge.config import get_settings
 from concierge.handlers import retriever_for
 from concierge.local import template as cfn
+from concierge.observability import metrics
 
 REGION = "us-east-1"
 _ROLE_NAME = "concierge-local"
@@ -197,7 +198,12 @@ class LocalRuntime:
     def api(self, event: dict[str, Any]) -> dict[str, Any]:
         """Call the `api` function's handler with an HTTP API event, as API Gateway would."""
         name, handler = self._handlers["ApiFunction"]
-        result: dict[str, Any] = handler(event, _LambdaContext(name, self._arn(name)))
+        try:
+            result: dict[str, Any] = handler(event, _LambdaContext(name, self._arn(name)))
+        finally:
+            # Powertools keeps unpublished metrics when metrics are disabled (as they are
+            # locally) and fails at 100 of them; in Lambda every invocation flushes them.
+            metrics.clear_metrics()
         return result
 
     # -- keeping the emulated tables between runs -----------------------------------------

@@ -19,6 +19,7 @@ from concierge.text import detect_language
 
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 _LANGUAGE_CODE = re.compile(r"[a-z]{2}")
+_NONE_OF_THESE = "anything that fits none of the other categories"
 
 
 class _ModelClassification(BaseModel):
@@ -38,7 +39,9 @@ def classify(
     request: ClassifyInput, settings: ClassifySettings, route: ModelRoute
 ) -> Classification:
     prompt = load_prompt("classify")
-    categories = {name: prompt.categories.get(name, name) for name in settings.categories}
+    # The default category is a valid answer too: "none of these" is something a model may say.
+    allowed = tuple(dict.fromkeys((*settings.categories, settings.default_category)))
+    categories = {name: prompt.categories.get(name, _NONE_OF_THESE) for name in allowed}
     rendered = prompt.render(
         categories="\n".join(f"- {name}: {text}" for name, text in categories.items()),
         question=request.question,
@@ -58,7 +61,7 @@ def classify(
         inputs=inputs,
         deadline_ms=request.deadline_ms,
     )
-    parsed, problem = _parse(reply.text, settings.categories)
+    parsed, problem = _parse(reply.text, allowed)
     if problem:
         repaired_reply, repair_usage = call_model(
             route,
@@ -70,12 +73,12 @@ def classify(
             deadline_ms=request.deadline_ms,
         )
         usage = usage.plus(repair_usage).model_copy(update={"repairs": 1})
-        parsed, problem = _parse(repaired_reply.text, settings.categories)
+        parsed, problem = _parse(repaired_reply.text, allowed)
     category = settings.default_category
     language = detect_language(request.question)
     translated = None
     if parsed is not None:
-        if parsed.category in settings.categories:
+        if parsed.category in allowed:
             category = parsed.category
         if _LANGUAGE_CODE.fullmatch(parsed.language):
             language = parsed.language
