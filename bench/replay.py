@@ -231,7 +231,6 @@ class ConciergeClient:
 
     def ask(self, question: str, session_id: str) -> tuple[float, dict[str, Any], str]:
         """(seconds, response body, request id) of one turn in `session_id`."""
-        _drop_unpublished_metrics()
         event = chat_event(question, session_id)
         started = time.perf_counter()
         response = self._runtime.api(event)
@@ -255,18 +254,6 @@ class ConciergeClient:
             return None
         usage = [item for item in output.get("usage") or [] if isinstance(item, dict)]
         return usage
-
-
-def _drop_unpublished_metrics() -> None:
-    """Work around a local-runtime issue (reported, not fixed here): with metrics disabled the
-    api function's process-wide `Metrics` never flushes, so its values pile up across requests,
-    and the 100th value of one metric (e.g. Status2xx) makes Powertools serialise them, which
-    raises SchemaValidationError when the namespace was not set at import time — it is set by
-    `LocalRuntime.start`, after `concierge.observability` was imported. `make bench` sends more
-    than 100 requests in one process. The values dropped here are never published anyway."""
-    from concierge.observability import metrics
-
-    metrics.clear_metrics()
 
 
 def _by_step(usages: list[dict[str, Any]]) -> dict[str, StepFigures]:

@@ -68,18 +68,20 @@ class ApiError(Exception):
 
 
 def handle(event: dict[str, Any], settings: ApiSettings, executor: ChainExecutor) -> dict[str, Any]:
+    request_id = _request_id(event)
     try:
-        response = _route(event, settings, executor)
+        response = _route(event, request_id, settings, executor)
     except Exception:
         # The last line of defence: whatever broke, the client gets the contract's error shape.
         logger.exception("unhandled error in the api function")
-        response = _error(*_INTERNAL, _request_id(event))
+        response = _error(*_INTERNAL, request_id)
     record_response(response["statusCode"])
     return response
 
 
-def _route(event: dict[str, Any], settings: ApiSettings, executor: ChainExecutor) -> dict[str, Any]:
-    request_id = _request_id(event)
+def _route(
+    event: dict[str, Any], request_id: str, settings: ApiSettings, executor: ChainExecutor
+) -> dict[str, Any]:
     method = event.get("requestContext", {}).get("http", {}).get("method", "")
     path = event.get("rawPath", "")
     try:
