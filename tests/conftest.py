@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from concierge.adapters.retrieval.local_index import IndexFile, write_index
+from concierge.adapters.retrieval.local_index import write_index
 from concierge.ingest import build_index
+from concierge.knowledge import IndexFile
 from concierge.local.runtime import LocalRuntime
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from e2e.http_support import ChatApi, empty_tables, serving
 
-from concierge.adapters.retrieval.local_index import IndexFile
+from concierge.knowledge import IndexFile
 from concierge.local.runtime import LocalRuntime
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from e2e.http_support import ChatApi, assert_error_reply, serving
 
-from concierge.adapters.retrieval.local_index import IndexFile
+from concierge.knowledge import IndexFile
 from concierge.local.runtime import LocalRuntime
 
 

@@ -86,7 +86,7 @@ def _index(root: Path, paths: list[Path], out: Path | None) -> int:
 
 
 def _runtime(root: Path, index_path: Path | None) -> Any:
-    from concierge.adapters.retrieval.local_index import IndexFile
+    from concierge.knowledge import IndexFile
     from concierge.local.runtime import LocalRuntime
 
     if not (root / "template.yaml").is_file():

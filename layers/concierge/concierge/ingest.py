@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from concierge.adapters.retrieval.local_index import Chunk, IndexFile
+from concierge.knowledge import Chunk, IndexFile
 from concierge.text import detect_language
 
 _SUPPORTED = {".md", ".markdown", ".txt"}

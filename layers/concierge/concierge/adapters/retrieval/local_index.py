@@ -14,30 +14,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from concierge.adapters.retrieval.port import SearchFilter
 from concierge.errors import IndexNotFoundError
+from concierge.knowledge import IndexFile
 from concierge.models.state import Passage
 from concierge.text import terms
 
-FORMAT_VERSION = 1
 _K1 = 1.2
 _B = 0.75
-
-
-class Chunk(BaseModel):
-    source: str
-    title: str
-    text: str
-    category: str
-    language: str
-
-
-class IndexFile(BaseModel):
-    format_version: int = FORMAT_VERSION
-    kb_version: str
-    chunks: list[Chunk]
 
 
 class LocalIndex:
