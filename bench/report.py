@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import imports, latency
+from bench import imports, latency, retrieval
 from bench.stats import ratio
 
 COMMAND = "make bench"
@@ -303,6 +303,144 @@ def _attribution(result: imports.ImportResult) -> str:
             "service JSON) at import.",
             "",
             table(["package", *steps], rows),
+        ]
+    )
+
+
+def _score_cells(scores: retrieval.Scores) -> list[str]:
+    return [f"{scores.recall_at_1:.2f}", f"{scores.recall_at_5:.2f}", f"{scores.mrr:.2f}"]
+
+
+def _verdict(passed: bool) -> str:
+    return "**PASS**" if passed else "**FAIL**"
+
+
+def retrieval_section(result: retrieval.RetrievalResult) -> str:
+    chain, bare = retrieval.CHAIN, retrieval.NO_FILTER
+    groups: list[tuple[str, str | None, str | None]] = [("all questions", None, None)]
+    groups += [(f"language `{lang}`", None, lang) for lang in retrieval.LANGUAGES]
+    groups += [(f"kind `{kind}`", kind, None) for kind in retrieval.KINDS]
+    rows = []
+    for label, kind, language in groups:
+        filtered = result.scores(chain, kind=kind, language=language)
+        unfiltered = result.scores(bare, kind=kind, language=language)
+        rows.append([label, str(filtered.n), *_score_cells(filtered), *_score_cells(unfiltered)])
+    overall = result.scores(chain)
+    overall_bare = result.scores(bare)
+    speed = {mode: result.query_summary(mode) for mode in retrieval.MODES}
+    speed_rows = [
+        [
+            f"`{mode}`",
+            str(summary.n),
+            ms(summary.p50_ms, 2),
+            ms(summary.p95_ms, 2),
+            ms(summary.mean_ms, 2),
+            ms(summary.max_ms, 2),
+        ]
+        for mode, summary in speed.items()
+    ]
+    used = result.filters_used()
+    misses = [
+        [
+            f"{outcome.qa.question}",
+            outcome.qa.language,
+            outcome.qa.kind,
+            f"`{outcome.qa.expected_source}`",
+            str(outcome.ranks[chain] or "-"),
+            str(outcome.ranks[bare] or "-"),
+        ]
+        for outcome in result.outcomes
+        if outcome.ranks[chain] is None or outcome.ranks[chain] > 5
+    ]
+    recall_goal = overall.recall_at_5 >= retrieval.RECALL_GOAL
+    speed_goal = speed[chain].p50_ms <= retrieval.P50_GOAL_MS
+    return "\n".join(
+        [
+            "## 4. Retrieval quality and speed of the local index",
+            "",
+            f"Quality: the {overall.n} questions of `knowledge/sample/qa.jsonl` against the sample "
+            f"index ({result.sample_documents} documents, {result.sample_chunks} chunks). A hit at "
+            "k: a passage of the question's expected document among the first k passages. MRR: "
+            f"1/rank of the first such passage within the first {retrieval.RANKED} (0 if none). "
+            "`chain filter` is the retrieve step itself (`concierge.steps.retrieve.retrieve`): "
+            "category of the expected document + language of the question, relaxed to language "
+            "only, then none, when nothing matches. `no filter` searches everything.",
+            "",
+            "### Goals",
+            "",
+            table(
+                ["goal", "target", "measured", "result"],
+                [
+                    [
+                        "recall@5, chain filter",
+                        f"≥ {retrieval.RECALL_GOAL:.2f}",
+                        f"{overall.recall_at_5:.2f} (no filter: {overall_bare.recall_at_5:.2f})",
+                        _verdict(recall_goal),
+                    ],
+                    [
+                        f"p50 query latency, {result.synthetic_chunks:,}-chunk index, chain filter",
+                        f"≤ {retrieval.P50_GOAL_MS:g} ms",
+                        f"{ms(speed[chain].p50_ms, 2)} ms (no filter: "
+                        f"{ms(speed[bare].p50_ms, 2)} ms)",
+                        _verdict(speed_goal),
+                    ],
+                ],
+                "llll",
+            ),
+            "",
+            "### Quality on the sample knowledge base",
+            "",
+            table(
+                [
+                    "questions",
+                    "n",
+                    "R@1 chain filter",
+                    "R@5 chain filter",
+                    "MRR chain filter",
+                    "R@1 no filter",
+                    "R@5 no filter",
+                    "MRR no filter",
+                ],
+                rows,
+            ),
+            "",
+            "Filter that answered with the chain's ladder: "
+            + ", ".join(
+                f"`{name}` {used[name]}" for name in ("category+language", "language", "none")
+            )
+            + ".",
+            "",
+            f"Expected document not in the chain's top 5 ({len(misses)} questions; rank within "
+            f"the first {retrieval.RANKED}, `-` = not there):",
+            "",
+            table(
+                ["question", "lang", "kind", "expected", "rank, chain filter", "rank, no filter"],
+                misses,
+                "llllrr",
+            )
+            if misses
+            else "none.",
+            "",
+            "### Speed on a generated 10k-chunk index",
+            "",
+            f"{result.synthetic_chunks:,} chunks: the sample's {result.sample_chunks}, then chunks "
+            "made of sentences of the sample drawn at random (seed "
+            f"{result.seed}) under one of its headings, each copying the category, language and "
+            "sentence count of a sample chunk drawn at random "
+            f"({result.synthetic_terms:,} distinct terms; made in "
+            f"{result.synthetic_seconds:.1f} s, not part of any measurement). Written with "
+            f"`write_index` ({result.synthetic_bytes / 1e6:.1f} MB of JSON) and read with "
+            f"`load_index`: **median load {ms(result.load_ms, 0)} ms** over "
+            f"{len(result.load_seconds)} loads ("
+            + ", ".join(ms(s * 1000, 0) for s in result.load_seconds)
+            + " ms; JSON parse, validation and everything the index builds at load). Then "
+            f"{result.rounds} rounds (after one warm-up round) of every question, each searched "
+            f"for {retrieval.SPEED_LIMIT} passages with the chain's filter ladder (`retrieve`, "
+            f"relaxed for {result.relaxed_on_big_index} questions on this index) and without a "
+            "filter, alternating which goes first; each search timed with "
+            "`time.perf_counter()`.",
+            "",
+            table(["search", "n", "p50 (ms)", "p95 (ms)", "mean (ms)", "max (ms)"], speed_rows),
         ]
     )
 

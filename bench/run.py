@@ -1,7 +1,8 @@
 """`make bench`: one run of every benchmark, a Markdown report on stdout and in bench/results/.
 
-    .venv/bin/python -m bench.run [--only latency|imports|replay ...] [--questions 25]
+    .venv/bin/python -m bench.run [--only latency|imports|replay|retrieval ...] [--questions 25]
         [--imports 10] [--replay-scale 0.3] [--conversations bench/conversations.jsonl]
+        [--retrieval-rounds 5]
         [--out bench/results/latest.md]
 
 Progress goes to stderr. Anything the code under test writes to stdout while it is measured
@@ -17,11 +18,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import conversations, imports, latency, replay, replay_report, report
+from bench import conversations, imports, latency, replay, replay_report, report, retrieval
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.md"
-SECTIONS = ("latency", "imports", "replay")
+SECTIONS = ("latency", "imports", "replay", "retrieval")
 
 
 def _positive(value: str) -> float:
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the replay's scripted conversations (default bench/conversations.jsonl)",
     )
     parser.add_argument(
+        "--retrieval-rounds",
+        type=int,
+        default=retrieval.ROUNDS,
+        help=f"timed rounds of every qa.jsonl question on the 10k-chunk index (default {retrieval.ROUNDS})",
+    )
+    parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="where the report is written too"
     )
     args = parser.parse_args(argv)
@@ -68,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    latency_result = import_result = replay_result = None
+    latency_result = import_result = replay_result = retrieval_result = None
     with contextlib.redirect_stdout(sys.stderr):
         if "latency" in selected:
             print("bench: local chain latency ...", file=sys.stderr)
@@ -79,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         if "replay" in selected:
             print("bench: conversation replay ...", file=sys.stderr)
             replay_result = replay.run(ROOT, scale=args.replay_scale, path=args.conversations)
+        if "retrieval" in selected:
+            print("bench: retrieval quality and speed ...", file=sys.stderr)
+            retrieval_result = retrieval.run(ROOT, rounds=args.retrieval_rounds)
     total = time.perf_counter() - started
 
     parts = [_header(started_at, total, argv if argv is not None else sys.argv[1:])]
@@ -88,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(report.imports_section(import_result))
     if replay_result is not None:
         parts.append(replay_report.section(replay_result))
+    if retrieval_result is not None:
+        parts.append(report.retrieval_section(retrieval_result))
     text = "\n\n".join(parts) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
