@@ -93,3 +93,100 @@ def test_the_knowledge_base_version_changes_with_the_content(tmp_path: Path) -> 
     first = build_index([tmp_path]).kb_version
     document.write_text("# A\nTwo.", encoding="utf-8")
     assert build_index([tmp_path]).kb_version != first
+
+
+def _chunk(
+    source: str, text: str, *, title: str = "", category: str = "policies", language: str = "en"
+) -> Chunk:
+    return Chunk(
+        source=source, title=title or source, text=text, category=category, language=language
+    )
+
+
+def test_a_spanish_question_finds_the_forms_of_the_same_verb_and_noun() -> None:
+    # Given a Spanish document that speaks of "devoluciones" and one that does not
+    index = LocalIndex(
+        IndexFile(
+            kb_version="1",
+            chunks=[
+                _chunk("envios.md", "Los pedidos se envían en dos días.", language="es"),
+                _chunk(
+                    "devoluciones.md",
+                    "Las devoluciones son gratuitas durante 30 días.",
+                    language="es",
+                ),
+            ],
+        )
+    )
+    # When the question uses the verb, conjugated, with a pronoun attached
+    hits = index.search("¿Puedo devolverla?", SearchFilter(language="es"), 2)
+    # Then the returns document is found
+    assert [hit.source for hit in hits] == ["devoluciones.md"]
+
+
+def test_a_german_compound_is_found_by_its_parts() -> None:
+    index = LocalIndex(
+        IndexFile(
+            kb_version="1",
+            chunks=[
+                _chunk("versand.md", "Der Versand dauert zwei Werktage.", language="de"),
+                _chunk("express.md", "Der Expressversand kostet 14,90 Euro.", language="de"),
+            ],
+        )
+    )
+    hits = index.search("Gibt es Express?", SearchFilter(language="de"), 2)
+    assert [hit.source for hit in hits] == ["express.md"]
+
+
+def test_a_category_filter_keeps_only_that_category_in_every_language() -> None:
+    chunks = [
+        _chunk("a.md", "Tents and prices.", category="products"),
+        _chunk("b.md", "Tent prices in euros.", category="pricing"),
+        _chunk("c.md", "Precios de la tienda: tent Cirrus.", category="pricing", language="es"),
+        _chunk("d.md", "Tent care.", category="support"),
+    ]
+    index = LocalIndex(IndexFile(kb_version="1", chunks=chunks))
+    hits = index.search("tent", SearchFilter(category="pricing"), 10)
+    assert sorted(hit.source for hit in hits) == ["b.md", "c.md"]
+    assert index.search("tent", SearchFilter(category="pricing", language="de"), 10) == []
+    assert index.search("tent", SearchFilter(category="unknown"), 10) == []
+
+
+def test_names_match_across_languages_when_nothing_is_filtered() -> None:
+    index = LocalIndex(
+        IndexFile(
+            kb_version="1",
+            chunks=[
+                _chunk("tents.md", "The Cirrus 2 weighs 1.65 kg.", category="products"),
+                _chunk("warranty.md", "Tents have a 5-year warranty.", category="policies"),
+            ],
+        )
+    )
+    hits = index.search("¿Cuánto pesa la Cirrus 2?", SearchFilter(), 2)
+    assert hits[0].source == "tents.md"
+
+
+def test_a_heading_or_title_outweighs_a_passing_mention() -> None:
+    # Given two chunks of the same length, one about refunds, one mentioning them in passing
+    about = _chunk("refunds.md", "## Refunds\nWe pay back within 14 days.", title="Returns")
+    passing = _chunk("shipping.md", "Parcels leave daily; refunds differ.", title="Shipping")
+    index = LocalIndex(IndexFile(kb_version="1", chunks=[passing, about]))
+    # When the question names the topic
+    hits = index.search("refunds", SearchFilter(), 2)
+    # Then the chunk whose heading names it comes first
+    assert [hit.source for hit in hits] == ["refunds.md", "shipping.md"]
+
+
+def test_results_are_ordered_by_score_then_by_file_order_and_keep_their_fields() -> None:
+    twins = [_chunk(f"{name}.md", "The Pika stove costs 39 EUR.", title="Prices") for name in "ab"]
+    extra = _chunk("other.md", "The Kestrel stove burns petrol.", category="products")
+    index = LocalIndex(IndexFile(kb_version="1", chunks=[extra, *twins]))
+    hits = index.search("Pika stove price", SearchFilter(), 2)
+    assert [hit.source for hit in hits] == ["a.md", "b.md"]
+    assert hits[0].score == hits[1].score > 0
+    assert (hits[0].title, hits[0].text, hits[0].category, hits[0].language) == (
+        "Prices",
+        "The Pika stove costs 39 EUR.",
+        "policies",
+        "en",
+    )

@@ -2,73 +2,197 @@
 
 Built by `concierge index`, loaded once per process from a path or from S3. Small enough
 to need no service running when idle, which is the point for small knowledge bases.
+
+At load, the chunks are grouped by language, then by category, and each language is indexed
+as its own collection: analysed with its own stemmer (`concierge.text.terms`; German compounds
+split against that language's vocabulary), with its own document frequencies and average
+length. A query is analysed once per language it is matched against, so a Spanish question
+meets Spanish documents with the Spanish stemmer, and the names it shares with documents in
+other languages still match. Every posting carries its final BM25 weight (idf included), so a
+search only adds up weights; a filter is a range of positions, not a scan of the chunks.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
 import tempfile
-from collections import Counter, defaultdict
+from bisect import bisect_left
+from collections import Counter
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from concierge.adapters.retrieval.port import SearchFilter
 from concierge.errors import IndexNotFoundError
-from concierge.knowledge import IndexFile
+from concierge.knowledge import Chunk, IndexFile
 from concierge.models.state import Passage
 from concierge.text import terms
 
 _K1 = 1.2
 _B = 0.75
+# BM25F-style field weights: a term in the document's title counts this many times, and a
+# term in one of the chunk's Markdown headings this many times more than in its body.
+_TITLE_WEIGHT = 2
+_HEADING_EXTRA = 1
+_SCORE = itemgetter(1)
+
+
+class _Language:
+    """The chunks of one language: positions `start`..`stop` of the index, grouped by category.
+
+    `postings` maps a term to the positions of the chunks holding it (ascending) and the
+    term's BM25 weight in each (once `weigh` has applied the index-wide idf)."""
+
+    __slots__ = ("_norms", "categories", "compounds", "language", "postings", "start", "stop")
+
+    def __init__(self, language: str, start: int, chunks: list[Chunk]) -> None:
+        self.language = language
+        self.start = start
+        self.stop = start + len(chunks)
+        self.categories: dict[str, tuple[int, int]] = {}
+        for position, chunk in enumerate(chunks, start=start):
+            first, _ = self.categories.get(chunk.category, (position, position))
+            self.categories[chunk.category] = (first, position + 1)
+        # German compounds are split against the words of the German chunks themselves.
+        self.compounds = (
+            frozenset(
+                term for chunk in chunks for term in terms(f"{chunk.title}\n{chunk.text}", language)
+            )
+            if language == "de"
+            else None
+        )
+        titles: dict[str, list[str]] = {}
+        # Until `weigh`: per term, the positions holding it and its weighted frequency there.
+        self.postings: dict[str, tuple[list[int], list[float]]] = {}
+        lengths: list[float] = []
+        for position, chunk in enumerate(chunks, start=start):
+            if chunk.title not in titles:
+                titles[chunk.title] = self.analyse(chunk.title)
+            counts = self._counts(chunk, titles[chunk.title])
+            lengths.append(sum(counts.values()))
+            for term, frequency in counts.items():
+                entry = self.postings.get(term)
+                if entry is None:
+                    self.postings[term] = ([position], [frequency])
+                else:
+                    entry[0].append(position)
+                    entry[1].append(frequency)
+        average = (sum(lengths) / len(lengths)) or 1.0
+        self._norms = [_K1 * (1 - _B + _B * length / average) for length in lengths]
+
+    def weigh(self, idf: dict[str, float]) -> None:
+        """Turn every posting's frequency into its BM25 weight, with the index-wide idf."""
+        norms, start = self._norms, self.start
+        for term, (positions, frequencies) in self.postings.items():
+            factor = idf[term] * (_K1 + 1)
+            frequencies[:] = [
+                factor * frequency / (frequency + norms[position - start])
+                for position, frequency in zip(positions, frequencies, strict=True)
+            ]
+        self._norms = []
+
+    def analyse(self, text: str) -> list[str]:
+        return terms(text, self.language, self.compounds)
+
+    def _counts(self, chunk: Chunk, title: list[str]) -> Counter[str]:
+        """Term frequencies of a chunk, headings and title weighted up."""
+        body: list[str] = []
+        headings: list[str] = []
+        for line in chunk.text.splitlines():
+            (headings if line.startswith("#") else body).append(line)
+        # A chunker that keeps the heading apart from the text (a `heading` field) still has
+        # it weighted as a heading.
+        heading = getattr(chunk, "heading", "")
+        if heading and not any(line.lstrip("#").strip() == heading for line in headings):
+            headings.append(heading)
+        counts = Counter(self.analyse("\n".join(body)))
+        for term in self.analyse("\n".join(headings)):
+            counts[term] += 1 + _HEADING_EXTRA
+        for term in title:
+            counts[term] += _TITLE_WEIGHT
+        return counts
+
+    def scope(self, category: str | None) -> tuple[int, int] | None:
+        """The positions a category filter leaves in this language; None when none."""
+        if category is None:
+            return self.start, self.stop
+        return self.categories.get(category)
 
 
 class LocalIndex:
     def __init__(self, index: IndexFile) -> None:
         self.kb_version = index.kb_version
-        self._chunks = index.chunks
-        self._postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        self._lengths: list[int] = []
-        for position, chunk in enumerate(self._chunks):
-            counts = Counter(terms(f"{chunk.title} {chunk.text}"))
-            self._lengths.append(sum(counts.values()))
-            for term, frequency in counts.items():
-                self._postings[term].append((position, frequency))
-        self._average_length = (sum(self._lengths) / len(self._lengths)) if self._lengths else 1.0
+        # Position in the index -> the chunk, and its place in the file (which breaks ties).
+        order = sorted(
+            range(len(index.chunks)),
+            key=lambda i: (index.chunks[i].language, index.chunks[i].category, i),
+        )
+        self._chunks = [index.chunks[i] for i in order]
+        self._file_order = order
+        self._languages: dict[str, _Language] = {}
+        start = 0
+        while start < len(self._chunks):
+            language = self._chunks[start].language
+            stop = start
+            while stop < len(self._chunks) and self._chunks[stop].language == language:
+                stop += 1
+            self._languages[language] = _Language(language, start, self._chunks[start:stop])
+            start = stop
+        # One idf for the whole index: a name shared by documents in several languages is
+        # less telling than a word of one of them, and scores of different languages compare.
+        found: Counter[str] = Counter()
+        for part in self._languages.values():
+            found.update({term: len(entry[0]) for term, entry in part.postings.items()})
+        total = len(self._chunks)
+        idf = {
+            term: math.log(1 + (total - count + 0.5) / (count + 0.5))
+            for term, count in found.items()
+        }
+        for part in self._languages.values():
+            part.weigh(idf)
 
     def __len__(self) -> int:
         return len(self._chunks)
 
     def search(self, query: str, search_filter: SearchFilter, limit: int) -> list[Passage]:
-        allowed = self._allowed(search_filter)
-        scores: dict[int, float] = defaultdict(float)
-        total = len(self._chunks)
-        for term in set(terms(query)):
-            postings = self._postings.get(term, [])
-            if not postings:
-                continue
-            idf = math.log(1 + (total - len(postings) + 0.5) / (len(postings) + 0.5))
-            for position, frequency in postings:
-                if allowed is not None and position not in allowed:
-                    continue
-                norm = _K1 * (1 - _B + _B * self._lengths[position] / self._average_length)
-                scores[position] += idf * frequency * (_K1 + 1) / (frequency + norm)
-        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        if search_filter.language is None:
+            candidates = list(self._languages.values())
+        else:
+            language = self._languages.get(search_filter.language)
+            candidates = [language] if language is not None else []
+        scores: dict[int, float] = {}
+        for language in candidates:
+            scope = language.scope(search_filter.category)
+            if scope is not None:
+                _accumulate(scores, language, dict.fromkeys(language.analyse(query)), *scope)
+        best = heapq.nlargest(limit, scores.items(), key=_SCORE)
+        best.sort(key=lambda item: (-item[1], self._file_order[item[0]]))
         return [
             Passage(**self._chunks[position].model_dump(), score=round(score, 4))
-            for position, score in ranked
+            for position, score in best
         ]
 
-    def _allowed(self, search_filter: SearchFilter) -> set[int] | None:
-        if search_filter.category is None and search_filter.language is None:
-            return None
-        return {
-            position
-            for position, chunk in enumerate(self._chunks)
-            if search_filter.category in (None, chunk.category)
-            and search_filter.language in (None, chunk.language)
-        }
+
+def _accumulate(
+    scores: dict[int, float], language: _Language, query: dict[str, None], low: int, high: int
+) -> None:
+    """Add the BM25 weights of the query's terms for the positions in [low, high)."""
+    whole = low == language.start and high == language.stop
+    get = scores.get
+    for term in query:
+        entry = language.postings.get(term)
+        if entry is None:
+            continue
+        positions, weights = entry
+        if not whole:
+            first = bisect_left(positions, low)
+            last = bisect_left(positions, high, first)
+            positions, weights = positions[first:last], weights[first:last]
+        for position, weight in zip(positions, weights, strict=True):
+            scores[position] = get(position, 0.0) + weight
 
 
 def load_index(uri: str, s3_client: Any | None = None) -> LocalIndex:
