@@ -161,8 +161,11 @@ class SimulatedModel:
     def generate(self, request: ModelRequest) -> ModelReply:
         text = self._content.generate(request).text
         corrected = False
-        if request.task == "classify":
+        if request.task in ("classify", "condense"):
             text, corrected = listed_category(text, request.inputs)
+        if request.inputs.get("reply_format") == "text":
+            # The naive chain's plain condense prompt asks for the rewritten question only.
+            text = json.loads(text)["question"]
         output_tokens = estimate_tokens(text)
         started = time.perf_counter()
         self._sleep(self.profile.latency_ms(output_tokens) * self._scale / 1000)
@@ -186,7 +189,8 @@ def _beginnings(text: str) -> set[str]:
 
 
 def listed_category(text: str, inputs: dict[str, Any]) -> tuple[str, bool]:
-    """The offline classify reply with a listed category, and whether it had to be replaced."""
+    """The offline classify (or condense) reply with a listed category, and whether it had to
+    be replaced."""
     reply = json.loads(text)
     categories: dict[str, str] = inputs["categories"]
     if reply.get("category") in categories or not categories:

@@ -295,6 +295,7 @@ def test_state_machine_touches_only_its_functions_and_tables(template: dict[str,
     assert table_access == {
         ("dynamodb:GetItem", "<CacheTable.Arn>"),
         ("dynamodb:PutItem", "<CacheTable.Arn>"),
+        ("dynamodb:UpdateItem", "<CacheTable.Arn>"),
         ("dynamodb:Query", "<HistoryTable.Arn>"),
         ("dynamodb:PutItem", "<HistoryTable.Arn>"),
     }

@@ -7,7 +7,9 @@ from concierge.adapters.executor import ExecutionResult
 from concierge.api import handle
 from concierge.config import ApiSettings
 
-SETTINGS = ApiSettings(state_machine_arn="arn:aws:states:us-east-1:1:stateMachine:chat")
+SETTINGS = ApiSettings(
+    state_machine_arn="arn:aws:states:us-east-1:1:stateMachine:chat", answer_model="offline"
+)
 ANSWERED = {
     "status": "answered",
     "answer": "We sell tents. [1]",

@@ -12,7 +12,11 @@ def test_a_missing_required_setting_names_the_variable() -> None:
 def test_settings_are_read_from_prefixed_variables() -> None:
     settings = load(
         ApiSettings,
-        {"CONCIERGE_STATE_MACHINE_ARN": "arn:sm", "CONCIERGE_CACHE_TTL_SECONDS": "3600"},
+        {
+            "CONCIERGE_STATE_MACHINE_ARN": "arn:sm",
+            "CONCIERGE_CACHE_TTL_SECONDS": "3600",
+            "CONCIERGE_ANSWER_MODEL": "offline",
+        },
     )
     assert settings.state_machine_arn == "arn:sm"
     assert settings.cache_ttl_seconds == 3600

@@ -42,22 +42,36 @@ def test_classify_falls_back_to_the_default_category() -> None:
     assert json.loads(reply.text)["category"] == "general"
 
 
-def test_condense_joins_a_follow_up_with_the_previous_question() -> None:
-    history = [{"question": "What do you sell?", "answer": "Tents."}]
+_MENU = {
+    "categories": {"pricing": "prices, cheapest", "policies": "warranty, returns"},
+    "default_category": "general",
+}
+
+
+def _condensed(question: str, history: list[dict[str, str]]) -> dict[str, str]:
     reply = OfflineModel().generate(
-        _request("condense", question="Which of them is cheapest?", history=history)
+        _request("condense", question=question, history=history, **_MENU)
     )
-    assert "Which of them is cheapest?" in reply.text
-    assert "What do you sell?" in reply.text
+    parsed: dict[str, str] = json.loads(reply.text)
+    return parsed
+
+
+def test_condense_joins_a_follow_up_with_the_previous_question_and_classifies_it() -> None:
+    history = [{"question": "What do you sell?", "answer": "Tents."}]
+    condensed = _condensed("Which of them is cheapest?", history)
+    assert "Which of them is cheapest?" in condensed["question"]
+    assert "What do you sell?" in condensed["question"]
+    assert (condensed["category"], condensed["language"]) == ("pricing", "en")
 
 
 def test_condense_keeps_a_self_contained_question() -> None:
     history = [{"question": "What do you sell?", "answer": "Tents."}]
     question = "How long is the warranty on backpacks?"
-    assert (
-        OfflineModel().generate(_request("condense", question=question, history=history)).text
-        == question
-    )
+    assert _condensed(question, history) == {
+        "question": question,
+        "category": "policies",
+        "language": "en",
+    }
 
 
 def test_answer_extracts_and_cites_matching_sentences() -> None:
@@ -80,6 +94,8 @@ def test_answer_says_no_answer_when_nothing_matches() -> None:
 
 
 def test_usage_is_marked_estimated() -> None:
-    reply = OfflineModel().generate(_request("condense", question="Hi there friend", history=[]))
+    reply = OfflineModel().generate(
+        _request("condense", question="Hi there friend", history=[], **_MENU)
+    )
     assert reply.estimated is True
     assert reply.input_tokens > 0

@@ -3,12 +3,20 @@ import time
 import pytest
 
 from concierge.adapters.retrieval.port import SearchFilter
+from concierge.cache_keys import cache_key, cache_scope
 from concierge.config import ClassifySettings, CondenseSettings
 from concierge.errors import BudgetExceededError
-from concierge.models.state import AnswerInput, ClassifyInput, CondenseInput, Passage, RetrieveInput
+from concierge.models.state import (
+    AnswerInput,
+    ClassifyInput,
+    CondenseInput,
+    HistoryTurn,
+    Passage,
+    RetrieveInput,
+)
 from concierge.steps.answer import answer, cite
 from concierge.steps.classify import classify
-from concierge.steps.condense import condense, history_from_items
+from concierge.steps.condense import condense, history_from_items, transcript
 from concierge.steps.retrieve import retrieve
 from fakes import ScriptedModel, route_of
 
@@ -114,45 +122,74 @@ def test_history_items_newest_first_become_turns_oldest_first_within_the_limit()
     assert [t.question for t in history_from_items(items, limit=2)] == ["q2", "q3"]
 
 
-def test_condense_without_history_makes_no_model_call() -> None:
-    model = ScriptedModel([])
-    result = condense(
-        CondenseInput(request_id="r", question="What?", deadline_ms=_deadline(), history_items=[]),
-        CondenseSettings(condense_model="scripted"),
-        route_of(model),
-    )
-    assert result.question == "What?"
-    assert result.usage.llm_calls == 0
+CONDENSE = CondenseSettings(condense_model="scripted", categories=("products", "pricing"))
+SCOPE = cache_scope("kb1", "p1", "scripted")
 
 
-def test_condense_sends_the_conversation_and_uses_the_rewrite() -> None:
-    model = ScriptedModel(['"Which tent is the cheapest?"'])
+def _follow_up(question: str, *items: dict[str, dict[str, str]]) -> CondenseInput:
+    return CondenseInput(
+        request_id="r",
+        question=question,
+        deadline_ms=_deadline(),
+        history_items=list(items),
+        cache_scope=SCOPE,
+    )
+
+
+def test_condense_rewrites_and_classifies_in_one_call_and_keys_the_standalone_question() -> None:
+    model = ScriptedModel(
+        ['{"question": "Which tent is the cheapest?", "category": "pricing", "language": "en"}']
+    )
     result = condense(
-        CondenseInput(
-            request_id="r",
-            question="Which is cheapest?",
-            deadline_ms=_deadline(),
-            history_items=[_item("Do you sell tents?", "Yes.")],
-        ),
-        CondenseSettings(condense_model="scripted"),
+        _follow_up("Which is cheapest?", _item("Do you sell tents?", "Yes.")),
+        CONDENSE,
         route_of(model),
     )
-    assert result.question == "Which tent is the cheapest?"
+    assert (result.question, result.category, result.language) == (
+        "Which tent is the cheapest?",
+        "pricing",
+        "en",
+    )
     assert "Do you sell tents?" in model.requests[0].prompt
+    assert result.usage.llm_calls == 1
+    # The same key as the standalone question asked as a first turn: one cache serves both.
+    assert result.cache_key == cache_key("which tent is the cheapest", "en", SCOPE)
+    assert result.cache_language == "en"
 
 
 def test_an_empty_rewrite_keeps_the_original_question() -> None:
-    result = condense(
-        CondenseInput(
-            request_id="r",
-            question="And that?",
-            deadline_ms=_deadline(),
-            history_items=[_item("q", "a")],
-        ),
-        CondenseSettings(condense_model="scripted"),
-        route_of(ScriptedModel(["   "])),
-    )
+    model = ScriptedModel(['{"question": "  ", "category": "products", "language": "en"}'])
+    result = condense(_follow_up("And that?", _item("q", "a")), CONDENSE, route_of(model))
     assert result.question == "And that?"
+    assert result.cache_key == cache_key("And that?", "en", SCOPE)
+
+
+def test_unusable_condense_output_is_re_asked_once_then_defaulted_field_by_field() -> None:
+    model = ScriptedModel(["Sure! Here you go.", '{"question": "¿Y cuánto cuesta la Cirrus 2?"}'])
+    result = condense(
+        _follow_up("¿Y cuánto cuesta?", _item("¿Qué es la Cirrus 2?", "Una tienda.")),
+        CONDENSE,
+        route_of(model),
+    )
+    assert len(model.requests) == 2
+    assert "could not be used" in model.requests[1].prompt
+    # Nothing usable after the re-ask: the follow-up as asked, default category, detected
+    # language — an answer all the same.
+    assert (result.question, result.category, result.language) == (
+        "¿Y cuánto cuesta?",
+        "general",
+        "es",
+    )
+    assert (result.usage.llm_calls, result.usage.repairs, result.usage.defaulted) == (2, 1, True)
+
+
+def test_the_condense_transcript_keeps_the_newest_turns_that_fit_the_token_budget() -> None:
+    turns = [HistoryTurn(question=f"question {n}", answer="word " * 100) for n in range(5)]
+    kept = transcript(turns, token_budget=300)
+    assert "question 4" in kept and "question 3" in kept
+    assert "question 0" not in kept
+    # The newest turn is kept even when it alone is over the budget.
+    assert "question 4" in transcript(turns, token_budget=10)
 
 
 # -- retrieve ---------------------------------------------------------------------------------

@@ -17,14 +17,30 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from concierge.adapters.executor import ChainExecutor, ExecutionResult
-from concierge.cache_keys import cache_key
+from concierge.cache_keys import cache_key, cache_scope
 from concierge.config import ApiSettings
-from concierge.models.http import ChatRequest, ChatResponse, ErrorDetail, ErrorResponse, Usage
-from concierge.models.state import ChainFailure, ChainInput, ChainOutput
-from concierge.observability import logger, record_cache_outcome, record_response
+from concierge.models.http import (
+    SESSION_ID_PATTERN,
+    ChatRequest,
+    ChatResponse,
+    ErrorDetail,
+    ErrorResponse,
+    Usage,
+)
+from concierge.models.state import CacheLookup, ChainFailure, ChainInput, ChainOutput
+from concierge.observability import (
+    logger,
+    record_cache_outcome,
+    record_degraded,
+    record_response,
+)
 from concierge.prompt_library import prompt_versions
+from concierge.stores import SessionDeletion, StoreError, delete_session
+from concierge.text import detect_language
 
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+_SESSIONS = "/sessions/"
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 # Error names raised by steps (concierge.errors) and by Step Functions, to HTTP statuses.
 _FAILURES: dict[str, tuple[int, str, str]] = {
@@ -89,15 +105,55 @@ def _route(
             if method != "GET":
                 raise ApiError(405, "method_not_allowed", "Use GET /health.")
             return _json(200, {"status": "ok"}, request_id)
+        if path.startswith(_SESSIONS):
+            if method != "DELETE":
+                raise ApiError(405, "method_not_allowed", "Use DELETE /sessions/{session_id}.")
+            return _json(200, forget_session(path.removeprefix(_SESSIONS), settings), request_id)
         if path != "/chat":
             raise ApiError(404, "not_found", f"No route for {path or '/'}.")
         if method != "POST":
             raise ApiError(405, "method_not_allowed", "Use POST /chat.")
         request = parse_chat_request(event, settings.max_body_bytes)
-        response = run_chat(request, request_id, settings, executor)
+        response = run_chat(
+            request,
+            request_id,
+            settings,
+            executor,
+            bypass_cache=request.bypass_cache or _asks_for_no_cache(event),
+        )
         return _json(200, response, request_id)
     except ApiError as error:
         return _error(error.status, error.code, error.message, request_id)
+
+
+def forget_session(session_id: str, settings: ApiSettings) -> SessionDeletion:
+    """DELETE /sessions/{id}: the session's turns and the cache entries it produced."""
+    if not _SESSION_ID.fullmatch(session_id):
+        raise ApiError(400, "invalid_request", "session_id: must match " + SESSION_ID_PATTERN)
+    if not (settings.history_table and settings.cache_table):
+        raise ApiError(*_FAILURES["ConfigurationError"])
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from concierge.adapters.aws import aws_client
+
+    try:
+        deletion = delete_session(
+            aws_client("dynamodb"), settings.history_table, settings.cache_table, session_id
+        )
+    except (StoreError, ClientError, BotoCoreError):
+        logger.exception("session deletion failed")
+        raise ApiError(
+            503, "store_unavailable", "The session could not be deleted now. Please retry."
+        ) from None
+    logger.info(
+        "session deleted", extra={"turns": deletion.turns, "cache_entries": deletion.cache_entries}
+    )
+    return deletion
+
+
+def _asks_for_no_cache(event: dict[str, Any]) -> bool:
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    return "no-cache" in headers.get("cache-control", "").lower()
 
 
 def parse_chat_request(event: dict[str, Any], max_body_bytes: int) -> ChatRequest:
@@ -124,15 +180,28 @@ def parse_chat_request(event: dict[str, Any], max_body_bytes: int) -> ChatReques
 
 
 def run_chat(
-    request: ChatRequest, request_id: str, settings: ApiSettings, executor: ChainExecutor
+    request: ChatRequest,
+    request_id: str,
+    settings: ApiSettings,
+    executor: ChainExecutor,
+    *,
+    bypass_cache: bool = False,
 ) -> ChatResponse:
     now = time.time()
     session_id = request.session_id or uuid.uuid4().hex
+    scope = cache_scope(settings.kb_version, prompt_versions(), settings.answer_model)
+    # Detected from the words alone, so the first-turn lookup needs no model call.
+    language = detect_language(request.question)
     chain_input = ChainInput(
         request_id=request_id,
         session_id=session_id,
         question=request.question,
-        cache_key=cache_key(request.question, settings.kb_version, prompt_versions()),
+        lookup=CacheLookup(cache_key=cache_key(request.question, language, scope)),
+        cache_language=language,
+        cache_scope=scope,
+        kb_version=settings.kb_version,
+        cache_bypass=bypass_cache,
+        history_turns=settings.history_turns,
         turn_key=f"{int(now * 1000):013d}#{request_id}",
         now_epoch_seconds=f"{int(now):010d}",
         deadline_ms=int((now * 1000) + settings.request_budget_ms),
@@ -143,7 +212,15 @@ def run_chat(
         request_id, chain_input.model_dump(mode="json"), settings.request_budget_ms / 1000 + 1
     )
     output = _successful_output(result)
-    record_cache_outcome(hit=output.status == "cached")
+    record_cache_outcome(hit=output.status == "cached", bypassed=bypass_cache)
+    if output.degraded:
+        # Answered all the same; the error names (never their causes, which may quote user
+        # text) say which store let the request down.
+        record_degraded(output.degraded)
+        logger.warning(
+            "answered with a degraded store",
+            extra={"degraded": {part: _error_name(v) for part, v in output.degraded.items()}},
+        )
     usage = Usage()
     for step in output.usage:
         usage.llm_calls += step.llm_calls
@@ -178,6 +255,10 @@ def _successful_output(result: ExecutionResult) -> ChainOutput:
         logger.error("chain step failed", extra={"error": failure.error})
         raise ApiError(*_FAILURES.get(failure.error, _INTERNAL))
     return ChainOutput.model_validate(result.output)
+
+
+def _error_name(failure: Any) -> str:
+    return str(failure.get("Error", "unknown")) if isinstance(failure, dict) else "unknown"
 
 
 def _request_id(event: dict[str, Any]) -> str:

@@ -1,4 +1,8 @@
-"""Cache keys: the same question, asked the same way, against the same knowledge and prompts."""
+"""Cache keys: the same question, in the same language, against the same knowledge, prompts and
+answer model. Anything that could change the answer is part of the key, so a re-ingest, a
+prompt change or a new answer model never serves a stale answer, and an answer is never served
+in another language than it was written in.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import unicodedata
 _SPACES = re.compile(r"\s+")
 _TRAILING_PUNCTUATION = re.compile(r"[\s?!.。？！¿¡,;:]+$")  # noqa: RUF001 - full-width on purpose
 _LEADING_PUNCTUATION = re.compile(r"^[\s¿¡]+")
+_SEPARATOR = "\x1f"
 
 
 def normalise_question(question: str) -> str:
@@ -19,6 +24,11 @@ def normalise_question(question: str) -> str:
     return _LEADING_PUNCTUATION.sub("", text)
 
 
-def cache_key(question: str, kb_version: str, prompt_versions: str) -> str:
-    material = "\x1f".join((normalise_question(question), kb_version, prompt_versions))
+def cache_scope(kb_version: str, prompt_versions: str, answer_model: str) -> str:
+    """Everything but the question and its language that an answer depends on, in one string."""
+    return _SEPARATOR.join((kb_version, prompt_versions, answer_model))
+
+
+def cache_key(question: str, language: str, scope: str) -> str:
+    material = _SEPARATOR.join((normalise_question(question), language, scope))
     return "q#" + hashlib.sha256(material.encode("utf-8")).hexdigest()

@@ -23,6 +23,14 @@ class _Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+def _empty_is_none(value: object) -> object:
+    # CloudFormation cannot leave a variable out, only set it to "": read that as not set.
+    return None if value == "" else value
+
+
+OptionalText = Annotated[str | None, BeforeValidator(_empty_is_none)]
+
+
 class ApiSettings(_Settings):
     """The `api` function: validates requests and runs the chain."""
 
@@ -35,6 +43,13 @@ class ApiSettings(_Settings):
     request_budget_ms: int = Field(default=27_000, ge=1_000, le=29_000)
     max_body_bytes: int = 65_536
     kb_version: str = "1"
+    # Part of every cache key: a new answer model never serves the old model's answers.
+    answer_model: str
+    # The latest turns of a session loaded for condense (the prompt trims them to a budget).
+    history_turns: int = Field(default=6, ge=1, le=50)
+    # The tables, for DELETE /sessions/{id} (the chain itself reaches them from the ASL).
+    history_table: OptionalText = None
+    cache_table: OptionalText = None
 
 
 def _comma_separated(value: object) -> object:
@@ -47,19 +62,27 @@ def _comma_separated(value: object) -> object:
 CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_separated)]
 
 
-class ClassifySettings(_Settings):
-    # Model specs: `offline`, `bedrock:<id>`, `sagemaker:<endpoint>:<messages|inputs>`,
-    # `openai:<model>`. The fallbacks are tried in order when the primary is unavailable.
-    classify_model: str
-    classify_fallbacks: CommaList = ()
+class CategorySettings(_Settings):
+    """The categories a question can be routed to: classify (first turns) and condense
+    (follow-ups) both classify, so both read these."""
+
     categories: CommaList
     default_category: str = "general"
 
 
-class CondenseSettings(_Settings):
+class ClassifySettings(CategorySettings):
+    # Model specs: `offline`, `bedrock:<id>`, `sagemaker:<endpoint>:<messages|inputs>`,
+    # `openai:<model>`. The fallbacks are tried in order when the primary is unavailable.
+    classify_model: str
+    classify_fallbacks: CommaList = ()
+
+
+class CondenseSettings(CategorySettings):
     condense_model: str
     condense_fallbacks: CommaList = ()
     history_turns: int = Field(default=6, ge=1, le=50)
+    # Of those turns, the newest that fit this many (estimated) tokens go into the prompt.
+    history_tokens: int = Field(default=1_200, ge=100, le=20_000)
 
 
 class RetrieveSettings(_Settings):
@@ -78,14 +101,6 @@ class Price(_Settings):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
-
-
-def _empty_is_none(value: object) -> object:
-    # CloudFormation cannot leave a variable out, only set it to "": read that as not set.
-    return None if value == "" else value
-
-
-OptionalText = Annotated[str | None, BeforeValidator(_empty_is_none)]
 
 
 class ModelRuntimeSettings(_Settings):

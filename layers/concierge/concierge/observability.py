@@ -5,6 +5,8 @@ Logs carry ids, sizes, categories and timings — never question or answer text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
@@ -39,7 +41,7 @@ def record_usage(usage: StepUsage) -> None:
     # Outcomes worth an alarm: each is counted, zero included, so dashboards show rates.
     step_metrics.add_metric(name="ModelRetries", unit=MetricUnit.Count, value=usage.retries)
     step_metrics.add_metric(name="ModelFallbacks", unit=MetricUnit.Count, value=usage.fallbacks)
-    if usage.step == "classify":
+    if usage.step in ("classify", "condense"):
         step_metrics.add_metric(name="OutputRepairs", unit=MetricUnit.Count, value=usage.repairs)
         step_metrics.add_metric(
             name="OutputDefaulted", unit=MetricUnit.Count, value=int(usage.defaulted)
@@ -58,9 +60,27 @@ def record_latency(step: str, latency_ms: float) -> None:
     step_metrics.flush_metrics()
 
 
-def record_cache_outcome(hit: bool) -> None:
+def record_cache_outcome(hit: bool, bypassed: bool = False) -> None:
     """Counted by the api function, which sees every request's outcome."""
-    metrics.add_metric(name="CacheHit" if hit else "CacheMiss", unit=MetricUnit.Count, value=1)
+    name = "CacheBypass" if bypassed else "CacheHit" if hit else "CacheMiss"
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+# Best-effort parts of the chain (the definition's catch blocks) and the metric each counts in.
+DEGRADED_METRICS = {
+    "history_read": "HistoryReadFailed",
+    "history_write": "HistoryWriteFailed",
+    "cache_read": "CacheReadFailed",
+    "cache_write": "CacheWriteFailed",
+    "hit_count": "CacheHitCountFailed",
+}
+
+
+def record_degraded(parts: Iterable[str]) -> None:
+    """A request answered although a store failed: counted, so an alarm can see it."""
+    for part in parts:
+        name = DEGRADED_METRICS.get(part, "DegradedOther")
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
 def record_response(status: int) -> None:

@@ -23,6 +23,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from concierge.adapters.aws import reset_clients
 from concierge.adapters.llm.registry import route_for
@@ -76,6 +77,24 @@ def local_environment(index_path: Path, kb_version: str) -> dict[str, str]:
     }
 
 
+def _parsed_once(worker: type[ExecutionWorker]) -> Callable[[ExecutionWorker], Any]:
+    """moto parses the whole definition with ANTLR for every execution: about 100 ms here,
+    a third of a local request. The parsed program is a tree of declarations (the state of an
+    execution lives in its Environment), so one parse per definition serves every execution."""
+    parse = worker._get_evaluation_entrypoint
+    programs: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def entrypoint(self: ExecutionWorker) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        with lock:
+            if definition not in programs:
+                programs[definition] = parse(self)
+            return programs[definition]
+
+    return entrypoint
+
+
 class _LambdaContext:
     """The parts of the Lambda context object the handlers and Powertools read."""
 
@@ -124,7 +143,7 @@ class LocalRuntime:
         self._handlers: dict[str, tuple[str, Handler]] = {}
         self._lock = threading.Lock()
         self._mock: Any = None
-        self._patch: Any = None
+        self._patches: list[Any] = []
         self.state_machine_arn = ""
         self._role_arn = ""
         self.table_names: dict[str, str] = {}
@@ -166,8 +185,14 @@ class LocalRuntime:
             }
         )
         self._mock.start()
-        self._patch = mock.patch.object(LambdaSimpleBackend, "invoke", self._make_invoke())
-        self._patch.start()
+        self._patches = [
+            mock.patch.object(LambdaSimpleBackend, "invoke", self._make_invoke()),
+            mock.patch.object(
+                ExecutionWorker, "_get_evaluation_entrypoint", _parsed_once(ExecutionWorker)
+            ),
+        ]
+        for patch in self._patches:
+            patch.start()
         _forget_cached_state()
         self._role_arn = boto3.client("iam", region_name=REGION).create_role(
             RoleName=_ROLE_NAME, AssumeRolePolicyDocument=_TRUST_POLICY
@@ -180,9 +205,9 @@ class LocalRuntime:
         _forget_cached_state()
 
     def stop(self) -> None:
-        if self._patch is not None:
-            self._patch.stop()
-            self._patch = None
+        for patch in reversed(self._patches):
+            patch.stop()
+        self._patches = []
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -251,6 +276,14 @@ class LocalRuntime:
             name = f"concierge-local-{logical_id}"
             dynamodb.create_table(TableName=name, **definition)
             self.table_names[logical_id] = name
+        # The api function reaches the tables itself for DELETE /sessions/{id}.
+        self._set_environment(
+            {
+                "CONCIERGE_HISTORY_TABLE": self.table_names["HistoryTable"],
+                "CONCIERGE_CACHE_TABLE": self.table_names["CacheTable"],
+            },
+            force=True,
+        )
 
     def _create_functions(self) -> dict[str, str]:
         lambda_client = boto3.client("lambda", region_name=REGION)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 MAX_QUESTION_CHARS = 4000
@@ -14,6 +14,9 @@ class ChatRequest(BaseModel):
     # StrictStr: a number or a list is a bad request, not something to coerce.
     question: StrictStr = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     session_id: StrictStr | None = Field(default=None, pattern=SESSION_ID_PATTERN)
+    # Skip the cache lookup for this request (a fresh answer is still stored). The header
+    # `Cache-Control: no-cache` does the same.
+    bypass_cache: StrictBool = False
 
 
 class Citation(BaseModel):

@@ -58,22 +58,44 @@ class StepUsage(_State):
         )
 
 
+class CacheLookup(_State):
+    """$.lookup: the key to look up, the step it comes after, and what was spent before it."""
+
+    cache_key: str
+    after: Literal["start", "condense"] = "start"
+    usage: list[StepUsage] = Field(default_factory=list)
+
+
 class ChainInput(_State):
     """The execution input, built by the api function."""
 
     request_id: str
     session_id: str
     question: str
-    # The cache key of the question (normalised, versioned) — DynamoDB partition key.
-    cache_key: str
+    # The first lookup: the question as asked (normalised, in `cache_language`, scoped). On a
+    # follow-up the definition replaces it with the standalone question's after condense.
+    lookup: CacheLookup
+    # The language detected from the question's words, before any model call: the first-turn
+    # lookup key's language. An answer in another language is not stored under that key.
+    cache_language: str
+    # kb version, prompt versions and answer model (concierge.cache_keys.cache_scope): follow-up
+    # keys are built in the condense step from the standalone question and this scope.
+    cache_scope: str
+    kb_version: str
+    # True: do not read the cache (a fresh answer is still stored).
+    cache_bypass: bool = False
     # History sort key of this turn: sorts by time, unique per request, so a retried write is a
     # no-op rather than a duplicate.
     turn_key: str
+    # How many of the session's latest turns to load.
+    history_turns: int = Field(ge=1, le=50)
     # 10-digit epoch seconds as a string: the ASL compares it with cache expiry (string order).
     now_epoch_seconds: str
     deadline_ms: int = Field(description="Epoch milliseconds after which steps must give up")
     cache_expires_at: int
     history_expires_at: int
+    # Filled by the definition's catch blocks (history_read, cache_read, …): degraded, not failed.
+    degraded: dict[str, Any] = Field(default_factory=dict)
 
 
 class ClassifyInput(_State):
@@ -101,11 +123,23 @@ class CondenseInput(_State):
     deadline_ms: int
     # Raw DynamoDB items of the session, newest first, as the Query task returns them.
     history_items: list[dict[str, Any]]
+    cache_scope: str
 
 
-class Condensed(_State):
+class Understanding(_State):
+    """What the chain knows before retrieval ($.understanding): the standalone question, its
+    classification, and the cache key an answer to it is stored under. On a first turn the ASL
+    assembles it from the classify step and the execution input; on a follow-up the condense
+    step returns it whole."""
+
     question: str
+    category: str
+    language: str = Field(pattern=r"^[a-z]{2}$")
+    translated_question: str | None = None
     usage: StepUsage
+    cache_key: str
+    # The language `cache_key` was built with; an answer in another language is not stored.
+    cache_language: str
 
 
 class RetrieveInput(_State):
@@ -156,6 +190,8 @@ class ChainOutput(_State):
     category: str
     language: str
     usage: list[StepUsage] = Field(default_factory=list)
+    # Best-effort parts that failed ({"cache_read": {"Error": …, "Cause": …}, …}).
+    degraded: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("usage", mode="before")
     @classmethod

@@ -1,16 +1,29 @@
-"""Condense: rewrite a follow-up as a standalone question, from the session's latest turns."""
+"""Condense: a follow-up becomes a standalone question, classified, with its cache key.
+
+One cheap call does both jobs a follow-up needs before retrieval: the rewrite (from the
+session's latest turns, trimmed to a token budget) and the classification of the rewritten
+question. The cache key is built from the standalone question, so a follow-up that means what
+an earlier question meant is served from the cache without an answer call.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from concierge.adapters.llm.port import estimate_tokens
+from concierge.cache_keys import cache_key
 from concierge.config import CondenseSettings
-from concierge.models.state import Condensed, CondenseInput, HistoryTurn, StepUsage
+from concierge.models.state import CondenseInput, HistoryTurn, Understanding
 from concierge.prompt_library import load_prompt
-from concierge.steps.calls import ModelRoute, call_model
+from concierge.steps.calls import ModelRoute
+from concierge.steps.structured import CategoryMenu, ModelClassification, ask_for_json, settled
 
 # A history answer longer than this is cut in the prompt: condense needs the gist, not all of it.
 _ANSWER_CHARS_IN_PROMPT = 600
+
+
+class _ModelFollowUp(ModelClassification):
+    question: str
 
 
 def history_from_items(items: list[dict[str, Any]], limit: int) -> list[HistoryTurn]:
@@ -23,26 +36,54 @@ def history_from_items(items: list[dict[str, Any]], limit: int) -> list[HistoryT
     return list(reversed(turns))
 
 
-def condense(request: CondenseInput, settings: CondenseSettings, route: ModelRoute) -> Condensed:
+def transcript(history: list[HistoryTurn], token_budget: int) -> str:
+    """The newest turns that fit the budget, oldest first. The newest turn is always kept: a
+    follow-up leans on it most."""
+    lines: list[str] = []
+    used = 0
+    for turn in reversed(history):
+        text = f"User: {turn.question}\nAssistant: {turn.answer[:_ANSWER_CHARS_IN_PROMPT]}"
+        used += estimate_tokens(text)
+        if lines and used > token_budget:
+            break
+        lines.append(text)
+    return "\n".join(reversed(lines))
+
+
+def condense(
+    request: CondenseInput, settings: CondenseSettings, route: ModelRoute
+) -> Understanding:
     history = history_from_items(request.history_items, settings.history_turns)
-    if not history:
-        return Condensed(
-            question=request.question, usage=StepUsage(step="condense", model=route.spec)
-        )
-    transcript = "\n".join(
-        f"User: {turn.question}\nAssistant: {turn.answer[:_ANSWER_CHARS_IN_PROMPT]}"
-        for turn in history
-    )
     prompt = load_prompt("condense")
-    reply, usage = call_model(
+    menu = CategoryMenu.of(settings)
+    conversation = transcript(history, settings.history_tokens)
+    answer = ask_for_json(
         route,
         "condense",
         prompt,
         system=prompt.render_system(),
-        user=prompt.render(history=transcript, question=request.question),
-        inputs={"question": request.question, "history": [t.model_dump() for t in history]},
+        user=prompt.render(
+            categories=menu.render(), history=conversation, question=request.question
+        ),
+        inputs={
+            "question": request.question,
+            "history": [turn.model_dump() for turn in history],
+            "categories": menu.descriptions,
+            "default_category": menu.default,
+        },
         deadline_ms=request.deadline_ms,
+        model=_ModelFollowUp,
+        check=menu.problem_with,
     )
-    standalone = reply.text.strip().strip('"').strip()
-    # An empty rewrite is worse than the original question.
-    return Condensed(question=standalone or request.question, usage=usage)
+    # An empty or missing rewrite is worse than the original question.
+    rewritten = answer.parsed.question.strip().strip('"').strip() if answer.parsed else ""
+    standalone = rewritten or request.question
+    classification = settled(answer.parsed, menu, standalone)
+    return Understanding(
+        question=standalone,
+        category=classification.category,
+        language=classification.language,
+        usage=answer.usage,
+        cache_key=cache_key(standalone, classification.language, request.cache_scope),
+        cache_language=classification.language,
+    )

@@ -2,7 +2,7 @@
 
 It is not a language model. Classify matches the question against the category descriptions
 and detects the language from stopwords; condense joins a follow-up that leans on the
-conversation ("which of them…") with the previous question; answer extracts the passage
+conversation ("which of them…") with the previous question and classifies the result; answer extracts the passage
 sentences that share the most terms with the question and cites them. It writes the same
 reply formats a real model is asked for, so every step parses all adapters alike.
 """
@@ -83,7 +83,10 @@ class OfflineModel:
 
 
 def _classify(inputs: dict[str, Any]) -> str:
-    question: str = inputs["question"]
+    return json.dumps({**_classification(inputs["question"], inputs), "translated_question": None})
+
+
+def _classification(question: str, inputs: dict[str, Any]) -> dict[str, str]:
     descriptions: dict[str, str] = inputs["categories"]
     question_terms = set(terms(question))
     scores = {
@@ -92,14 +95,22 @@ def _classify(inputs: dict[str, Any]) -> str:
     }
     best = max(scores, key=lambda name: scores[name], default=None)
     category = best if best is not None and scores[best] > 0 else inputs["default_category"]
-    return json.dumps(
-        {"category": category, "language": detect_language(question), "translated_question": None}
-    )
+    return {"category": category, "language": detect_language(question)}
 
 
 def _condense(inputs: dict[str, Any]) -> str:
     question: str = inputs["question"]
-    history: list[dict[str, str]] = inputs["history"]
+    standalone = _standalone(question, inputs["history"])
+    # What the latest question asks decides the category ("which is cheapest?" is pricing
+    # whatever the earlier turn was about); the conversation only when it says nothing.
+    classification = _classification(standalone, inputs)
+    asked = _classification(question, inputs)["category"]
+    if asked != inputs["default_category"]:
+        classification["category"] = asked
+    return json.dumps({"question": standalone, **classification})
+
+
+def _standalone(question: str, history: list[dict[str, str]]) -> str:
     leans_on_context = bool(set(words(question)) & _ANAPHORA) or len(terms(question)) < 2
     if not history or not leans_on_context:
         return question

@@ -1,0 +1,141 @@
+"""Structured model output: ask for one JSON object, validate it, re-ask once when unusable.
+
+Shared by classify (first turns) and condense (follow-ups, which classify too). What is still
+wrong after the re-ask is the caller's to default field by field: never a failed request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError, field_validator
+
+from concierge.adapters.llm.port import Task
+from concierge.config import CategorySettings
+from concierge.models.state import StepUsage
+from concierge.prompt_library import Prompt, load_prompt
+from concierge.steps.calls import ModelRoute, call_model
+from concierge.text import detect_language
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+LANGUAGE_CODE = re.compile(r"[a-z]{2}")
+_NONE_OF_THESE = "anything that fits none of the other categories"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ModelClassification(BaseModel):
+    """The classification fields a model is asked to return."""
+
+    category: str
+    language: str
+    translated_question: str | None = None
+
+    @field_validator("category", "language")
+    @classmethod
+    def _clean(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+@dataclass(frozen=True)
+class CategoryMenu:
+    """The categories offered to the model, with the descriptions it chooses by."""
+
+    descriptions: dict[str, str]
+    default: str
+
+    @classmethod
+    def of(cls, settings: CategorySettings) -> CategoryMenu:
+        # The descriptions live with the classify prompt; condense offers the same menu.
+        described = load_prompt("classify").categories
+        # The default category is a valid answer too: "none of these" is something a model says.
+        names = dict.fromkeys((*settings.categories, settings.default_category))
+        descriptions = {name: described.get(name, _NONE_OF_THESE) for name in names}
+        return cls(descriptions, settings.default_category)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.descriptions)
+
+    def render(self) -> str:
+        return "\n".join(f"- {name}: {text}" for name, text in self.descriptions.items())
+
+    def problem_with(self, parsed: ModelClassification) -> str:
+        if parsed.category not in self.descriptions:
+            return f"category must be one of {', '.join(self.names)}"
+        if not LANGUAGE_CODE.fullmatch(parsed.language):
+            return "language must be a two-letter ISO 639-1 code"
+        return ""
+
+
+def settled(
+    parsed: ModelClassification | None, menu: CategoryMenu, question: str
+) -> ModelClassification:
+    """The model's classification where it is valid, a safe default field by field elsewhere."""
+    category, language, translated = menu.default, detect_language(question), None
+    if parsed is not None:
+        if parsed.category in menu.descriptions:
+            category = parsed.category
+        if LANGUAGE_CODE.fullmatch(parsed.language):
+            language = parsed.language
+        translated = parsed.translated_question or None
+    return ModelClassification(category=category, language=language, translated_question=translated)
+
+
+@dataclass(frozen=True)
+class Structured(Generic[M]):
+    parsed: M | None
+    # What was still wrong after the re-ask ("" when nothing).
+    problem: str
+    usage: StepUsage
+
+
+def ask_for_json(
+    route: ModelRoute,
+    task: Task,
+    prompt: Prompt,
+    *,
+    system: str,
+    user: str,
+    inputs: dict[str, Any],
+    deadline_ms: int,
+    model: type[M],
+    check: Callable[[M], str],
+) -> Structured[M]:
+    """Call the route, parse its reply into `model`, and re-ask once if it is unusable."""
+    reply, usage = call_model(
+        route, task, prompt, system=system, user=user, inputs=inputs, deadline_ms=deadline_ms
+    )
+    parsed, problem = parse_json(reply.text, model, check)
+    if problem:
+        repaired, repair_usage = call_model(
+            route,
+            task,
+            prompt,
+            system=system,
+            user=prompt.render_repair(user, problem),
+            inputs=inputs,
+            deadline_ms=deadline_ms,
+        )
+        usage = usage.plus(repair_usage).model_copy(update={"repairs": 1})
+        parsed, problem = parse_json(repaired.text, model, check)
+    return Structured(parsed, problem, usage.model_copy(update={"defaulted": bool(problem)}))
+
+
+def parse_json(text: str, model: type[M], check: Callable[[M], str]) -> tuple[M | None, str]:
+    """The reply as `model`, and what is wrong with it ("" when nothing is)."""
+    match = _JSON_OBJECT.search(text)
+    if match is None:
+        return None, "it contained no JSON object"
+    try:
+        parsed = model.model_validate(json.loads(match.group(0)))
+    except json.JSONDecodeError:
+        return None, "it was not valid JSON"
+    except ValidationError as exc:
+        fields = ", ".join(str(err["loc"][0]) for err in exc.errors() if err["loc"])
+        return None, f"these fields were missing or not strings: {fields}"
+    return parsed, check(parsed)

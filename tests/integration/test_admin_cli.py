@@ -1,0 +1,90 @@
+"""`concierge history delete` and `concierge cache flush` on a local run's saved tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from concierge.admin_cli import AdminUsageError, add_commands, run
+from concierge.knowledge import IndexFile
+from concierge.local.runtime import LocalRuntime
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def concierge(*argv: str) -> int | None:
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv), REPO_ROOT)
+
+
+def chat(runtime: LocalRuntime, question: str, session_id: str) -> None:
+    response = runtime.api(
+        {
+            "rawPath": "/chat",
+            "requestContext": {"http": {"method": "POST"}, "requestId": uuid.uuid4().hex},
+            "body": json.dumps({"question": question, "session_id": session_id}),
+        }
+    )
+    assert response["statusCode"] == 200
+
+
+@pytest.fixture
+def saved_state(tmp_path: Path, sample_index: tuple[Path, IndexFile]) -> Path:
+    """A local run's state file: two sessions, each with a cached first answer."""
+    state = tmp_path / "state.json"
+    index_path, index = sample_index
+    with LocalRuntime(REPO_ROOT, index_path, index.kb_version, state_path=state) as runtime:
+        chat(runtime, "What do you sell?", "alice")
+        chat(runtime, "How long is the warranty on backpacks?", "bob")
+        runtime.save_state()
+    return state
+
+
+def tables(state: Path) -> dict[str, list[dict[str, dict[str, str]]]]:
+    snapshot: dict[str, list[dict[str, dict[str, str]]]] = json.loads(state.read_text("utf-8"))
+    return snapshot
+
+
+def test_history_delete_forgets_the_session_in_the_saved_state(
+    saved_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert concierge("history", "delete", "--session", "alice", "--state", str(saved_state)) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "session_id": "alice",
+        "turns": 1,
+        "cache_entries": 1,
+    }
+    saved = tables(saved_state)
+    assert {item["session_id"]["S"] for item in saved["HistoryTable"]} == {"bob"}
+    assert {item["session_id"]["S"] for item in saved["CacheTable"]} == {"bob"}
+
+
+def test_cache_flush_by_version_and_all(
+    saved_state: Path, sample_index: tuple[Path, IndexFile]
+) -> None:
+    state = str(saved_state)
+    assert concierge("cache", "flush", "--kb-version", "another", "--state", state) == 0
+    assert len(tables(saved_state)["CacheTable"]) == 2
+    assert (
+        concierge("cache", "flush", "--kb-version", sample_index[1].kb_version, "--state", state)
+        == 0
+    )
+    assert tables(saved_state)["CacheTable"] == []
+    # History is not the cache's: it stays.
+    assert len(tables(saved_state)["HistoryTable"]) == 2
+
+
+def test_bad_arguments_are_usage_errors(saved_state: Path, tmp_path: Path) -> None:
+    with pytest.raises(AdminUsageError, match="--session"):
+        concierge("history", "delete", "--session", "no spaces", "--state", str(saved_state))
+    with pytest.raises(AdminUsageError, match="nothing has been asked"):
+        concierge("cache", "flush", "--all", "--state", str(tmp_path / "none.json"))
+    with pytest.raises(AdminUsageError, match="both"):
+        concierge("cache", "flush", "--all", "--cache-table", "t")
+    with pytest.raises(SystemExit):
+        concierge("cache", "flush")  # --all or --kb-version is required

@@ -1,0 +1,137 @@
+"""Forgetting a session and flushing the cache, against the emulated tables the chain wrote."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+
+from concierge.local.runtime import LocalRuntime
+from concierge.stores import delete_session, flush_cache
+
+
+def call(runtime: LocalRuntime, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    event = {
+        "rawPath": path,
+        "requestContext": {"http": {"method": method}, "requestId": uuid.uuid4().hex},
+        "body": json.dumps(body) if body is not None else None,
+    }
+    response = runtime.api(event)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def ask(runtime: LocalRuntime, question: str, session_id: str, **extra: Any) -> dict[str, Any]:
+    status, body = call(
+        runtime, "POST", "/chat", {"question": question, "session_id": session_id, **extra}
+    )
+    assert status == 200, body
+    return dict(body)
+
+
+def items(runtime: LocalRuntime, logical_id: str) -> list[dict[str, Any]]:
+    scanned: list[dict[str, Any]] = boto3.client("dynamodb", region_name="us-east-1").scan(
+        TableName=runtime.table_names[logical_id]
+    )["Items"]
+    return scanned
+
+
+def sessions_in_history(runtime: LocalRuntime) -> list[str]:
+    return sorted({item["session_id"]["S"] for item in items(runtime, "HistoryTable")})
+
+
+def producers_in_cache(runtime: LocalRuntime) -> list[str]:
+    return sorted(item["session_id"]["S"] for item in items(runtime, "CacheTable"))
+
+
+def test_delete_session_removes_its_turns_and_the_cache_entries_it_produced(
+    runtime: LocalRuntime,
+) -> None:
+    ask(runtime, "How long is the warranty on backpacks?", "alice")
+    ask(runtime, "Which of them is cheapest?", "alice")
+    ask(runtime, "What do you sell?", "bob")
+    # Bob is served Alice's entry: it stays hers, and goes with her.
+    assert ask(runtime, "How long is the warranty on backpacks?", "bob")["cached"] is True
+    assert producers_in_cache(runtime) == ["alice", "alice", "bob"]
+
+    status, body = call(runtime, "DELETE", "/sessions/alice")
+
+    assert status == 200
+    assert body == {"session_id": "alice", "turns": 2, "cache_entries": 2}
+    assert sessions_in_history(runtime) == ["bob"]
+    assert producers_in_cache(runtime) == ["bob"]
+    # Nothing of Alice's answers is served any more.
+    assert ask(runtime, "How long is the warranty on backpacks?", "carol")["cached"] is False
+
+
+def test_an_entry_another_session_stored_since_is_not_deleted(runtime: LocalRuntime) -> None:
+    ask(runtime, "What do you sell?", "alice")
+    # Bob asks for a fresh answer: it replaces Alice's under the same key.
+    ask(runtime, "What do you sell?", "bob", bypass_cache=True)
+
+    _, body = call(runtime, "DELETE", "/sessions/alice")
+
+    assert body["cache_entries"] == 0
+    assert producers_in_cache(runtime) == ["bob"]
+
+
+def test_deleting_a_session_twice_or_an_unknown_one_deletes_nothing(
+    runtime: LocalRuntime,
+) -> None:
+    ask(runtime, "What do you sell?", "alice")
+    assert call(runtime, "DELETE", "/sessions/alice")[0] == 200
+    assert call(runtime, "DELETE", "/sessions/alice")[1] == {
+        "session_id": "alice",
+        "turns": 0,
+        "cache_entries": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("DELETE", "/sessions/not%20valid", 400),
+        ("DELETE", "/sessions/", 400),
+        ("GET", "/sessions/alice", 405),
+    ],
+)
+def test_session_routes_reject_bad_requests(
+    runtime: LocalRuntime, method: str, path: str, status: int
+) -> None:
+    assert call(runtime, method, path)[0] == status
+
+
+def test_deletion_pages_through_long_sessions(runtime: LocalRuntime) -> None:
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    table = runtime.table_names["HistoryTable"]
+    for number in range(60):  # more than one BatchWriteItem (25)
+        dynamodb.put_item(
+            TableName=table,
+            Item={
+                "session_id": {"S": "long"},
+                "turn_key": {"S": f"{number:013d}#r{number}"},
+                "question": {"S": "q"},
+                "answer": {"S": "a"},
+            },
+        )
+    deletion = delete_session(dynamodb, table, runtime.table_names["CacheTable"], "long")
+    assert deletion.turns == 60
+    assert sessions_in_history(runtime) == []
+
+
+def test_flush_by_knowledge_base_version_keeps_the_other_versions(
+    runtime: LocalRuntime,
+) -> None:
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    table = runtime.table_names["CacheTable"]
+    for key, version in (("q#1", "old"), ("q#2", "old"), ("q#3", "new")):
+        dynamodb.put_item(
+            TableName=table, Item={"cache_key": {"S": key}, "kb_version": {"S": version}}
+        )
+
+    assert flush_cache(dynamodb, table, kb_version="old").entries == 2
+    assert [item["cache_key"]["S"] for item in items(runtime, "CacheTable")] == ["q#3"]
+    assert flush_cache(dynamodb, table).entries == 1
+    assert items(runtime, "CacheTable") == []
