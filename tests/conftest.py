@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from concierge.adapters.retrieval.local_index import write_index
-from concierge.ingest import build_index
+from concierge.ingestion import build_index
 from concierge.knowledge import IndexFile
 from concierge.local.runtime import LocalRuntime
 

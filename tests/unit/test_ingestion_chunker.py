@@ -1,0 +1,108 @@
+"""Chunking: sections follow headings; long sections are cut with overlap under their heading."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+from concierge.ingestion.chunker import chunk_text
+
+
+def _long_section(heading: str, sentences: int, word: str = "Sentence") -> str:
+    return f"{heading}\n" + " ".join(f"{word} {n} ends here." for n in range(sentences))
+
+
+def test_sections_start_at_level_one_and_two_headings_with_the_title_kept_with_the_first() -> None:
+    text = "# Returns\nIntro.\n\n## Window\n30 days.\n### Exceptions\nSale items.\n## Refunds\n14 days."
+    chunks = chunk_text(text)
+    assert [c.text for c in chunks] == [
+        "# Returns\nIntro.",
+        "## Window\n30 days.\n### Exceptions\nSale items.",
+        "## Refunds\n14 days.",
+    ]
+    assert [c.heading for c in chunks] == ["Returns", "Window", "Refunds"]
+
+
+def test_a_bare_title_is_never_a_chunk_of_its_own() -> None:
+    chunks = chunk_text(
+        "# Order tracking\n\n## Which emails?\nThree of them.\n\n## Empty section\n"
+    )
+    assert [c.text for c in chunks] == ["# Order tracking\n\n## Which emails?\nThree of them."]
+    assert chunks[0].heading == "Which emails?"
+
+
+def test_text_before_any_heading_is_a_chunk_without_heading() -> None:
+    (chunk,) = chunk_text("Just a paragraph.\nAnd a line.")
+    assert (chunk.heading, chunk.text) == ("", "Just a paragraph.\nAnd a line.")
+
+
+def test_hash_lines_inside_code_fences_are_not_headings() -> None:
+    text = "## Setup\nRun this:\n```sh\n# install\nmake install\n```\nDone."
+    (chunk,) = chunk_text(text)
+    assert chunk.heading == "Setup"
+    assert chunk.text == text
+
+
+def test_a_long_section_is_cut_into_pieces_that_fit_each_under_its_heading() -> None:
+    text = "# Guide\nShort intro.\n\n" + _long_section("## Care", 60)
+    chunks = chunk_text(text, max_chars=400, overlap=80)
+
+    care = [c for c in chunks if c.heading == "Care"]
+    assert len(care) > 3
+    assert all(len(c.text) <= 400 for c in chunks)
+    assert all(c.text.startswith("## Care\n") for c in care)
+    # Every sentence of the section is in some piece, whole.
+    for n in range(60):
+        assert any(f"Sentence {n} ends here." in c.text for c in care), n
+
+
+def test_consecutive_pieces_overlap_from_a_sentence_start() -> None:
+    chunks = chunk_text(_long_section("## Care", 60), max_chars=400, overlap=80)
+    for before, after in itertools.pairwise(chunks):
+        body = after.text.removeprefix("## Care\n")
+        first_sentence = re.match(r"Sentence \d+ ends here\.", body)
+        assert first_sentence, body[:40]
+        assert first_sentence.group() in before.text  # the repeated part
+        assert 0 < len(first_sentence.group()) <= 80
+
+
+def test_without_overlap_nothing_is_repeated() -> None:
+    chunks = chunk_text(_long_section("## Care", 60), max_chars=400, overlap=0)
+    bodies = [c.text.removeprefix("## Care\n") for c in chunks]
+    sentences = [s for body in bodies for s in re.findall(r"Sentence \d+ ends here\.", body)]
+    assert len(sentences) == len(set(sentences)) == 60
+
+
+def test_overlap_never_crosses_a_heading() -> None:
+    text = _long_section("## First", 30, "Alpha") + "\n\n" + _long_section("## Second", 30, "Beta")
+    chunks = chunk_text(text, max_chars=400, overlap=100)
+    assert all("Alpha" not in c.text for c in chunks if c.heading == "Second")
+    assert all("Beta" not in c.text for c in chunks if c.heading == "First")
+
+
+def test_paragraph_boundaries_are_preferred_to_sentence_boundaries() -> None:
+    paragraph = "A sentence in a paragraph. " * 6
+    text = "## Notes\n" + "\n\n".join(paragraph.strip() for _ in range(4))
+    chunks = chunk_text(text, max_chars=400, overlap=0)
+    assert all(c.text.removeprefix("## Notes\n").strip().endswith("paragraph.") for c in chunks)
+    assert [c.text.count("\n\n") for c in chunks] == [1, 1]
+
+
+def test_text_without_any_boundary_is_cut_hard_but_kept_whole() -> None:
+    blob = "x" * 1_000
+    chunks = chunk_text(blob, max_chars=300, overlap=0)
+    assert all(len(c.text) <= 300 for c in chunks)
+    assert "".join(c.text for c in chunks) == blob
+
+
+def test_chunking_is_deterministic() -> None:
+    text = _long_section("## Care", 80) + "\n\n## More\nText."
+    assert chunk_text(text, 350, 60) == chunk_text(text, 350, 60)
+
+
+@pytest.mark.parametrize(("max_chars", "overlap"), [(100, 0), (1_000, 300), (1_000, -1)])
+def test_impossible_sizes_are_refused(max_chars: int, overlap: int) -> None:
+    with pytest.raises(ValueError, match=r"chunk|overlap"):
+        chunk_text("text", max_chars, overlap)
