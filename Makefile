@@ -43,7 +43,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 # --- local run ----------------------------------------------------------------------------
 index: install
-	$(BIN)/concierge index
+	$(BIN)/concierge ingest
 
 run: index
 	CONCIERGE_PORT=$(CONCIERGE_PORT) $(BIN)/concierge serve

@@ -1,6 +1,8 @@
-"""`concierge` — index the knowledge base, serve the chat API locally, ask from the shell.
+"""`concierge` — ingest the knowledge base, serve the chat API locally, ask from the shell.
 
-    concierge index [PATH ...]             build .concierge/index.json (default: knowledge/sample)
+    concierge ingest [PATH ...] [--target local|s3://bucket/prefix]
+                                           index documents (default: knowledge/sample) into
+                                           .concierge/index.json or S3; `index` is an alias
     concierge serve [--port N]             the HTTP API at http://127.0.0.1:3000 (CONCIERGE_PORT)
     concierge ask "question" [--session ID] [--json]
 
@@ -14,11 +16,15 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 DEFAULT_KB = Path("knowledge/sample")
 WORK_DIR = Path(".concierge")
+
+# Each subcommand: a function that adds its parser and sets `run(root, args) -> exit code`.
+Subcommands = Any  # argparse's private _SubParsersAction
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,62 +33,194 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, default=Path.cwd(), help="repository root (default: .)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_ingest, _add_serve, _add_ask):
+        add(commands)
 
-    index = commands.add_parser("index", help="build the local index from documents")
-    index.add_argument(
+    args = parser.parse_args(argv)
+    run: Callable[[Path, argparse.Namespace], int] = args.run
+    try:
+        return run(args.root.resolve(), args)
+    except _UsageError as error:
+        print(f"concierge: {error}", file=sys.stderr)
+        return 2
+    except _Failure as error:
+        print(f"concierge: {error}", file=sys.stderr)
+        return 1
+
+
+class _UsageError(Exception):
+    """Wrong arguments or setup: exit code 2."""
+
+
+class _Failure(Exception):
+    """The command ran and failed: exit code 1."""
+
+
+# --- ingest -------------------------------------------------------------------------------
+def _add_ingest(commands: Subcommands) -> None:
+    ingest = commands.add_parser(
+        "ingest",
+        aliases=["index"],
+        help="index documents into the knowledge base (local file or S3)",
+        description="Read Markdown, text, HTML and PDF files, chunk them and publish the index. "
+        "Only files that changed since the last run are read again. See docs/ingestion.md.",
+    )
+    ingest.add_argument(
         "paths", nargs="*", type=Path, help="files or folders (default: knowledge/sample)"
     )
-    index.add_argument("--out", type=Path, help="index file (default: .concierge/index.json)")
+    ingest.add_argument("--target", default="local", help="local (default) or s3://bucket/prefix")
+    ingest.add_argument(
+        "--index",
+        "--out",
+        dest="index",
+        type=Path,
+        help="local target: the index file (default: .concierge/index.json)",
+    )
+    ingest.add_argument(
+        "--category", help="category of documents that declare none (before their folder name)"
+    )
+    ingest.add_argument(
+        "--default-category",
+        default="general",
+        help="category when neither the document, --category nor a folder gives one",
+    )
+    ingest.add_argument(
+        "--max-file-mb", type=float, default=10.0, help="skip larger files (default: 10)"
+    )
+    ingest.add_argument(
+        "--chunk-chars", type=int, default=1_500, help="longest chunk (default: 1500)"
+    )
+    ingest.add_argument(
+        "--overlap",
+        type=int,
+        default=150,
+        help="characters repeated between the pieces of a long section (default: 150)",
+    )
+    ingest.add_argument(
+        "--full", action="store_true", help="read every file again, ignoring the manifest"
+    )
+    ingest.add_argument(
+        "--knowledge-base-id",
+        default=os.environ.get("CONCIERGE_KNOWLEDGE_BASE_ID") or None,
+        help="S3 target: start an ingestion job of this Bedrock knowledge base "
+        "(CONCIERGE_KNOWLEDGE_BASE_ID)",
+    )
+    ingest.add_argument(
+        "--data-source-id",
+        default=os.environ.get("CONCIERGE_DATA_SOURCE_ID") or None,
+        help="S3 target: its data source (CONCIERGE_DATA_SOURCE_ID)",
+    )
+    ingest.set_defaults(run=_ingest)
 
+
+def _ingest(root: Path, args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from concierge.ingestion import (
+        IngestError,
+        IngestOptions,
+        PathNotFoundError,
+        Progress,
+        ingest,
+    )
+
+    sources = [p if p.is_absolute() else root / p for p in (args.paths or [DEFAULT_KB])]
+    try:
+        options = IngestOptions(
+            max_chunk_chars=args.chunk_chars,
+            overlap_chars=args.overlap,
+            max_file_bytes=int(args.max_file_mb * 1024 * 1024),
+            category=args.category,
+            default_category=args.default_category,
+        )
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+    target = _ingest_target(root, args)
+    target_errors = (OSError, BotoCoreError, ClientError, IngestError)
+    try:
+        previous = target.load_manifest()
+    except target_errors as error:
+        raise _Failure(f"cannot read the manifest of {target}: {error}") from None
+    progress = Progress(sys.stderr)
+    try:
+        result = ingest(sources, options, previous, progress, reuse=not args.full)
+    except PathNotFoundError as error:
+        raise _UsageError(str(error)) from None
+    finally:
+        progress.clear()
+
+    for line in result.report.lines():
+        print(line)
+    if not result.index.chunks:
+        print(
+            f"concierge: nothing could be ingested from {', '.join(map(str, sources))} "
+            f"(see above); {target} is unchanged",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        published = target.publish(result)
+    except target_errors as error:
+        raise _Failure(
+            f"publishing to {target} failed: {error}. The index there is still the previous "
+            "one or already the whole new one, never a mix; run the ingest again."
+        ) from None
+    print(result.report.summary())
+    for line in published:
+        print(f"  {line}")
+    return 0
+
+
+def _ingest_target(root: Path, args: argparse.Namespace) -> Any:
+    from concierge.ingestion.local_target import LocalTarget
+
+    if args.target == "local":
+        index = args.index or WORK_DIR / "index.json"
+        return LocalTarget(index if index.is_absolute() else root / index)
+    if not args.target.startswith("s3://"):
+        raise _UsageError(f"--target must be local or s3://bucket/prefix, not {args.target!r}")
+    if args.index is not None:
+        raise _UsageError("--index is for the local target; S3 gets <prefix>/index.json")
+
+    from concierge.adapters.aws import aws_client
+    from concierge.ingestion.knowledge_base import KnowledgeBaseSync
+    from concierge.ingestion.s3_target import S3Target, parse_s3_uri
+
+    try:
+        parse_s3_uri(args.target)
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+    ids = (args.knowledge_base_id, args.data_source_id)
+    if any(ids) and not all(ids):
+        raise _UsageError(
+            "an ingestion job needs both --knowledge-base-id and --data-source-id "
+            "(CONCIERGE_KNOWLEDGE_BASE_ID, CONCIERGE_DATA_SOURCE_ID)"
+        )
+    sync = KnowledgeBaseSync(*ids, aws_client("bedrock-agent")) if all(ids) else None
+    return S3Target(args.target, aws_client("s3"), sync)
+
+
+# --- serve and ask ------------------------------------------------------------------------
+def _add_serve(commands: Subcommands) -> None:
     serve = commands.add_parser("serve", help="serve the chat API on this machine")
     serve.add_argument("--host", default=os.environ.get("CONCIERGE_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("CONCIERGE_PORT", "3000")))
     serve.add_argument("--index", type=Path, help="index file (default: .concierge/index.json)")
     serve.add_argument("--quiet", action="store_true", help="no access log")
+    serve.set_defaults(
+        run=lambda root, args: _serve(root, args.index, args.host, args.port, not args.quiet)
+    )
 
+
+def _add_ask(commands: Subcommands) -> None:
     ask = commands.add_parser("ask", help="ask one question through the local chain")
     ask.add_argument("question")
     ask.add_argument("--session", help="continue this session (its history is kept)")
     ask.add_argument("--json", action="store_true", help="print the HTTP response body")
     ask.add_argument("--index", type=Path, help="index file (default: .concierge/index.json)")
-
-    args = parser.parse_args(argv)
-    root: Path = args.root.resolve()
-    try:
-        if args.command == "index":
-            return _index(root, args.paths, args.out)
-        if args.command == "serve":
-            return _serve(root, args.index, args.host, args.port, not args.quiet)
-        return _ask(root, args.index, args.question, args.session, args.json)
-    except _UsageError as error:
-        print(f"concierge: {error}", file=sys.stderr)
-        return 2
-
-
-class _UsageError(Exception):
-    pass
-
-
-def _index(root: Path, paths: list[Path], out: Path | None) -> int:
-    from concierge.adapters.retrieval.local_index import write_index
-    from concierge.ingest import build_index
-
-    sources = [p if p.is_absolute() else root / p for p in (paths or [DEFAULT_KB])]
-    missing = [str(p) for p in sources if not p.exists()]
-    if missing:
-        raise _UsageError(f"no such file or folder: {', '.join(missing)}")
-    index = build_index(sources)
-    if not index.chunks:
-        raise _UsageError("no documents found (.md, .markdown, .txt)")
-    target = out or root / WORK_DIR / "index.json"
-    write_index(index, target)
-    documents = len({chunk.source for chunk in index.chunks})
-    languages = ", ".join(sorted({chunk.language for chunk in index.chunks}))
-    print(
-        f"indexed {documents} documents as {len(index.chunks)} chunks ({languages}); "
-        f"knowledge-base version {index.kb_version} -> {target}"
+    ask.set_defaults(
+        run=lambda root, args: _ask(root, args.index, args.question, args.session, args.json)
     )
-    return 0
 
 
 def _runtime(root: Path, index_path: Path | None) -> Any:
@@ -95,7 +233,7 @@ def _runtime(root: Path, index_path: Path | None) -> Any:
         )
     path = index_path or root / WORK_DIR / "index.json"
     if not path.is_file():
-        raise _UsageError(f"no index at {path}: run `concierge index` first (make run does)")
+        raise _UsageError(f"no index at {path}: run `concierge ingest` first (make run does)")
     kb_version = IndexFile.model_validate_json(path.read_bytes()).kb_version
     return LocalRuntime(root, path, kb_version, state_path=root / WORK_DIR / "state.json")
 

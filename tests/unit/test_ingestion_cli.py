@@ -1,0 +1,146 @@
+"""`concierge ingest` (alias `index`): the report, the summary and the exit codes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from concierge.cli import main
+from concierge.ingestion import Progress
+from concierge.knowledge import IndexFile
+
+
+@pytest.fixture
+def kb(tmp_path: Path) -> Path:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "tents.md").write_text("# Tents\nThe Cirrus 2 sleeps two.", encoding="utf-8")
+    (folder / "shop.html").write_text("<h1>Shop</h1><p>Open from nine.</p>", encoding="utf-8")
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0")
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    return folder
+
+
+def _run(root: Path, *args: str) -> int:
+    return main(["--root", str(root), *args])
+
+
+def test_ingest_reports_skips_and_exits_zero_with_the_version(
+    tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(tmp_path, "ingest", "kb") == 0
+
+    out = capsys.readouterr().out
+    index = IndexFile.model_validate_json((tmp_path / ".concierge" / "index.json").read_bytes())
+    assert "  skipped    photo.jpg  unknown format: '.jpg' is not one of" in out
+    assert "  skipped    empty.txt  empty: no text" in out
+    assert "  new        tents.md  1 chunk" in out
+    assert (
+        "ingested 2 documents (2 new, 0 changed, 0 unchanged, 2 skipped) as 2 chunks (en); "
+        f"knowledge-base version {index.kb_version}\n"
+    ) in out
+    assert f"wrote {tmp_path / '.concierge' / 'index.json'}" in out
+
+
+def test_a_second_run_says_nothing_changed(
+    tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(tmp_path, "ingest", "kb")
+    capsys.readouterr()
+
+    assert _run(tmp_path, "ingest", "kb") == 0
+
+    out = capsys.readouterr().out
+    assert "  new " not in out
+    assert "(0 new, 0 changed, 2 unchanged, 2 skipped)" in out
+    assert "(unchanged)" in out
+
+
+def test_nothing_ingestible_exits_one_and_keeps_the_previous_index(
+    tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(tmp_path, "ingest", "kb")
+    index = tmp_path / ".concierge" / "index.json"
+    before = index.read_bytes()
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.bin").write_bytes(b"\x00\x01")
+    capsys.readouterr()
+
+    assert _run(tmp_path, "ingest", "junk") == 1
+
+    captured = capsys.readouterr()
+    assert "  skipped    a.bin  unknown format" in captured.out
+    assert "concierge: nothing could be ingested from" in captured.err
+    assert f"{index} is unchanged" in captured.err
+    assert index.read_bytes() == before
+
+
+def test_a_missing_path_exits_two_with_its_name(
+    tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(tmp_path, "ingest", "kb", "nowhere") == 2
+    assert f"no such file or folder: {tmp_path / 'nowhere'}" in capsys.readouterr().err
+    assert not (tmp_path / ".concierge").exists()
+
+
+def test_index_is_an_alias_and_out_names_the_index_file(
+    tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(tmp_path, "index", "kb", "--out", "build/kb.json") == 0
+    assert IndexFile.model_validate_json((tmp_path / "build" / "kb.json").read_bytes()).chunks
+    assert (tmp_path / "build" / "kb.manifest.json").is_file()
+
+
+def test_category_option_applies_to_documents_without_one(tmp_path: Path, kb: Path) -> None:
+    assert _run(tmp_path, "ingest", "kb", "--category", "Outdoor") == 0
+    index = IndexFile.model_validate_json((tmp_path / ".concierge" / "index.json").read_bytes())
+    assert {c.category for c in index.chunks} == {"outdoor"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "ftp://host/kb"], "--target must be local or s3://bucket/prefix"),
+        (["--target", "s3://"], "no bucket in s3://"),
+        (["--target", "s3://bucket/kb", "--index", "x.json"], "--index is for the local target"),
+        (
+            ["--target", "s3://bucket/kb", "--knowledge-base-id", "ABCDEFGHIJ"],
+            "needs both --knowledge-base-id and --data-source-id",
+        ),
+        (["--overlap", "900"], "overlap must be between 0 and a quarter"),
+        (["--chunk-chars", "50"], "chunks need at least 200 characters"),
+    ],
+)
+def test_wrong_options_exit_two_with_a_message(
+    tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert _run(tmp_path, "ingest", "kb", *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def _screen(output: str) -> str:
+    """What a terminal line shows after `output` (each \r returns to its start)."""
+    line = ""
+    for part in output.split("\r"):
+        line = part + line[len(part) :]
+    return line.rstrip()
+
+
+def test_the_progress_line_is_drawn_and_cleared_on_a_terminal_only() -> None:
+    terminal = io.StringIO()
+    progress = Progress(terminal, enabled=True)
+    progress(1, 2, "a-long-name.md")
+    assert _screen(terminal.getvalue()) == "[1/2] a-long-name.md"
+    progress(2, 2, "b.md")
+    assert _screen(terminal.getvalue()) == "[2/2] b.md"
+    progress.clear()
+    assert _screen(terminal.getvalue()) == ""
+
+    pipe = io.StringIO()  # not a TTY
+    quiet = Progress(pipe)
+    quiet(1, 1, "a.md")
+    quiet.clear()
+    assert pipe.getvalue() == ""
