@@ -1,4 +1,5 @@
-"""Retrieve step: knowledge-base search filtered by the classification."""
+"""Retrieve step: knowledge search (local index or Bedrock knowledge base) filtered by the
+classification."""
 
 import time
 from typing import Any
@@ -6,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from concierge.config import RetrieveSettings, get_settings
-from concierge.handlers import parse_event, retriever_for
+from concierge.handlers import parse_event, retriever_from
 from concierge.models.state import RetrieveInput
 from concierge.observability import logger, record_latency, tracer
 from concierge.steps.retrieve import retrieve
@@ -18,8 +19,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings(RetrieveSettings)
     started = time.perf_counter()
     result = retrieve(
-        parse_event(RetrieveInput, event), retriever_for(settings.index_uri), settings.top_k
+        parse_event(RetrieveInput, event),
+        retriever_from(settings),
+        settings.top_k,
+        min_score=settings.min_score,
     )
     record_latency("retrieve", (time.perf_counter() - started) * 1000)
-    logger.info("retrieved", extra={"passages": len(result.passages), "filter": result.filter_used})
+    logger.info(
+        "retrieved",
+        extra={
+            "passages": len(result.passages),
+            "filter": result.filter_used,
+            "retriever": settings.retriever,
+        },
+    )
     return result.model_dump(mode="json")

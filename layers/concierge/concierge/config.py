@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Json, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Json,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from concierge.errors import ConfigurationError
 
@@ -86,9 +95,66 @@ class CondenseSettings(CategorySettings):
 
 
 class RetrieveSettings(_Settings):
-    # A path or s3://bucket/key of the index written by `concierge index`.
-    index_uri: str
+    """The retrieve step: which backend searches the knowledge, and how.
+
+    `local` searches the index file written by `concierge ingest`; `bedrock-kb` an Amazon Bedrock
+    knowledge base, whose documents carry the category and language as metadata attributes.
+    """
+
+    retriever: Literal["local", "bedrock-kb"] = "local"
+    # local: a path or s3://bucket/key of the index written by `concierge ingest`.
+    index_uri: str | None = Field(default=None, validate_default=True)
+    # bedrock-kb: the knowledge base id (10 characters; IAM grants exactly this one).
+    knowledge_base_id: str | None = Field(
+        default=None, validate_default=True, pattern=r"^[0-9A-Za-z]{10}$"
+    )
+    # Metadata attributes of the knowledge base's documents the filter compares with.
+    knowledge_base_category_attribute: str = Field(default="category", min_length=1)
+    knowledge_base_language_attribute: str = Field(default="language", min_length=1)
+    # Where the knowledge base labels a category differently: "products=catalogue,pricing=prices"
+    # (our category=its label). Categories not listed are looked up as they are.
+    knowledge_base_category_map: tuple[tuple[str, str], ...] = ()
     top_k: int = Field(default=4, ge=1, le=20)
+    # Passages scoring below this are dropped before the filter is relaxed. The backend's own
+    # scale: BM25 (unbounded, grows with matching terms) or the knowledge base's relevance score.
+    min_score: float | None = Field(default=None, ge=0)
+
+    @field_validator("index_uri", "knowledge_base_id", "min_score", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # CloudFormation cannot leave a variable out, only set it to "".
+        return None if value == "" else value
+
+    @field_validator("index_uri")
+    @classmethod
+    def _local_needs_an_index(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("retriever") == "local":
+            raise ValueError("required when CONCIERGE_RETRIEVER is local")
+        return value
+
+    @field_validator("knowledge_base_id")
+    @classmethod
+    def _bedrock_needs_an_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("retriever") == "bedrock-kb":
+            raise ValueError("required when CONCIERGE_RETRIEVER is bedrock-kb")
+        return value
+
+    @field_validator("knowledge_base_category_map", mode="before")
+    @classmethod
+    def _category_pairs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, str] = {}
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            category, separator, label = (side.strip() for side in item.partition("="))
+            if not (separator and category and label):
+                raise ValueError(f"{item!r} is not category=label")
+            if category in pairs:
+                raise ValueError(f"category {category!r} is mapped twice")
+            pairs[category] = label
+        return tuple(pairs.items())
 
 
 class AnswerSettings(_Settings):

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from concierge.errors import InvalidStepInputError
+from concierge.errors import ConfigurationError, InvalidStepInputError
+
+if TYPE_CHECKING:
+    from concierge.adapters.retrieval.local_index import LocalIndex
+    from concierge.adapters.retrieval.port import Retriever
+    from concierge.config import RetrieveSettings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -21,8 +26,29 @@ def parse_event(model: type[M], event: Any) -> M:
         raise InvalidStepInputError(f"{model.__name__}: invalid fields: {fields}") from None
 
 
+def retriever_from(settings: RetrieveSettings) -> Retriever:
+    """The backend the settings choose. Each imports only its own adapter: a cold start with a
+    knowledge base does not load the local index's code, nor the other way round."""
+    if settings.retriever == "bedrock-kb":
+        from concierge.adapters.retrieval.bedrock_kb import BedrockKnowledgeBase
+
+        if settings.knowledge_base_id is None:
+            raise ConfigurationError("CONCIERGE_KNOWLEDGE_BASE_ID is not set")
+        # Cheap to build (no I/O): its client comes from the cached factory.
+        return BedrockKnowledgeBase(
+            settings.knowledge_base_id,
+            category_attribute=settings.knowledge_base_category_attribute,
+            language_attribute=settings.knowledge_base_language_attribute,
+            category_map=dict(settings.knowledge_base_category_map),
+        )
+    if settings.index_uri is None:
+        raise ConfigurationError("CONCIERGE_INDEX_URI is not set")
+    return retriever_for(settings.index_uri)
+
+
 @cache
-def retriever_for(index_uri: str) -> Any:
+def retriever_for(index_uri: str) -> LocalIndex:
+    """The local index at `index_uri`, loaded once per container."""
     from concierge.adapters.retrieval.local_index import load_index
 
     return load_index(index_uri)

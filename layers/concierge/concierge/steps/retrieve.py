@@ -6,7 +6,11 @@ from concierge.adapters.retrieval.port import Retriever, SearchFilter
 from concierge.models.state import Retrieval, RetrieveInput
 
 
-def retrieve(request: RetrieveInput, retriever: Retriever, limit: int) -> Retrieval:
+def retrieve(
+    request: RetrieveInput, retriever: Retriever, limit: int, min_score: float | None = None
+) -> Retrieval:
+    """Passages for the question, whichever backend `retriever` is. With `min_score`, passages
+    scoring below it do not count: a filter that finds only those is relaxed like an empty one."""
     # A misclassified category must not hide the answer: widen the filter step by step.
     attempts = (
         ("category+language", SearchFilter(category=request.category, language=request.language)),
@@ -15,6 +19,8 @@ def retrieve(request: RetrieveInput, retriever: Retriever, limit: int) -> Retrie
     )
     for name, search_filter in attempts:
         passages = retriever.search(request.question, search_filter, limit)
+        if min_score is not None:
+            passages = [passage for passage in passages if passage.score >= min_score]
         if passages:
             return Retrieval(passages=passages, filter_used=name)
     return Retrieval(passages=[], filter_used="none")

@@ -1,0 +1,178 @@
+"""Amazon Bedrock Knowledge Bases behind the retriever port (bedrock-agent-runtime `Retrieve`).
+
+The classification becomes a metadata filter: the category and the language are `equals`
+conditions on two attributes of the knowledge base's documents (`category` and `language` unless
+configured otherwise), joined by `andAll` when both are given. The attributes come from each
+document's `<name>.metadata.json` sidecar, which `concierge` ingestion writes next to it.
+
+Errors: throttling, 5xx and unreachable endpoints raise `ModelThrottledError` - Retrieve embeds
+the question with the knowledge base's embedding model, and that name is the one the state
+machine retries and the api maps to 503. A read timeout raises `ModelTimeoutError` (504, not
+retried: a second wait would outlast the step's budget). Everything else - access denied, an
+unknown knowledge base, a rejected request - is a `RetrievalError` naming the knowledge base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+
+from concierge.adapters.aws import aws_client
+from concierge.adapters.retrieval.port import SearchFilter
+from concierge.errors import ModelThrottledError, ModelTimeoutError, RetrievalError
+from concierge.models.state import Passage
+
+# Matched case-insensitively, as in the model adapters; any 5xx is retryable too.
+_RETRYABLE = frozenset(
+    code.lower()
+    for code in (
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "InternalServerException",
+        "BadGatewayException",
+    )
+)
+# What a retry will not fix, and what to check.
+_FAIL_FAST_HINTS = {
+    "accessdeniedexception": "the retrieve function's role needs bedrock:Retrieve on it "
+    "(stack parameter KnowledgeBaseId), and the knowledge base's service role access to its "
+    "embedding model and vector store",
+    "resourcenotfoundexception": "no such knowledge base in this account and region "
+    "(check KnowledgeBaseId and the stack's region)",
+    "validationexception": "the request was rejected (check the metadata attribute names and "
+    "the question's length)",
+    "dependencyfailedexception": "its vector store or embedding model failed "
+    "(check the knowledge base's data source and service role)",
+}
+# Written by Bedrock on every chunk: where the document came from.
+_SOURCE_URI_ATTRIBUTE = "x-amz-bedrock-kb-source-uri"
+# Read timeout of one Retrieve call: below the step's 5 s in the state machine.
+DEFAULT_TIMEOUT_S = 3.0
+
+
+class BedrockKnowledgeBase:
+    def __init__(
+        self,
+        knowledge_base_id: str,
+        client: Any | None = None,
+        *,
+        category_attribute: str = "category",
+        language_attribute: str = "language",
+        category_map: Mapping[str, str] | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.knowledge_base_id = knowledge_base_id
+        self._client = client
+        self._category_attribute = category_attribute
+        self._language_attribute = language_attribute
+        self._labels = dict(category_map or {})
+        # Back from the knowledge base's labels to our categories, where that is unambiguous.
+        targets = list(self._labels.values())
+        self._categories = {
+            label: category for category, label in self._labels.items() if targets.count(label) == 1
+        }
+        self._timeout_s = timeout_s
+
+    def _runtime(self) -> Any:
+        if self._client is not None:
+            return self._client
+        return aws_client("bedrock-agent-runtime", read_timeout=self._timeout_s)
+
+    def metadata_filter(self, search_filter: SearchFilter) -> dict[str, Any] | None:
+        """The `RetrievalFilter` of a classification; None searches every document."""
+        conditions = []
+        if search_filter.category is not None:
+            label = self._labels.get(search_filter.category, search_filter.category)
+            conditions.append({"equals": {"key": self._category_attribute, "value": label}})
+        if search_filter.language is not None:
+            conditions.append(
+                {"equals": {"key": self._language_attribute, "value": search_filter.language}}
+            )
+        if not conditions:
+            return None
+        # `andAll` takes two conditions or more: a single one stands alone.
+        return conditions[0] if len(conditions) == 1 else {"andAll": conditions}
+
+    def search(self, query: str, search_filter: SearchFilter, limit: int) -> list[Passage]:
+        vector_search: dict[str, Any] = {"numberOfResults": limit}
+        metadata_filter = self.metadata_filter(search_filter)
+        if metadata_filter is not None:
+            vector_search["filter"] = metadata_filter
+        try:
+            response = self._runtime().retrieve(
+                knowledgeBaseId=self.knowledge_base_id,
+                retrievalQuery={"text": query},
+                retrievalConfiguration={"vectorSearchConfiguration": vector_search},
+            )
+        except ClientError as exc:
+            raise _translate(exc, self.knowledge_base_id) from exc
+        except ReadTimeoutError as exc:
+            raise ModelTimeoutError(
+                f"knowledge base {self.knowledge_base_id} did not answer in time"
+            ) from exc
+        except BotoCoreError as exc:
+            raise ModelThrottledError(
+                f"knowledge base {self.knowledge_base_id} unreachable: {type(exc).__name__}"
+            ) from exc
+        passages = (self._passage(result) for result in response.get("retrievalResults", []))
+        return [passage for passage in passages if passage is not None]
+
+    def _passage(self, result: Mapping[str, Any]) -> Passage | None:
+        text = (result.get("content") or {}).get("text")
+        if not text:
+            return None  # images, table rows: nothing to quote or cite
+        metadata = result.get("metadata") or {}
+        source = _source(result, metadata)
+        label = _as_text(metadata.get(self._category_attribute))
+        return Passage(
+            source=source,
+            title=_as_text(metadata.get("title")) or source,
+            text=text,
+            category=self._categories.get(label, label),
+            language=_as_text(metadata.get(self._language_attribute)),
+            score=round(float(result.get("score") or 0.0), 4),
+        )
+
+
+def _source(result: Mapping[str, Any], metadata: Mapping[str, Any]) -> str:
+    """The name the local index would give the document: the `source` attribute ingestion
+    writes (a PDF is stored as `<name>.md` but cited as `<name>`), else the file name of its
+    S3 object; a web page keeps its URL."""
+    if declared := _as_text(metadata.get("source")):
+        return declared
+    location = result.get("location") or {}
+    uri = (
+        (location.get("s3Location") or {}).get("uri")
+        or _as_text(metadata.get(_SOURCE_URI_ATTRIBUTE))
+        or (location.get("webLocation") or {}).get("url")
+        or ""
+    )
+    if uri.startswith("s3://"):
+        return uri.rstrip("/").rsplit("/", 1)[-1]
+    return uri or "unknown"
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def _translate(exc: ClientError, knowledge_base_id: str) -> Exception:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    # AWS's own message is left out: it may quote the question.
+    described = f"{code or 'unknown error'}, HTTP {status}" if status else code or "unknown error"
+    if code.lower() in _RETRYABLE or status >= 500:
+        return ModelThrottledError(
+            f"knowledge base {knowledge_base_id} is throttled or unavailable ({described})"
+        )
+    hint = _FAIL_FAST_HINTS.get(code.lower(), "a retry will not help")
+    return RetrievalError(
+        f"knowledge base {knowledge_base_id} cannot be searched ({described}): {hint}"
+    )

@@ -1,0 +1,212 @@
+"""Which retriever an environment gets, and what its settings accept."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from concierge.adapters.retrieval.bedrock_kb import BedrockKnowledgeBase
+from concierge.adapters.retrieval.local_index import LocalIndex
+from concierge.adapters.retrieval.port import SearchFilter
+from concierge.config import RetrieveSettings, load
+from concierge.errors import ConfigurationError
+from concierge.handlers import retriever_for, retriever_from
+from concierge.knowledge import IndexFile
+from concierge.models.state import Passage, RetrieveInput
+from concierge.steps.retrieve import retrieve
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KB = {"CONCIERGE_RETRIEVER": "bedrock-kb", "CONCIERGE_KNOWLEDGE_BASE_ID": "KBTEST1234"}
+
+
+def test_the_local_index_is_the_default_and_needs_its_uri() -> None:
+    settings = load(RetrieveSettings, {"CONCIERGE_INDEX_URI": "s3://bucket/index/index.json"})
+    assert settings.retriever == "local"
+    assert settings.min_score is None
+
+    with pytest.raises(ConfigurationError, match=r"CONCIERGE_INDEX_URI: .*required"):
+        load(RetrieveSettings, {})
+
+
+def test_a_knowledge_base_needs_its_id_and_not_an_index() -> None:
+    with pytest.raises(ConfigurationError, match=r"CONCIERGE_KNOWLEDGE_BASE_ID: .*required"):
+        load(RetrieveSettings, {"CONCIERGE_RETRIEVER": "bedrock-kb"})
+    # CloudFormation sets unused variables to "": that is "not set", not a value
+    with pytest.raises(ConfigurationError, match="CONCIERGE_KNOWLEDGE_BASE_ID"):
+        load(
+            RetrieveSettings,
+            {"CONCIERGE_RETRIEVER": "bedrock-kb", "CONCIERGE_KNOWLEDGE_BASE_ID": ""},
+        )
+
+    settings = load(RetrieveSettings, {**KB, "CONCIERGE_INDEX_URI": "", "CONCIERGE_MIN_SCORE": ""})
+    assert (settings.knowledge_base_id, settings.index_uri, settings.min_score) == (
+        "KBTEST1234",
+        None,
+        None,
+    )
+    assert (
+        settings.knowledge_base_category_attribute,
+        settings.knowledge_base_language_attribute,
+    ) == ("category", "language")
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        pytest.param({"CONCIERGE_RETRIEVER": "kendra"}, "CONCIERGE_RETRIEVER", id="backend"),
+        pytest.param(
+            {**KB, "CONCIERGE_KNOWLEDGE_BASE_ID": "arn:aws:bedrock:eu-west-1:1:knowledge-base/X"},
+            "CONCIERGE_KNOWLEDGE_BASE_ID",
+            id="arn-not-id",
+        ),
+        pytest.param(
+            {**KB, "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_ATTRIBUTE": ""},
+            "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_ATTRIBUTE",
+            id="attribute",
+        ),
+        pytest.param({**KB, "CONCIERGE_MIN_SCORE": "-0.1"}, "CONCIERGE_MIN_SCORE", id="score"),
+        pytest.param(
+            {**KB, "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": "products"},
+            r"CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP: .*'products' is not category=label",
+            id="map-pair",
+        ),
+        pytest.param(
+            {**KB, "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": "products=a,products=b"},
+            r"CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP: .*mapped twice",
+            id="map-twice",
+        ),
+    ],
+)
+def test_invalid_values_name_their_variable(variables: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        load(RetrieveSettings, variables)
+
+
+def test_the_category_map_reads_category_label_pairs() -> None:
+    settings = load(
+        RetrieveSettings,
+        {
+            **KB,
+            "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": " products = catalogue ,,pricing=prices",
+            "CONCIERGE_MIN_SCORE": "0.35",
+        },
+    )
+    assert dict(settings.knowledge_base_category_map) == {
+        "products": "catalogue",
+        "pricing": "prices",
+    }
+    assert settings.min_score == 0.35
+
+
+def test_the_settings_choose_the_backend(tmp_path: Path) -> None:
+    # Given an index file and a knowledge base configuration
+    index = tmp_path / "index.json"
+    index.write_text(IndexFile(kb_version="1", chunks=[]).model_dump_json(), encoding="utf-8")
+    retriever_for.cache_clear()
+
+    local = retriever_from(load(RetrieveSettings, {"CONCIERGE_INDEX_URI": str(index)}))
+    knowledge_base = retriever_from(
+        load(
+            RetrieveSettings,
+            {
+                **KB,
+                "CONCIERGE_KNOWLEDGE_BASE_LANGUAGE_ATTRIBUTE": "lang",
+                "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": "products=catalogue",
+            },
+        )
+    )
+    retriever_for.cache_clear()
+
+    # Then each gets its own backend, the knowledge base with its attributes and labels
+    assert isinstance(local, LocalIndex)
+    assert isinstance(knowledge_base, BedrockKnowledgeBase)
+    assert knowledge_base.knowledge_base_id == "KBTEST1234"
+    assert knowledge_base.metadata_filter(SearchFilter(category="products", language="en")) == {
+        "andAll": [
+            {"equals": {"key": "category", "value": "catalogue"}},
+            {"equals": {"key": "lang", "value": "en"}},
+        ]
+    }
+
+
+# Runs in a fresh interpreter: which retrieval adapters a cold retrieve function imports.
+_COLD_START = """
+import importlib.util, json, sys
+sys.path.insert(0, sys.argv[1])
+spec = importlib.util.spec_from_file_location("app", sys.argv[1] + "/app.py")
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+from concierge.config import RetrieveSettings, get_settings
+app.retriever_from(get_settings(RetrieveSettings))
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("concierge.adapters.retrieval."))))
+"""
+
+
+@pytest.mark.parametrize(
+    ("variables", "loaded", "not_loaded"),
+    [
+        pytest.param(KB, "bedrock_kb", "local_index", id="bedrock-kb"),
+        pytest.param(
+            {"CONCIERGE_INDEX_URI": "index.json"}, "local_index", "bedrock_kb", id="local"
+        ),
+    ],
+)
+def test_a_cold_retrieve_function_imports_only_its_backend(
+    tmp_path: Path, variables: dict[str, str], loaded: str, not_loaded: str
+) -> None:
+    (tmp_path / "index.json").write_text(
+        IndexFile(kb_version="1", chunks=[]).model_dump_json(), encoding="utf-8"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _COLD_START, str(REPO_ROOT / "functions" / "retrieve")],
+        cwd=tmp_path,
+        env={
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "POWERTOOLS_SERVICE_NAME": "concierge",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "PYTHONPATH": str(REPO_ROOT / "layers" / "concierge"),
+            **variables,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    modules = json.loads(result.stdout)
+    assert f"concierge.adapters.retrieval.{loaded}" in modules
+    assert f"concierge.adapters.retrieval.{not_loaded}" not in modules
+
+
+class _Ranked:
+    """A backend that returns the same scored passages whatever the filter."""
+
+    def __init__(self, *scores: float) -> None:
+        self.scores = scores
+        self.filters: list[SearchFilter] = []
+
+    def search(self, query: str, search_filter: SearchFilter, limit: int) -> list[Passage]:
+        self.filters.append(search_filter)
+        return [
+            Passage(source=f"doc{n}.md", title="", text="", category="", language="", score=s)
+            for n, s in enumerate(self.scores)
+        ]
+
+
+def test_a_minimum_score_applies_to_any_backend() -> None:
+    request = RetrieveInput(
+        request_id="r", question="q", category="policies", language="en", deadline_ms=1
+    )
+
+    kept = retrieve(request, _Ranked(7.5, 2.0), 4, min_score=3.0)
+    weak = _Ranked(1.0)
+    nothing = retrieve(request, weak, 4, min_score=3.0)
+
+    assert [p.source for p in kept.passages] == ["doc0.md"]
+    assert kept.filter_used == "category+language"
+    # Only weak passages under every filter: all three were tried, none is returned
+    assert (nothing.passages, nothing.filter_used, len(weak.filters)) == ([], "none", 3)
