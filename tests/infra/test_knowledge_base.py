@@ -1,0 +1,181 @@
+"""Retrieval backend per environment: the local index, or one Bedrock knowledge base and exactly
+the grant to search it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra import tools
+from infra.cfn_yaml import Evaluator
+from infra.test_iam import (
+    ACCOUNT,
+    REGION,
+    ROLE_HOLDERS,
+    as_list,
+    policy_templates,
+    resolved_policies,
+    statements,
+)
+
+pytestmark = pytest.mark.infra
+
+KB_ID = "KBTEST1234"
+KB_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:knowledge-base/{KB_ID}"
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def retrieve_grants(template: dict[str, Any], holder: str, parameters: dict[str, str]) -> set[str]:
+    """The resources the holder may call bedrock:Retrieve on."""
+    return {
+        resource
+        for statement in statements(resolved_policies(template, holder, parameters))
+        if "bedrock:Retrieve" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+
+
+def reads_the_knowledge_bucket(template: dict[str, Any], parameters: dict[str, str]) -> bool:
+    policies = resolved_policies(template, "RetrieveFunction", parameters)
+    return ("S3ReadPolicy", {"BucketName": "<KnowledgeBucket>"}) in policy_templates(policies)
+
+
+def retrieve_environment(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, str]:
+    evaluator = Evaluator(template, parameters)
+    variables = template["Resources"]["RetrieveFunction"]["Properties"]["Environment"]["Variables"]
+    return {name: str(value) for name, value in evaluator.resolve(variables).items()}
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        pytest.param({}, id="defaults"),
+        pytest.param({"KnowledgeBaseId": KB_ID}, id="knowledge-base"),
+        pytest.param({"KnowledgeBaseId": KB_ID, "KmsKeyArn": KMS_KEY}, id="knowledge-base+kms"),
+        pytest.param({"KmsKeyArn": KMS_KEY}, id="local+kms"),
+    ],
+)
+def test_retrieve_may_search_the_knowledge_base_iff_one_is_configured(
+    template: dict[str, Any], parameters: dict[str, str]
+) -> None:
+    uses_kb = bool(parameters.get("KnowledgeBaseId"))
+
+    # The retrieve role may call Retrieve on exactly that knowledge base, and no other role may
+    assert retrieve_grants(template, "RetrieveFunction", parameters) == (
+        {KB_ARN} if uses_kb else set()
+    )
+    for holder in set(ROLE_HOLDERS) - {"RetrieveFunction"}:
+        assert retrieve_grants(template, holder, parameters) == set(), holder
+    # And it reads the index bucket (and its key) only when it searches the local index
+    assert reads_the_knowledge_bucket(template, parameters) is not uses_kb
+    kms = [
+        statement
+        for statement in statements(resolved_policies(template, "RetrieveFunction", parameters))
+        if "kms:Decrypt" in as_list(statement["Action"])
+    ]
+    assert bool(kms) is (not uses_kb and "KmsKeyArn" in parameters)
+
+
+def test_the_knowledge_base_statement_is_retrieve_only_and_never_a_wildcard(
+    template: dict[str, Any],
+) -> None:
+    bedrock = [
+        statement
+        for statement in statements(
+            resolved_policies(template, "RetrieveFunction", {"KnowledgeBaseId": KB_ID})
+        )
+        if any(action.startswith("bedrock:") for action in as_list(statement["Action"]))
+    ]
+    assert bedrock == [
+        {
+            "Sid": "SearchKnowledgeBase",
+            "Effect": "Allow",
+            "Action": "bedrock:Retrieve",
+            "Resource": KB_ARN,
+        }
+    ]
+
+
+@pytest.mark.parametrize("env", tools.ENVIRONMENTS)
+def test_each_environment_chooses_its_retriever_and_grants_only_that(
+    template: dict[str, Any], env_parameters: dict[str, dict[str, str]], env: str
+) -> None:
+    # Given the environment's overrides: the choice is explicit, never a forgotten default
+    parameters = env_parameters[env]
+    assert "KnowledgeBaseId" in parameters, f"{env} does not choose its retriever"
+    kb_id = parameters["KnowledgeBaseId"]
+
+    # Then the function is told the same backend its role may use
+    environment = retrieve_environment(template, parameters)
+    assert environment["CONCIERGE_RETRIEVER"] == ("bedrock-kb" if kb_id else "local")
+    expected = {f"arn:aws:bedrock:{REGION}:{ACCOUNT}:knowledge-base/{kb_id}"} if kb_id else set()
+    assert retrieve_grants(template, "RetrieveFunction", parameters) == expected
+    assert reads_the_knowledge_bucket(template, parameters) is not bool(kb_id)
+
+
+def test_the_knowledge_base_parameters_reach_the_retrieve_settings(
+    template: dict[str, Any],
+) -> None:
+    from concierge import config
+
+    # Given a knowledge base with its own attribute names and labels, and a score floor
+    parameters = {
+        "KnowledgeBaseId": KB_ID,
+        "KnowledgeBaseCategoryAttribute": "topic",
+        "KnowledgeBaseLanguageAttribute": "lang",
+        "KnowledgeBaseCategoryMap": "products=catalogue,pricing=prices",
+        "MinScore": "0.4",
+    }
+
+    # When the function loads its settings from the resolved environment
+    settings = config.load(config.RetrieveSettings, retrieve_environment(template, parameters))
+
+    # Then it searches that knowledge base, as configured
+    assert settings.retriever == "bedrock-kb"
+    assert settings.knowledge_base_id == KB_ID
+    assert (
+        settings.knowledge_base_category_attribute,
+        settings.knowledge_base_language_attribute,
+    ) == ("topic", "lang")
+    assert dict(settings.knowledge_base_category_map) == {
+        "products": "catalogue",
+        "pricing": "prices",
+    }
+    assert settings.min_score == 0.4
+    # And the knowledge base variables stay on the retrieve function
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function" and name != "RetrieveFunction":
+            variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+            assert not [v for v in variables if "KNOWLEDGE_BASE" in v or v.endswith("RETRIEVER")]
+
+
+# Runs inside .venv-sam: SAM's own translation of the template into CloudFormation. It rejects
+# what `sam validate --lint` and cfn-lint let through, such as two policy types in one Fn::If.
+_TRANSLATE = """
+import json, re, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+text = open(sys.argv[1], encoding="utf-8").read()
+# Local code paths are uploaded by `sam deploy`; the translator only accepts S3 locations.
+text = re.sub(r"(CodeUri|ContentUri|DefinitionUri): \\S+", r"\\1: s3://bucket/key", text)
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+output = transform(yaml_parse(text), {}, NoManagedPolicies())
+print(json.dumps(output["Resources"]["RetrieveFunctionRole"]["Properties"]["Policies"]))
+"""
+
+
+def test_sam_translates_the_retrieve_function_policies() -> None:
+    python = tools.sam().parent / "python"
+
+    result = tools.run([python, "-c", _TRANSLATE, tools.TEMPLATE])
+
+    assert result.returncode == 0, tools.describe(result)
+    conditions = [policy["Fn::If"][0] for policy in json.loads(result.stdout)]
+    assert conditions == ["ReadsLocalIndex", "UsesKnowledgeBase", "DecryptsLocalIndex"]
