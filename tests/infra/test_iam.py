@@ -258,11 +258,16 @@ def test_each_environment_grants_what_its_routes_call(
         assert grants == {}, f"{env}: {holder}"
 
 
-def test_api_function_may_only_start_the_chat_state_machine(template: dict[str, Any]) -> None:
+def test_api_function_starts_the_chain_and_can_only_forget_sessions(
+    template: dict[str, Any],
+) -> None:
     policies = resolved_policies(template, "ApiFunction", {})
 
     assert [(s["Action"], s["Resource"]) for s in statements(policies)] == [
-        ("states:StartSyncExecution", "<ChatStateMachine>")
+        ("states:StartSyncExecution", "<ChatStateMachine>"),
+        # DELETE /sessions/{id}: read and delete the session's turns, delete its cache entries.
+        (["dynamodb:Query", "dynamodb:BatchWriteItem"], "<HistoryTable.Arn>"),
+        ("dynamodb:DeleteItem", "<CacheTable.Arn>"),
     ]
     assert list(policy_templates(policies)) == []
 
@@ -310,7 +315,7 @@ def test_customer_key_use_is_granted_only_when_a_key_is_configured(
 ) -> None:
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
-    for holder in ("RetrieveFunction", "ChatStateMachine"):
+    for holder in ("RetrieveFunction", "ChatStateMachine", "ApiFunction"):
         without = [
             s
             for s in statements(resolved_policies(template, holder, {}))

@@ -157,14 +157,18 @@ def test_api_function_serves_chat_and_health_over_the_http_api(template: dict[st
         for event in events.values()
         if event["Type"] == "HttpApi" and event["Properties"]["ApiId"] == {"Ref": "ChatApi"}
     }
-    assert routes == {("POST", "/chat"), ("GET", "/health")}
+    assert routes == {
+        ("POST", "/chat"),
+        ("GET", "/health"),
+        ("DELETE", "/sessions/{session_id}"),
+    }
 
 
 def test_http_api_has_narrow_cors_throttling_and_access_logs(template: dict[str, Any]) -> None:
     api = template["Resources"]["ChatApi"]["Properties"]
 
     assert api["CorsConfiguration"]["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
-    assert set(api["CorsConfiguration"]["AllowMethods"]) == {"GET", "POST", "OPTIONS"}
+    assert set(api["CorsConfiguration"]["AllowMethods"]) == {"GET", "POST", "DELETE", "OPTIONS"}
     assert api["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
     assert api["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
     assert "DestinationArn" in api["AccessLogSettings"]

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import uuid
 from pathlib import Path
 
 import pytest
 
-from concierge.admin_cli import AdminUsageError, add_commands, run
+from concierge.cli import main
 from concierge.knowledge import IndexFile
 from concierge.local.runtime import LocalRuntime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def concierge(*argv: str) -> int | None:
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(argv), REPO_ROOT)
+def concierge(*argv: str) -> int:
+    return main(["--root", str(REPO_ROOT), *argv])
 
 
 def chat(runtime: LocalRuntime, question: str, session_id: str) -> None:
@@ -79,12 +76,21 @@ def test_cache_flush_by_version_and_all(
     assert len(tables(saved_state)["HistoryTable"]) == 2
 
 
-def test_bad_arguments_are_usage_errors(saved_state: Path, tmp_path: Path) -> None:
-    with pytest.raises(AdminUsageError, match="--session"):
-        concierge("history", "delete", "--session", "no spaces", "--state", str(saved_state))
-    with pytest.raises(AdminUsageError, match="nothing has been asked"):
-        concierge("cache", "flush", "--all", "--state", str(tmp_path / "none.json"))
-    with pytest.raises(AdminUsageError, match="both"):
-        concierge("cache", "flush", "--all", "--cache-table", "t")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["history", "delete", "--session", "no spaces"], "--session must match"),
+        (["cache", "flush", "--all", "--state", "/nonexistent/state.json"], "nothing has been"),
+        (["cache", "flush", "--all", "--cache-table", "t"], "both --history-table"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert concierge(*argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_flush_needs_all_or_a_version() -> None:
     with pytest.raises(SystemExit):
-        concierge("cache", "flush")  # --all or --kb-version is required
+        concierge("cache", "flush")

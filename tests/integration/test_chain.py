@@ -267,16 +267,19 @@ def test_a_cache_entry_counts_its_hits_and_names_its_session_and_knowledge_base(
     assert entry["kb_version"]["S"] == os.environ["CONCIERGE_KB_VERSION"]
 
 
-def test_a_bypass_skips_the_lookup_and_stores_the_fresh_answer(
+def test_a_bypass_answers_as_if_there_were_no_cache(
     runtime: LocalRuntime, model_calls: list[str]
 ) -> None:
     ask(runtime, "What do you sell?")
+    stored = table_items(runtime, "CacheTable")
     model_calls.clear()
     status, body = ask(runtime, "What do you sell?", bypass_cache=True)
     assert (status, body["cached"]) == (200, False)
     assert model_calls == ["classify", "answer"]
-    (entry,) = table_items(runtime, "CacheTable")
-    assert entry["request_id"]["S"] == body["request_id"]
+    # Neither served nor stored: the entry is the first request's, untouched.
+    assert table_items(runtime, "CacheTable") == stored
+    ask(runtime, "How long is the warranty on backpacks?", bypass_cache=True)
+    assert table_items(runtime, "CacheTable") == stored
 
 
 def test_an_answer_in_another_language_than_its_key_is_not_stored(runtime: LocalRuntime) -> None:

@@ -35,6 +35,7 @@ def add_commands(commands: Any) -> None:
     )
     delete.add_argument("--session", required=True, help="the session id")
     _table_options(delete)
+    delete.set_defaults(run=delete_history)
 
     cache = commands.add_parser("cache", help="answer cache: flush entries")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
@@ -43,27 +44,29 @@ def add_commands(commands: Any) -> None:
     which.add_argument("--all", action="store_true", help="every entry")
     which.add_argument("--kb-version", help="only entries stored against this version")
     _table_options(flush)
+    flush.set_defaults(run=flush_cache)
 
 
-def run(args: argparse.Namespace, root: Path) -> int | None:
-    """Run `args` if it is one of these commands (None otherwise); print what was done."""
-    if args.command == "history":
-        if not re.fullmatch(SESSION_ID_PATTERN, args.session):
-            raise AdminUsageError(f"--session must match {SESSION_ID_PATTERN}")
-        from concierge.stores import delete_session
+def delete_history(root: Path, args: argparse.Namespace) -> int:
+    """`concierge history delete --session ID`: prints what was deleted, as JSON."""
+    if not re.fullmatch(SESSION_ID_PATTERN, args.session):
+        raise AdminUsageError(f"--session must match {SESSION_ID_PATTERN}")
+    from concierge.stores import delete_session
 
-        with _tables(args, root) as (dynamodb, history_table, cache_table):
-            deletion = delete_session(dynamodb, history_table, cache_table, args.session)
-        print(json.dumps(deletion.model_dump()))
-        return 0
-    if args.command == "cache":
-        from concierge.stores import flush_cache
+    with _tables(args, root) as (dynamodb, history_table, cache_table):
+        deletion = delete_session(dynamodb, history_table, cache_table, args.session)
+    print(json.dumps(deletion.model_dump()))
+    return 0
 
-        with _tables(args, root) as (dynamodb, _, cache_table):
-            flushed = flush_cache(dynamodb, cache_table, kb_version=args.kb_version)
-        print(json.dumps(flushed.model_dump()))
-        return 0
-    return None
+
+def flush_cache(root: Path, args: argparse.Namespace) -> int:
+    """`concierge cache flush --all | --kb-version V`: prints how many entries went, as JSON."""
+    from concierge import stores
+
+    with _tables(args, root) as (dynamodb, _, cache_table):
+        flushed = stores.flush_cache(dynamodb, cache_table, kb_version=args.kb_version)
+    print(json.dumps(flushed.model_dump()))
+    return 0
 
 
 def _table_options(parser: argparse.ArgumentParser) -> None:

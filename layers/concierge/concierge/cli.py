@@ -5,6 +5,9 @@
                                            .concierge/index.json or S3; `index` is an alias
     concierge serve [--port N]             the HTTP API at http://127.0.0.1:3000 (CONCIERGE_PORT)
     concierge ask "question" [--session ID] [--json]
+    concierge history delete --session ID  delete a session and the cache entries it produced
+    concierge cache flush --all | --kb-version V
+                                           delete cached answers (local run, or --cache-table)
 
 Local runs keep history and cache in .concierge/state.json, so a session survives restarts.
 """
@@ -20,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from concierge import admin_cli
+
 DEFAULT_KB = Path("knowledge/sample")
 WORK_DIR = Path(".concierge")
 
@@ -33,14 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, default=Path.cwd(), help="repository root (default: .)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_ingest, _add_serve, _add_ask):
+    for add in (_add_ingest, _add_serve, _add_ask, admin_cli.add_commands):
         add(commands)
 
     args = parser.parse_args(argv)
     run: Callable[[Path, argparse.Namespace], int] = args.run
     try:
         return run(args.root.resolve(), args)
-    except _UsageError as error:
+    except (_UsageError, admin_cli.AdminUsageError) as error:
         print(f"concierge: {error}", file=sys.stderr)
         return 2
     except _Failure as error:

@@ -14,7 +14,7 @@ class ChatRequest(BaseModel):
     # StrictStr: a number or a list is a bad request, not something to coerce.
     question: StrictStr = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     session_id: StrictStr | None = Field(default=None, pattern=SESSION_ID_PATTERN)
-    # Skip the cache lookup for this request (a fresh answer is still stored). The header
+    # Answer as if there were no cache: nothing is read from it or written to it. The header
     # `Cache-Control: no-cache` does the same.
     bypass_cache: StrictBool = False
 

@@ -82,7 +82,7 @@ class ChainInput(_State):
     # keys are built in the condense step from the standalone question and this scope.
     cache_scope: str
     kb_version: str
-    # True: do not read the cache (a fresh answer is still stored).
+    # True: answer as if there were no cache (nothing read from it, nothing written to it).
     cache_bypass: bool = False
     # History sort key of this turn: sorts by time, unique per request, so a retried write is a
     # no-op rather than a duplicate.
