@@ -118,11 +118,15 @@ def follow_up_for(question: Question, number: int) -> str:
     return choices[number % len(choices)]
 
 
-def chat_event(question: str, session_id: str | None = None) -> dict[str, Any]:
+def chat_event(
+    question: str, session_id: str | None = None, bypass_cache: bool = False
+) -> dict[str, Any]:
     """An API Gateway HTTP API (payload 2.0) POST /chat event."""
-    body: dict[str, str] = {"question": question}
+    body: dict[str, Any] = {"question": question}
     if session_id:
         body["session_id"] = session_id
+    if bypass_cache:
+        body["bypass_cache"] = True
     return {
         "version": "2.0",
         "rawPath": "/chat",

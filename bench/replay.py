@@ -8,6 +8,9 @@ of bench.simulated_models (`sim:cheap`, `sim:strong`), one conversation at a tim
              `sim:cheap` and answer on `sim:strong`; one chat session per conversation, so a
              follow-up is condensed against its history, and the answer cache as the product
              ships it. Timed with `time.perf_counter()` around `runtime.api(event)`.
+* Concierge, cache off
+             the same runtime, every request with `bypass_cache` (nothing read from the cache
+             or written to it): what the routing alone gives, measured in the same run.
 * naive      the same step functions (concierge.steps.classify / condense / retrieve / answer)
              called in-process, one after the other: classify -> condense -> retrieve ->
              answer, all on `sim:strong`, condense on every question (with empty history on a
@@ -38,8 +41,8 @@ from bench import conversations as scripted
 from bench.latency import REGION, chat_event
 from bench.simulated_models import CHEAP, STRONG, CallLog, installed, price_overrides, simulated
 
-CONCIERGE, NAIVE = "Concierge", "naive"
-CHAINS = (CONCIERGE, NAIVE)
+CONCIERGE, CACHE_OFF, NAIVE = "Concierge", "Concierge, cache off", "naive"
+CHAINS = (CONCIERGE, CACHE_OFF, NAIVE)
 # Written for the warm-up only; never asked in the replay (checked).
 WARM_UP = (
     ("Do you ship to Switzerland?", "And how much is it?"),
@@ -243,9 +246,11 @@ class ConciergeClient:
         self._stepfunctions = boto3.client("stepfunctions", region_name=REGION)
         self._execution_prefix = runtime.state_machine_arn.replace(":stateMachine:", ":execution:")
 
-    def ask(self, question: str, session_id: str) -> tuple[float, dict[str, Any], str]:
+    def ask(
+        self, question: str, session_id: str, bypass_cache: bool = False
+    ) -> tuple[float, dict[str, Any], str]:
         """(seconds, response body, request id) of one turn in `session_id`."""
-        event = chat_event(question, session_id)
+        event = chat_event(question, session_id, bypass_cache=bypass_cache)
         started = time.perf_counter()
         response = self._runtime.api(event)
         elapsed = time.perf_counter() - started
@@ -290,12 +295,16 @@ def _replay_concierge(
     session_id: str,
     log: CallLog,
     result: ReplayResult | None,
+    chain: str = CONCIERGE,
 ) -> None:
+    bypass = chain == CACHE_OFF
     for turn in conversation.turns:
         mark = log.mark()
-        seconds, body, request_id = client.ask(turn.text, session_id)
+        seconds, body, request_id = client.ask(turn.text, session_id, bypass_cache=bypass)
         model_seconds = log.busy_seconds(mark)
         usage = body["usage"]
+        if bypass and body["cached"]:
+            raise BenchError(f"{turn.text!r} was served from the cache with the cache off")
         # A first-turn hit calls no model; a follow-up hit only the condense that keyed it.
         allowed_calls = 1 if turn.is_follow_up else 0
         if body["cached"] and usage["llm_calls"] > allowed_calls:
@@ -305,7 +314,7 @@ def _replay_concierge(
         steps = client.step_usage(request_id)
         if steps is None:
             result.steps_missing += 1
-        result.turns[CONCIERGE].append(
+        result.turns[chain].append(
             TurnResult(
                 turn=turn,
                 seconds=seconds,
@@ -426,14 +435,18 @@ def run(
             result.logs[CONCIERGE].reset()
             print(f"  replay: warmed up with {result.warm_up_turns} turns per chain", file=log)
             for number, conversation in enumerate(conversations):
-                session_id = f"replay-{run_tag}-{conversation.id}"
-                for chain in CHAINS if number % 2 == 0 else CHAINS[::-1]:
+                # Each chain goes first, second and third in turn, so drift falls on all.
+                shift = number % len(CHAINS)
+                for chain in CHAINS[shift:] + CHAINS[:shift]:
+                    tag = "off" if chain == CACHE_OFF else "on"
+                    session_id = f"replay-{run_tag}-{tag}-{conversation.id}"
                     started = time.perf_counter()
-                    if chain == CONCIERGE:
-                        logs = result.logs[CONCIERGE]
-                        _replay_concierge(client, conversation, session_id, logs, result)
-                    else:
+                    if chain == NAIVE:
                         _replay_naive(naive, conversation, result.logs[NAIVE], result)
+                    else:
+                        # Both Concierge chains run in one runtime, so they share one log.
+                        logs = result.logs[CONCIERGE]
+                        _replay_concierge(client, conversation, session_id, logs, result, chain)
                     result.chain_seconds[chain] += time.perf_counter() - started
                 if (number + 1) % 10 == 0:
                     print(f"  replay: {number + 1}/{len(conversations)} conversations", file=log)

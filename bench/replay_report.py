@@ -7,12 +7,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench import conversations as scripted
-from bench.replay import CONCIERGE, NAIVE, ReplayResult, TurnResult
+from bench.replay import CACHE_OFF, CONCIERGE, NAIVE, ReplayResult, TurnResult
 from bench.report import ms, table
 from bench.simulated_models import PROFILES
 from bench.stats import Summary, ratio
 
 COST_GOAL = 0.35  # Concierge cost per question / naive cost per question
+CALLS_GOAL = 1.3  # Concierge (cache on) LLM calls per question, issue #5
 FOLLOW_UP_GOAL = 0.8  # Concierge follow-up p50 / naive (sequential) follow-up p50
 STEPS = ("classify", "condense", "answer")
 COMMAND = ".venv/bin/python -m bench.run --only replay"
@@ -39,32 +40,6 @@ class Totals:
             llm_calls=sum(turn.llm_calls for turn in turns),
             cost_usd=sum(turn.cost_usd for turn in turns),
         )
-
-
-def without_cache(turns: Sequence[TurnResult]) -> Totals:
-    """Concierge's totals had nothing been served from the cache: a first-turn hit is counted
-    at the calls and cost of the miss that stored its entry (same normalised question); a
-    follow-up hit (found by its standalone question, after condense) at its own condense plus
-    the mean answer step of the answered turns."""
-    filled: dict[str, TurnResult] = {}
-    answers = [t.step("answer") for t in turns if not t.cached and t.step("answer").calls]
-    mean_answer_cost = sum(a.cost_usd for a in answers) / len(answers) if answers else 0.0
-    calls, cost = 0, 0.0
-    for turn in turns:
-        if turn.cached and turn.turn.is_follow_up:
-            calls += turn.llm_calls + 1
-            cost += turn.cost_usd + mean_answer_cost
-            continue
-        if turn.cached:
-            filler = filled[turn.turn.normalised]
-            calls += filler.llm_calls
-            cost += filler.cost_usd
-            continue
-        calls += turn.llm_calls
-        cost += turn.cost_usd
-        if not turn.turn.is_follow_up and turn.grounded:
-            filled.setdefault(turn.turn.normalised, turn)
-    return Totals(turns=len(turns), llm_calls=calls, cost_usd=cost)
 
 
 def _seconds(turns: Sequence[TurnResult], scale: float, projected: bool) -> list[float]:
@@ -110,6 +85,11 @@ class Goals:
     cost_ratio: float
     follow_up_ratio: float
     projected_follow_up_ratio: float
+    calls_per_question: float
+
+    @property
+    def calls_met(self) -> bool:
+        return self.calls_per_question <= CALLS_GOAL
 
     @property
     def cost_met(self) -> bool:
@@ -133,6 +113,7 @@ class Goals:
                 summary(follow_ups(concierge), scale, projected=True).p50_ms,
                 summary(follow_ups(naive), scale, projected=True).p50_ms,
             ),
+            calls_per_question=Totals.of(concierge).calls_per_question,
         )
 
 
@@ -185,49 +166,43 @@ def _model_rows(scale: float) -> list[list[str]]:
 
 
 def _headline_rows(result: ReplayResult) -> list[list[str]]:
-    concierge, naive = result.turns[CONCIERGE], result.turns[NAIVE]
-    ours, theirs = Totals.of(concierge), Totals.of(naive)
-    scale = result.scale
-    ours_follow, theirs_follow = (
-        summary(follow_ups(concierge), scale),
-        summary(follow_ups(naive), scale),
-    )
+    concierge, off, naive = (result.turns[c] for c in (CONCIERGE, CACHE_OFF, NAIVE))
+    totals = [Totals.of(turns) for turns in (concierge, off, naive)]
+    follow = [summary(follow_ups(turns), result.scale) for turns in (concierge, off, naive)]
     hits = sum(turn.cached for turn in concierge)
     first_turns = sum(not turn.turn.is_follow_up for turn in concierge)
     return [
         [
             "LLM calls per question",
-            f"{ours.calls_per_question:.2f}",
-            f"{theirs.calls_per_question:.2f}",
-            x(ratio(ours.calls_per_question, theirs.calls_per_question)),
+            *(f"{t.calls_per_question:.2f}" for t in totals),
+            x(ratio(totals[0].calls_per_question, totals[2].calls_per_question)),
         ],
         [
             "cost per 1,000 questions (USD)",
-            usd(ours.cost_per_1k),
-            usd(theirs.cost_per_1k),
-            f"**{x(ratio(ours.cost_per_1k, theirs.cost_per_1k))}**",
+            *(usd(t.cost_per_1k) for t in totals),
+            f"**{x(ratio(totals[0].cost_per_1k, totals[2].cost_per_1k))}**",
         ],
         [
-            f"follow-up latency p50 (ms, n={ours_follow.n})",
-            ms(ours_follow.p50_ms, 0),
-            ms(theirs_follow.p50_ms, 0),
-            f"**{x(ratio(ours_follow.p50_ms, theirs_follow.p50_ms))}**",
+            f"follow-up latency p50 (ms, n={follow[0].n})",
+            *(ms(f.p50_ms, 0) for f in follow),
+            f"**{x(ratio(follow[0].p50_ms, follow[2].p50_ms))}**",
         ],
         [
             "follow-up latency p95 (ms)",
-            ms(ours_follow.p95_ms, 0),
-            ms(theirs_follow.p95_ms, 0),
-            x(ratio(ours_follow.p95_ms, theirs_follow.p95_ms)),
+            *(ms(f.p95_ms, 0) for f in follow),
+            x(ratio(follow[0].p95_ms, follow[2].p95_ms)),
         ],
         [
             "cache hit rate, all turns",
             f"{ratio(hits, len(concierge)):.1%} ({hits}/{len(concierge)})",
+            "0% (bypassed)",
             "0% (no cache)",
             "",
         ],
         [
             "cache hit rate, first turns",
             f"{ratio(hits, first_turns):.1%} ({hits}/{first_turns})",
+            "0% (bypassed)",
             "0% (no cache)",
             "",
         ],
@@ -237,7 +212,7 @@ def _headline_rows(result: ReplayResult) -> list[list[str]]:
 def _lever_rows(result: ReplayResult) -> list[list[str]]:
     concierge, naive = result.turns[CONCIERGE], result.turns[NAIVE]
     theirs = Totals.of(naive)
-    uncached = without_cache(concierge)
+    uncached = Totals.of(result.turns[CACHE_OFF])
     ours = Totals.of(concierge)
     misses = _select(concierge, lambda turn: not turn.cached)
     missed = {(turn.turn.conversation, turn.turn.number) for turn in misses}
@@ -252,9 +227,9 @@ def _lever_rows(result: ReplayResult) -> list[list[str]]:
             theirs,
         ),
         (
-            "Concierge **without the cache**: cheap classify on first turns, one cheap "
-            "condense-and-classify call on follow-ups, "
-            "strong answer (each hit counted at the cost of the miss that stored it)",
+            "Concierge **cache off** (measured, every request bypassing the cache): cheap "
+            "classify on first turns, one cheap condense-and-classify call on follow-ups, "
+            "strong answer",
             uncached,
             theirs,
         ),
@@ -288,7 +263,8 @@ def _cost_lever_lines(result: ReplayResult) -> list[str]:
     from concierge.pricing import PriceTable
 
     concierge, naive = result.turns[CONCIERGE], result.turns[NAIVE]
-    ours, theirs, uncached = Totals.of(concierge), Totals.of(naive), without_cache(concierge)
+    ours, theirs = Totals.of(concierge), Totals.of(naive)
+    uncached = Totals.of(result.turns[CACHE_OFF])
     target = COST_GOAL * theirs.cost_usd
     saved = 1 - ratio(ours.cost_usd, uncached.cost_usd)
     needed = 1 - ratio(target, uncached.cost_usd)
@@ -334,6 +310,11 @@ def _step_rows(result: ReplayResult) -> list[list[str]]:
     return rows
 
 
+def _same_turns(turns: Sequence[TurnResult], like: Sequence[TurnResult]) -> list[TurnResult]:
+    wanted = {(turn.turn.conversation, turn.turn.number) for turn in like}
+    return _select(turns, lambda turn: (turn.turn.conversation, turn.turn.number) in wanted)
+
+
 def _latency_rows(result: ReplayResult) -> list[list[str]]:
     concierge, naive = result.turns[CONCIERGE], result.turns[NAIVE]
     groups: list[tuple[str, list[TurnResult]]] = [
@@ -347,6 +328,14 @@ def _latency_rows(result: ReplayResult) -> list[list[str]]:
             _select(concierge, lambda t: not t.turn.is_follow_up and not t.cached),
         ),
         ("Concierge, first turns from the cache", _select(concierge, lambda t: t.cached)),
+        (
+            "Concierge cache off, the same turns answered in full (the latency a hit saves)",
+            _same_turns(result.turns[CACHE_OFF], _select(concierge, lambda t: t.cached)),
+        ),
+        (
+            "Concierge cache off, follow-ups",
+            follow_ups(result.turns[CACHE_OFF]),
+        ),
         (
             "naive, first turns (classify -> condense -> answer)",
             _select(naive, lambda t: not t.turn.is_follow_up),
@@ -392,10 +381,12 @@ def _latency_lines(result: ReplayResult) -> list[str]:
 
 def _checks(result: ReplayResult) -> list[str]:
     concierge, naive = result.turns[CONCIERGE], result.turns[NAIVE]
+    both = [*concierge, *result.turns[CACHE_OFF]]
     lines = []
-    for chain, turns in ((CONCIERGE, concierge), (NAIVE, naive)):
+    # The two Concierge chains share one runtime and so one log of simulated calls.
+    for chain, turns in (("Concierge (cache on + cache off)", both), (NAIVE, naive)):
         reported = sum(turn.llm_calls for turn in turns)
-        seen = result.logs[chain].total
+        seen = result.logs[CONCIERGE if turns is both else NAIVE].total
         state = "match" if reported == seen else "**MISMATCH**"
         lines.append(
             f"- {chain}: {reported} model calls in the usage records, {seen} seen by the "
@@ -463,16 +454,18 @@ def section(result: ReplayResult, heading: str = "##") -> str:
         f"{heading} 3. Conversation replay: Concierge vs the naive chain (simulated models)",
         "",
         f"Command: `{COMMAND}` (part of `make bench`). Replay wall time {result.wall_seconds:.0f} s "
-        f"(Concierge {result.chain_seconds[CONCIERGE]:.0f} s, naive {result.chain_seconds[NAIVE]:.0f} s, "
+        f"(Concierge {result.chain_seconds[CONCIERGE]:.0f} s, cache off "
+        f"{result.chain_seconds[CACHE_OFF]:.0f} s, naive {result.chain_seconds[NAIVE]:.0f} s, "
         f"after {result.warm_up_turns} warm-up turns per chain); model latencies scaled by "
         f"**{scale:g}**.",
         "",
-        f"Every scripted conversation is replayed through both chains over the sample index "
-        f"({result.index_chunks} chunks), which of the two goes first alternating. **Concierge**: "
+        f"Every scripted conversation is replayed through three chains over the sample index "
+        f"({result.index_chunks} chunks), each going first in turn. **Concierge**: "
         "one `LocalRuntime` (moto's Step Functions emulator running `statemachine/chat.asl.json`, "
         "the real handlers in-process, DynamoDB in memory) with classify and condense on "
         "`sim:cheap` and answer on `sim:strong`, one chat session per conversation, the answer "
-        "cache as shipped. **naive**: the same step functions called in-process one after the "
+        "cache as shipped. **Concierge, cache off**: the same runtime, every request with "
+        "`bypass_cache` (nothing read from or written to the cache). **naive**: the same step functions called in-process one after the "
         "other (classify -> condense -> retrieve -> answer), all three prompts on `sim:strong`, "
         "condense on every question (with no history on a first turn), history in memory, no "
         "cache. Costs are the product's own usage records priced by its price table "
@@ -499,13 +492,23 @@ def section(result: ReplayResult, heading: str = "##") -> str:
                     f"{ms(theirs_follow.p50_ms, 0)} ms; {projected_note})",
                     verdict(goals.follow_up_met),
                 ],
+                [
+                    "LLM calls per question, cache on (issue #5)",
+                    f"≤ {CALLS_GOAL:.1f}",
+                    f"{goals.calls_per_question:.2f} (cache off: "
+                    f"{Totals.of(result.turns[CACHE_OFF]).calls_per_question:.2f})",
+                    verdict(goals.calls_met),
+                ],
             ],
             "llll",
         ),
         "",
         f"{heading}# Headline figures (one run, {len(concierge)} questions each)",
         "",
-        table(["", "Concierge", "naive", "Concierge / naive"], _headline_rows(result)),
+        table(
+            ["", "Concierge", "Concierge, cache off", "naive", "Concierge / naive"],
+            _headline_rows(result),
+        ),
         "",
         f"{heading}# Which lever gives what (cost)",
         "",
