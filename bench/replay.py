@@ -397,7 +397,7 @@ def run(
     import logging
 
     from concierge.adapters.retrieval.local_index import write_index
-    from concierge.ingest import build_index
+    from concierge.ingestion import build_index
     from concierge.local.runtime import LocalRuntime
 
     # moto logs expected evaluation failures (IsPresent on a cache miss) at ERROR.

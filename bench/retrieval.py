@@ -259,7 +259,7 @@ def run(
     log: TextIO = sys.stderr,
 ) -> RetrievalResult:
     from concierge.adapters.retrieval.local_index import LocalIndex, load_index, write_index
-    from concierge.ingest import build_index
+    from concierge.ingestion import build_index
     from concierge.text import terms
 
     result = RetrievalResult(rounds=rounds, seed=seed)
