@@ -8,7 +8,7 @@ first, then the history turns that point at them, so a re-run still finds what i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel
@@ -69,24 +69,23 @@ def flush_cache(dynamodb: Any, cache_table: str, kb_version: str | None = None) 
 
 
 def _session_turns(dynamodb: Any, table: str, session_id: str) -> Iterator[dict[str, Any]]:
-    request: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "session_id = :session",
-        "ExpressionAttributeValues": {":session": {"S": session_id}},
-        "ProjectionExpression": "session_id, turn_key, cache_key",
-    }
-    while True:
-        page = dynamodb.query(**request)
-        yield from page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return _items(
+        dynamodb.query,
+        TableName=table,
+        KeyConditionExpression="session_id = :session",
+        ExpressionAttributeValues={":session": {"S": session_id}},
+        ProjectionExpression="session_id, turn_key, cache_key",
+    )
 
 
 def _scan(dynamodb: Any, table: str, projection: str) -> Iterator[dict[str, Any]]:
-    request: dict[str, Any] = {"TableName": table, "ProjectionExpression": projection}
+    return _items(dynamodb.scan, TableName=table, ProjectionExpression=projection)
+
+
+def _items(read: Callable[..., dict[str, Any]], **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a Query or Scan, page after page."""
     while True:
-        page = dynamodb.scan(**request)
+        page = read(**request)
         yield from page["Items"]
         if "LastEvaluatedKey" not in page:
             return
