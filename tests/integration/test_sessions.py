@@ -1,16 +1,22 @@
-"""Forgetting a session and flushing the cache, against the emulated tables the chain wrote."""
+"""Forgetting a session, flushing the cache, and keys going stale: against the emulated tables
+the chain wrote."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
 
+from concierge.knowledge import IndexFile
 from concierge.local.runtime import LocalRuntime
 from concierge.stores import delete_session, flush_cache
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def call(runtime: LocalRuntime, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -139,3 +145,29 @@ def test_flush_by_knowledge_base_version_keeps_the_other_versions(
     assert [item["cache_key"]["S"] for item in items(runtime, "CacheTable")] == ["q#3"]
     assert flush_cache(dynamodb, table).entries == 1
     assert items(runtime, "CacheTable") == []
+
+
+def test_a_new_knowledge_base_version_never_serves_the_old_answers(
+    tmp_path: Path, sample_index: tuple[Path, IndexFile]
+) -> None:
+    state = tmp_path / "state.json"
+    index_path, _ = sample_index
+
+    def cached_after_asking(kb_version: str) -> bool:
+        with LocalRuntime(REPO_ROOT, index_path, kb_version, state_path=state) as local:
+            body = ask(local, "What do you sell?", uuid.uuid4().hex)
+            local.save_state()
+        return bool(body["cached"])
+
+    assert cached_after_asking("v1") is False
+    assert cached_after_asking("v1") is True
+    # Re-ingested: the same question is answered from the new knowledge, then cached for it.
+    assert cached_after_asking("v2") is False
+    assert cached_after_asking("v2") is True
+
+
+def test_a_new_prompt_version_never_serves_the_old_answers(runtime: LocalRuntime) -> None:
+    assert ask(runtime, "What do you sell?", "s1")["cached"] is False
+    assert ask(runtime, "What do you sell?", "s2")["cached"] is True
+    with mock.patch("concierge.api.prompt_versions", return_value="classify-1,condense-2,answer-2"):
+        assert ask(runtime, "What do you sell?", "s3")["cached"] is False
