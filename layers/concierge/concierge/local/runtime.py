@@ -30,7 +30,7 @@ from concierge.adapters.llm.registry import route_for
 from concierge.config import get_settings
 from concierge.handlers import retriever_for
 from concierge.local import template as cfn
-from concierge.observability import metrics
+from concierge.observability import logger, metrics
 
 REGION = "us-east-1"
 _ROLE_NAME = "concierge-local"
@@ -144,6 +144,7 @@ class LocalRuntime:
         self._lock = threading.Lock()
         self._mock: Any = None
         self._patches: list[Any] = []
+        self._log_level = logger.log_level
         self.state_machine_arn = ""
         self._role_arn = ""
         self.table_names: dict[str, str] = {}
@@ -167,6 +168,9 @@ class LocalRuntime:
         logging.getLogger(_EMULATOR_EVALUATION_LOGGER).setLevel(logging.CRITICAL)
         self._set_environment(self._defaults)
         self._set_environment(self._overrides, force=True)
+        # The Logger took its level when it was imported, before these settings existed.
+        self._log_level = logger.log_level
+        logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
         # Only a real provider needs real credentials; an unknown spec fails in its step.
         uses_real_models = any(
             os.environ[f"CONCIERGE_{step}_MODEL"].startswith(_REAL_PROVIDERS)
@@ -217,6 +221,7 @@ class LocalRuntime:
             else:
                 os.environ[name] = value
         self._saved_environment.clear()
+        logger.setLevel(self._log_level)
         _forget_cached_state()
 
     # -- the HTTP edge ---------------------------------------------------------------------
