@@ -1,0 +1,208 @@
+"""The Bedrock embedding contract (InvokeModel), checked by botocore's Stubber against the
+service model: the request body of each model family, reading the reply, and error mapping."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ReadTimeoutError
+from botocore.response import StreamingBody
+from botocore.stub import ANY, Stubber
+
+from concierge.adapters.aws import reset_clients
+from concierge.adapters.embeddings.bedrock import BedrockEmbedder
+from concierge.adapters.embeddings.registry import embedder_for
+from concierge.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
+
+TITAN = "amazon.titan-embed-text-v2:0"
+COHERE = "cohere.embed-multilingual-v3"
+
+
+class Runtime:
+    """A real bedrock-runtime client under a Stubber, keeping the request bodies it sends."""
+
+    def __init__(self) -> None:
+        self.client = boto3.client(
+            "bedrock-runtime",
+            region_name="eu-west-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        self.stubber = Stubber(self.client)
+        self.bodies: list[dict[str, Any]] = []
+        self.client.meta.events.register(
+            "provide-client-params.bedrock-runtime.InvokeModel", self._keep_body
+        )
+
+    def _keep_body(self, params: dict[str, Any], **_: Any) -> None:
+        self.bodies.append(json.loads(params["body"]))
+
+    def reply(self, model_id: str, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.stubber.add_response(
+            "invoke_model",
+            {"body": StreamingBody(io.BytesIO(data), len(data)), "contentType": "application/json"},
+            {
+                "modelId": model_id,
+                "body": ANY,
+                "contentType": "application/json",
+                "accept": "application/json",
+            },
+        )
+
+
+@pytest.fixture
+def runtime() -> Iterator[Runtime]:
+    stubbed = Runtime()
+    with stubbed.stubber:
+        yield stubbed
+        stubbed.stubber.assert_no_pending_responses()
+
+
+def is_unit(vector: list[float]) -> bool:
+    return math.isclose(math.fsum(x * x for x in vector), 1.0, rel_tol=1e-9)
+
+
+# -- Titan Text Embeddings V2: one text a call -------------------------------------------------
+def test_titan_sends_one_text_a_call_and_reads_the_embedding(runtime: Runtime) -> None:
+    runtime.reply(TITAN, {"embedding": [0.6, 0.8, 0.0], "inputTextTokenCount": 7})
+    runtime.reply(TITAN, {"embedding": [0.0, 3.0, 4.0], "inputTextTokenCount": 6})
+
+    vectors = BedrockEmbedder(TITAN, client=runtime.client).embed(
+        ["How much is shipping to Austria?", "¿Cuánto cuesta el envío a Canarias?"]
+    )
+
+    assert runtime.bodies == [
+        {"inputText": "How much is shipping to Austria?", "dimensions": 1024, "normalize": True},
+        {"inputText": "¿Cuánto cuesta el envío a Canarias?", "dimensions": 1024, "normalize": True},
+    ]
+    assert vectors[0] == pytest.approx([0.6, 0.8, 0.0])
+    # normalised here as well, whatever the model returns
+    assert vectors[1] == pytest.approx([0.0, 0.6, 0.8])
+    assert all(is_unit(vector) for vector in vectors)
+
+
+def test_titan_asks_for_the_configured_dimensions(runtime: Runtime) -> None:
+    runtime.reply(TITAN, {"embedding": [1.0, 0.0], "inputTextTokenCount": 3})
+    BedrockEmbedder(TITAN, client=runtime.client, dimensions=256).embed(["Cirrus 2"])
+    assert runtime.bodies[0]["dimensions"] == 256
+
+
+# -- Cohere Embed v3: many texts a call ---------------------------------------------------------
+def test_cohere_sends_the_texts_together_and_reads_every_embedding(runtime: Runtime) -> None:
+    texts = ["Wohin liefert ihr?", "Was kostet der Versand nach Spanien?"]
+    runtime.reply(
+        COHERE,
+        {
+            "id": "3c9b6b4e",
+            "response_type": "embeddings_floats",
+            "texts": texts,
+            "embeddings": [[2.0, 0.0], [1.0, 1.0]],
+        },
+    )
+
+    vectors = BedrockEmbedder(COHERE, client=runtime.client).embed(texts)
+
+    assert runtime.bodies == [{"texts": texts, "input_type": "search_query", "truncate": "END"}]
+    assert vectors[0] == pytest.approx([1.0, 0.0])
+    assert vectors[1] == pytest.approx([math.sqrt(0.5), math.sqrt(0.5)])
+
+
+def test_cohere_reads_the_by_type_reply_too(runtime: Runtime) -> None:
+    runtime.reply(
+        COHERE,
+        {"id": "a1", "response_type": "embeddings_by_type", "embeddings": {"float": [[0.0, 5.0]]}},
+    )
+    assert BedrockEmbedder(COHERE, client=runtime.client).embed(["Cirrus 3"]) == [[0.0, 1.0]]
+
+
+def test_cohere_sends_at_most_96_texts_a_call_of_at_most_2048_characters(
+    runtime: Runtime,
+) -> None:
+    texts = [f"question {n}" for n in range(97)]
+    texts[0] = "x" * 3000
+    runtime.reply(COHERE, {"embeddings": [[1.0, 0.0]] * 96})
+    runtime.reply(COHERE, {"embeddings": [[0.0, 1.0]]})
+
+    vectors = BedrockEmbedder(COHERE, client=runtime.client).embed(texts)
+
+    assert [len(body["texts"]) for body in runtime.bodies] == [96, 1]
+    assert runtime.bodies[0]["texts"][0] == "x" * 2048
+    assert runtime.bodies[1]["texts"] == ["question 96"]
+    assert len(vectors) == 97
+    assert vectors[-1] == [0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("model_id", "payload"),
+    [
+        (TITAN, {"inputTextTokenCount": 3}),
+        (TITAN, {"embedding": []}),
+        (TITAN, {"embedding": ["a", "b"]}),
+        (COHERE, {"embeddings": []}),
+        (COHERE, {"embeddings": {"int8": [[1, 2]]}}),
+        (COHERE, {"message": "unexpected"}),
+    ],
+)
+def test_a_reply_without_usable_embeddings_is_an_invocation_error(
+    runtime: Runtime, model_id: str, payload: dict[str, Any]
+) -> None:
+    runtime.reply(model_id, payload)
+    with pytest.raises(ModelInvocationError):
+        BedrockEmbedder(model_id, client=runtime.client).embed(["Cirrus 2"])
+
+
+# -- errors ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model_id", [TITAN, COHERE])
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [
+        ("ThrottlingException", 429, ModelThrottledError),
+        ("throttlingException", 429, ModelThrottledError),  # matched case-insensitively
+        ("ServiceUnavailableException", 503, ModelThrottledError),
+        ("InternalServerException", 500, ModelThrottledError),
+        ("ModelNotReadyException", 429, ModelThrottledError),
+        ("SomethingNewException", 502, ModelThrottledError),  # any 5xx is worth a retry
+        ("ModelTimeoutException", 408, ModelTimeoutError),
+        ("ValidationException", 400, ModelInvocationError),
+        ("AccessDeniedException", 403, ModelInvocationError),
+        ("ResourceNotFoundException", 404, ModelInvocationError),
+    ],
+)
+def test_provider_errors_become_typed_errors(
+    runtime: Runtime, model_id: str, code: str, status: int, error: type[Exception]
+) -> None:
+    runtime.stubber.add_client_error(
+        "invoke_model", service_error_code=code, http_status_code=status
+    )
+    with pytest.raises(error):
+        BedrockEmbedder(model_id, client=runtime.client).embed(["Cirrus 2"])
+
+
+class _SlowClient:
+    def invoke_model(self, **_: Any) -> dict[str, Any]:
+        raise ReadTimeoutError(endpoint_url="https://bedrock-runtime.eu-west-1.amazonaws.com")
+
+
+def test_a_read_timeout_is_a_model_timeout() -> None:
+    with pytest.raises(ModelTimeoutError):
+        BedrockEmbedder(TITAN, client=_SlowClient()).embed(["Cirrus 2"])
+
+
+# -- the client it builds itself ------------------------------------------------------------------
+def test_without_a_client_it_uses_the_factory_with_one_attempt_and_a_short_timeout() -> None:
+    reset_clients()
+    try:
+        embedder = embedder_for(f"bedrock:{COHERE}")
+        assert isinstance(embedder, BedrockEmbedder)
+        config = embedder._runtime().meta.config
+        assert config.read_timeout == 3.0
+        assert config.retries["total_max_attempts"] == 1
+    finally:
+        reset_clients()
