@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import imports, latency, retrieval
+from bench import imports, latency, retrieval, semantic
 from bench.stats import ratio
 
 COMMAND = "make bench"
@@ -457,3 +457,198 @@ def render(
         imports_section(import_result),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _rate(rate: semantic.Rate) -> str:
+    return f"{rate.hits}/{rate.n} ({rate.rate:.0%})" if rate.n else "-"
+
+
+def _cosine_cells(values: list[float]) -> list[str]:
+    if not values:
+        return ["0", *("-" for _ in range(5))]
+    return [str(int(values[0])), *(f"{value:.3f}" for value in values[1:])]
+
+
+def _safe_line(measured: semantic.Measured, label: str, language: str | None) -> str:
+    safe = measured.lowest_safe(language)
+    worst = max(
+        (
+            score
+            for pair, score in zip(measured.pairs, measured.cosines, strict=True)
+            if not pair.same_answer and language in (None, pair.language)
+        ),
+        default=float("nan"),
+    )
+    if safe is None:
+        return (
+            f"- {label}: **no threshold up to {semantic.THRESHOLDS[-1]:.2f} is free of false "
+            f"hits** (highest cosine of a pair with a different answer: {worst:.3f})"
+        )
+    hits = measured.paraphrase_hits(safe, language)
+    n_false = measured.false_hits(safe, language).n
+    return (
+        f"- {label}: lowest threshold with no false hit **{safe:.2f}** (highest cosine of a "
+        f"pair with a different answer: {worst:.3f}); paraphrases hit there: **{_rate(hits)}**. "
+        f"No false hit in {n_false} pairs still allows a rate up to about "
+        f"{3 / n_false:.0%} (95%, rule of three)."
+    )
+
+
+def _measured_section(measured: semantic.Measured) -> list[str]:
+    if measured.error is not None:
+        return [f"### `{measured.spec}`", "", f"Not measured: {measured.error}"]
+    timing = measured.embed_summary()
+    distribution = [
+        [f"`{kind}`", *_cosine_cells(measured.distribution(kind))] for kind in semantic.KINDS
+    ]
+    by_language = [
+        [
+            f"`{kind}` {language}",
+            *_cosine_cells(measured.distribution(kind, language)),
+        ]
+        for language in semantic.LANGUAGES
+        for kind in semantic.KINDS
+    ]
+    overall = [
+        [
+            f"{threshold:.2f}",
+            _rate(measured.false_hits(threshold)),
+            *(_rate(measured.false_hits(threshold, kind=kind)) for kind in semantic.FALSE_KINDS),
+            _rate(measured.paraphrase_hits(threshold)),
+        ]
+        for threshold in semantic.REPORTED
+    ]
+    per_language = [
+        [
+            f"{threshold:.2f}",
+            *(
+                cell
+                for language in semantic.LANGUAGES
+                for cell in (
+                    _rate(measured.false_hits(threshold, language)),
+                    _rate(measured.paraphrase_hits(threshold, language)),
+                )
+            ),
+        ]
+        for threshold in semantic.REPORTED
+    ]
+    closest = [
+        [f"{score:.3f}", pair.language, f"`{pair.kind}`", pair.a, pair.b]
+        for score, pair in measured.closest_false(8)
+    ]
+    safe = measured.lowest_safe()
+    if measured.useful() and safe is not None:
+        verdict = (
+            f"**`{measured.spec}`: {safe:.2f} is the lowest threshold without a false hit on "
+            f"these pairs**, and it still serves {measured.paraphrase_hits(safe).rate:.0%} of "
+            "the paraphrases. Any threshold recommended should keep a margin above the highest "
+            "wrong pair, and be measured again on questions from real traffic."
+        )
+    else:
+        best = measured.distribution(semantic.PARAPHRASE)[-1]
+        above = measured.false_hits(best)
+        where = (
+            f"at {safe:.2f}, the lowest threshold without a false hit, "
+            f"{_rate(measured.paraphrase_hits(safe))} of the paraphrases hit"
+            if safe is not None
+            else f"even at {semantic.THRESHOLDS[-1]:.2f} pairs with different answers hit"
+        )
+        verdict = (
+            f"**`{measured.spec}`: no useful threshold.** {where[0].upper()}{where[1:]} (useful would "
+            f"be at least {semantic.USEFUL_HIT_RATE:.0%}). The best-scoring paraphrase "
+            f"({best:.3f}) scores below {_rate(above)} of the pairs with different answers: "
+            "any threshold that serves paraphrases serves wrong answers first."
+        )
+    return [
+        f"### `{measured.spec}` ({measured.dimensions} dimensions)",
+        "",
+        f"Embedding one question: p50 **{ms(timing.p50_ms, 3)} ms**, p95 {ms(timing.p95_ms, 3)} "
+        f"ms, max {ms(timing.max_ms, 3)} ms ({timing.n} distinct questions, one call each).",
+        "",
+        "#### Cosine similarity per kind of pair",
+        "",
+        table(["pairs", "n", "min", "p25", "median", "p75", "max"], distribution),
+        "",
+        "<details><summary>per kind and language</summary>",
+        "",
+        table(["pairs", "n", "min", "p25", "median", "p75", "max"], by_language),
+        "",
+        "</details>",
+        "",
+        "#### False hits and paraphrase hits by threshold (a hit: cosine ≥ threshold)",
+        "",
+        table(
+            [
+                "threshold",
+                "false hits, all",
+                "negation",
+                "swapped entity",
+                "other quantity/detail",
+                "paraphrase hits",
+            ],
+            overall,
+        ),
+        "",
+        table(
+            [
+                "threshold",
+                *(
+                    cell
+                    for language in semantic.LANGUAGES
+                    for cell in (f"{language} false hits", f"{language} paraphrase hits")
+                ),
+            ],
+            per_language,
+        ),
+        "",
+        "#### Lowest threshold without a false hit (0.01 steps from 0.70 to 0.98)",
+        "",
+        _safe_line(measured, "all languages", None),
+        *(_safe_line(measured, f"`{language}` only", language) for language in semantic.LANGUAGES),
+        "",
+        verdict,
+        "",
+        "The closest pairs with different answers:",
+        "",
+        table(["cosine", "lang", "kind", "a", "b"], closest, "rllll"),
+    ]
+
+
+def semantic_section(result: semantic.SemanticResult) -> str:
+    counts = [
+        [
+            f"`{kind}`",
+            *(str(result.count(kind, language)) for language in semantic.LANGUAGES),
+            str(result.count(kind)),
+            "yes" if kind == semantic.PARAPHRASE else "no",
+        ]
+        for kind in semantic.KINDS
+    ]
+    counts.append(
+        [
+            "all",
+            *(
+                str(sum(result.count(kind, language) for kind in semantic.KINDS))
+                for language in semantic.LANGUAGES
+            ),
+            str(len(result.pairs)),
+            "",
+        ]
+    )
+    parts = [
+        "## 5. Semantic cache tier: false hits before any threshold",
+        "",
+        f"`{semantic.PAIRS_PATH.as_posix()}`: {len(result.pairs)} question pairs over the sample "
+        f"shop ({result.questions()} distinct questions). A **false hit** is a pair whose "
+        "questions need different answers scoring at or above the threshold: the tier would "
+        "serve one question's answer for the other. A **paraphrase hit** is the tier doing its "
+        "job. Each distinct question is embedded once, alone, after "
+        f"{len(semantic.WARM_UP)} warm-up questions, timed with `time.perf_counter()`. Only "
+        "`offline` runs by default; a Bedrock embedder only with `--semantic-model "
+        "bedrock:<model id>`.",
+        "",
+        table(["kind", *semantic.LANGUAGES, "all", "same answer"], counts),
+    ]
+    for measured in result.measured:
+        parts += ["", *_measured_section(measured)]
+    return "\n".join(parts)

@@ -1,8 +1,9 @@
 """`make bench`: one run of every benchmark, a Markdown report on stdout and in bench/results/.
 
-    .venv/bin/python -m bench.run [--only latency|imports|replay|retrieval ...] [--questions 25]
-        [--imports 10] [--replay-scale 0.3] [--conversations bench/conversations.jsonl]
-        [--retrieval-rounds 5]
+    .venv/bin/python -m bench.run [--only latency|imports|replay|retrieval|semantic ...]
+        [--questions 25] [--imports 10] [--replay-scale 0.3]
+        [--conversations bench/conversations.jsonl] [--retrieval-rounds 5]
+        [--semantic-model bedrock:<embedding model id> ...]
         [--out bench/results/latest.md]
 
 Progress goes to stderr. Anything the code under test writes to stdout while it is measured
@@ -18,11 +19,20 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import conversations, imports, latency, replay, replay_report, report, retrieval
+from bench import (
+    conversations,
+    imports,
+    latency,
+    replay,
+    replay_report,
+    report,
+    retrieval,
+    semantic,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.md"
-SECTIONS = ("latency", "imports", "replay", "retrieval")
+SECTIONS = ("latency", "imports", "replay", "retrieval", "semantic")
 
 
 def _positive(value: str) -> float:
@@ -65,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"timed rounds of every qa.jsonl question on the 10k-chunk index (default {retrieval.ROUNDS})",
     )
     parser.add_argument(
+        "--semantic-model",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="also measure this embedder in the semantic benchmark, e.g. "
+        "bedrock:amazon.titan-embed-text-v2:0 (calls Bedrock with your credentials, once per "
+        "question; repeatable; the offline embedder is always measured)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="where the report is written too"
     )
     args = parser.parse_args(argv)
@@ -72,10 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {ROOT} is not the Concierge repository", file=sys.stderr)
         return 2
     selected = [name for name in SECTIONS if name in (args.only or SECTIONS)]
+    if args.semantic_model and "semantic" not in selected:
+        parser.error("--semantic-model is for the semantic benchmark: add --only semantic")
 
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    latency_result = import_result = replay_result = retrieval_result = None
+    latency_result = import_result = replay_result = retrieval_result = semantic_result = None
     with contextlib.redirect_stdout(sys.stderr):
         if "latency" in selected:
             print("bench: local chain latency ...", file=sys.stderr)
@@ -89,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         if "retrieval" in selected:
             print("bench: retrieval quality and speed ...", file=sys.stderr)
             retrieval_result = retrieval.run(ROOT, rounds=args.retrieval_rounds)
+        if "semantic" in selected:
+            print("bench: semantic cache tier false hits ...", file=sys.stderr)
+            semantic_result = semantic.run(ROOT, models=args.semantic_model)
     total = time.perf_counter() - started
 
     parts = [_header(started_at, total, argv if argv is not None else sys.argv[1:])]
@@ -100,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(replay_report.section(replay_result))
     if retrieval_result is not None:
         parts.append(report.retrieval_section(retrieval_result))
+    if semantic_result is not None:
+        parts.append(report.semantic_section(semantic_result))
     text = "\n\n".join(parts) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
@@ -110,8 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"bench: BUG: functions/{step}/app.py imports {', '.join(names)}", file=sys.stderr
             )
+    status = 0
+    for measured in semantic_result.measured if semantic_result is not None else []:
+        if measured.error is not None:
+            print(f"bench: {measured.spec} not measured: {measured.error}", file=sys.stderr)
+            status = 1
     print(f"bench: report written to {args.out} ({total:.0f} s)", file=sys.stderr)
-    return 0
+    return status
 
 
 def _header(started_at: datetime, total: float, argv: list[str]) -> str:
