@@ -294,6 +294,7 @@ def test_state_machine_touches_only_its_functions_and_tables(template: dict[str,
         "<CondenseFunction>",
         "<RetrieveFunction>",
         "<AnswerFunction>",
+        "<SemanticFunction>",
     }
     table_access = {
         (action, statement["Resource"])
@@ -328,3 +329,22 @@ def test_customer_key_use_is_granted_only_when_a_key_is_configured(
         ]
         assert without == [], holder
         assert [s["Resource"] for s in with_key] == [key], holder
+
+
+def test_semantic_function_reads_and_writes_the_cache_and_embeds_only_with_its_model(
+    template: dict[str, Any],
+) -> None:
+    offline = resolved_policies(template, "SemanticFunction", {})
+    assert [(s["Action"], s["Resource"]) for s in statements(offline)] == [
+        (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], "<CacheTable.Arn>")
+    ]
+    titan = "amazon.titan-embed-text-v2:0"
+    with_model = resolved_policies(template, "SemanticFunction", {"EmbeddingModelId": titan})
+    assert [
+        (s["Action"], s["Resource"]) for s in statements(with_model) if "bedrock" in str(s)
+    ] == [
+        (
+            "bedrock:InvokeModel",
+            f"arn:aws:bedrock:{REGION}::foundation-model/{titan}",
+        )
+    ]

@@ -21,6 +21,7 @@ FUNCTIONS = {
     "CondenseFunction": "functions/condense",
     "RetrieveFunction": "functions/retrieve",
     "AnswerFunction": "functions/answer",
+    "SemanticFunction": "functions/semantic",
 }
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 

@@ -196,7 +196,12 @@ def run_chat(
         request_id=request_id,
         session_id=session_id,
         question=request.question,
-        lookup=CacheLookup(cache_key=cache_key(request.question, language, scope)),
+        lookup=CacheLookup(
+            cache_key=cache_key(request.question, language, scope),
+            question=request.question,
+            language=language,
+        ),
+        semantic=settings.semantic_cache,
         cache_language=language,
         cache_scope=scope,
         kb_version=settings.kb_version,
@@ -212,7 +217,9 @@ def run_chat(
         request_id, chain_input.model_dump(mode="json"), settings.request_budget_ms / 1000 + 1
     )
     output = _successful_output(result)
-    record_cache_outcome(hit=output.status == "cached", bypassed=bypass_cache)
+    record_cache_outcome(
+        hit=output.status == "cached", bypassed=bypass_cache, semantic=output.semantic
+    )
     if output.degraded:
         # Answered all the same; the error names (never their causes, which may quote user
         # text) say which store let the request down.

@@ -59,6 +59,8 @@ class ApiSettings(_Settings):
     # The tables, for DELETE /sessions/{id} (the chain itself reaches them from the ASL).
     history_table: OptionalText = None
     cache_table: OptionalText = None
+    # The semantic tier of the cache (SemanticCacheSettings): the chain runs it only when on.
+    semantic_cache: bool = False
 
 
 def _comma_separated(value: object) -> object:
@@ -184,6 +186,19 @@ class ModelRuntimeSettings(_Settings):
     bedrock_guardrail_version: str = "DRAFT"
     # `optimized` asks Bedrock for latency-optimised inference where the model offers it.
     bedrock_latency: Literal["standard", "optimized"] = "standard"
+
+
+class SemanticCacheSettings(_Settings):
+    """The semantic tier of the answer cache (concierge.semantic_cache): off by default.
+
+    Measure false hits with `python -m bench.run --only semantic` before turning it on: a
+    question that differs in one word ("to Austria" / "to Spain") can score very close."""
+
+    semantic_cache: bool = False
+    # Embedder spec: `offline` (lexical, no network) or `bedrock:<embedding model id>`.
+    embedding_model: str = "offline"
+    semantic_threshold: float = Field(default=0.97, gt=0, le=1)
+    cache_table: OptionalText = None
 
 
 S = TypeVar("S", bound=_Settings)

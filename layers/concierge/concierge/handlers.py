@@ -54,6 +54,14 @@ def retriever_for(index_uri: str) -> LocalIndex:
     return load_index(index_uri)
 
 
+@cache
+def embedder_for(spec: str) -> Any:
+    """The semantic tier's embedder, built once per container."""
+    from concierge.adapters.embeddings.registry import embedder_for as build
+
+    return build(spec)
+
+
 def chain_executor(settings: Any) -> Any:
     """The executor the settings ask for, over the factory's Step Functions client."""
     from concierge.adapters.aws import aws_client

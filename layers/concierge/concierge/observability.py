@@ -60,10 +60,13 @@ def record_latency(step: str, latency_ms: float) -> None:
     step_metrics.flush_metrics()
 
 
-def record_cache_outcome(hit: bool, bypassed: bool = False) -> None:
-    """Counted by the api function, which sees every request's outcome."""
+def record_cache_outcome(hit: bool, bypassed: bool = False, semantic: bool = False) -> None:
+    """Counted by the api function, which sees every request's outcome. A semantic hit is a
+    hit, and counted once more as SemanticCacheHit."""
     name = "CacheBypass" if bypassed else "CacheHit" if hit else "CacheMiss"
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if semantic:
+        metrics.add_metric(name="SemanticCacheHit", unit=MetricUnit.Count, value=1)
 
 
 # Best-effort parts of the chain (the definition's catch blocks) and the metric each counts in.
@@ -73,6 +76,8 @@ DEGRADED_METRICS = {
     "cache_read": "CacheReadFailed",
     "cache_write": "CacheWriteFailed",
     "hit_count": "CacheHitCountFailed",
+    "semantic_read": "SemanticLookupFailed",
+    "semantic_write": "SemanticRememberFailed",
 }
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from concierge import semantic_cache
+
 _BATCH = 25  # BatchWriteItem's limit
 _BATCH_ATTEMPTS = 5
 
@@ -31,7 +33,8 @@ class CacheFlush(BaseModel):
 def delete_session(
     dynamodb: Any, history_table: str, cache_table: str, session_id: str
 ) -> SessionDeletion:
-    """Everything stored for the session: its turns, and the cache entries it produced.
+    """Everything stored for the session: its turns, the cache entries it produced and, in the
+    semantic tier, their questions' vectors.
 
     An entry is deleted only while it still names this session: if another session has since
     stored an answer under the same key, that answer is theirs and stays."""
@@ -39,6 +42,18 @@ def delete_session(
     produced = {turn["cache_key"]["S"] for turn in turns if turn.get("cache_key", {}).get("S")}
     entries = 0
     for key in sorted(produced):
+        entry = dynamodb.get_item(
+            TableName=cache_table,
+            Key={"cache_key": {"S": key}},
+            ProjectionExpression="session_id, semantic_bucket",
+            ConsistentRead=True,
+        ).get("Item")
+        if not entry or entry.get("session_id", {}).get("S") != session_id:
+            continue  # gone already, or another session's answer now
+        bucket = entry.get("semantic_bucket", {}).get("S")
+        if bucket:
+            # The question's vector in the semantic tier is the session's too.
+            semantic_cache.forget(dynamodb, cache_table, bucket, key)
         try:
             dynamodb.delete_item(
                 TableName=cache_table,
@@ -48,7 +63,7 @@ def delete_session(
             )
             entries += 1
         except dynamodb.exceptions.ConditionalCheckFailedException:
-            continue  # gone already, or another session's answer now
+            continue  # replaced by another session's answer in the meantime
     _delete_all(
         dynamodb,
         history_table,

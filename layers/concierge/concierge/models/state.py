@@ -59,11 +59,16 @@ class StepUsage(_State):
 
 
 class CacheLookup(_State):
-    """$.lookup: the key to look up, the step it comes after, and what was spent before it."""
+    """$.lookup: the key to look up, the step it comes after, and what was spent before it.
+    `question` and `language` are what the key was built from (the semantic tier embeds the
+    question); `semantic` is true once the key is one the semantic tier found."""
 
     cache_key: str
+    question: str
+    language: str
     after: Literal["start", "condense"] = "start"
     usage: list[StepUsage] = Field(default_factory=list)
+    semantic: bool = False
 
 
 class ChainInput(_State):
@@ -84,6 +89,8 @@ class ChainInput(_State):
     kb_version: str
     # True: answer as if there were no cache (nothing read from it, nothing written to it).
     cache_bypass: bool = False
+    # True: after an exact miss, look for a close enough earlier question (semantic tier).
+    semantic: bool = False
     # History sort key of this turn: sorts by time, unique per request, so a retried write is a
     # no-op rather than a duplicate.
     turn_key: str
@@ -181,6 +188,38 @@ class AnswerOutput(_State):
     usage: StepUsage
 
 
+class SemanticLookupInput(_State):
+    action: Literal["lookup"]
+    request_id: str
+    question: str
+    language: str
+    cache_scope: str
+    deadline_ms: int
+
+
+class SemanticLookupOutput(_State):
+    # The exact cache key of the closest earlier question at or above the threshold, or None.
+    match_key: str | None
+    similarity: float
+    # The question's vector, kept in the state so the answer can be remembered without
+    # embedding the question twice.
+    vector: list[float]
+    embedding_model: str
+
+
+class SemanticRememberInput(_State):
+    action: Literal["remember"]
+    request_id: str
+    cache_key: str
+    language: str
+    cache_scope: str
+    vector: list[float]
+    # The embedder that made `vector` (its bucket holds only that model's vectors).
+    embedding_model: str
+    kb_version: str
+    expires_at: int
+
+
 class ChainOutput(_State):
     """What a successful execution returns to the api function."""
 
@@ -192,6 +231,8 @@ class ChainOutput(_State):
     usage: list[StepUsage] = Field(default_factory=list)
     # Best-effort parts that failed ({"cache_read": {"Error": …, "Cause": …}, …}).
     degraded: dict[str, Any] = Field(default_factory=dict)
+    # A cached answer the semantic tier found (an earlier question close enough to this one).
+    semantic: bool = False
 
     @field_validator("usage", mode="before")
     @classmethod

@@ -1,0 +1,190 @@
+"""The semantic tier: its store in DynamoDB (moto), and the chain with the tier on.
+
+The chain tests use a scripted embedder (each question's vector is given), so they test the
+plumbing — same language and scope only, threshold, remember after a store, deletion — and not
+an embedder's judgement, which bench/semantic.py measures."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from concierge import semantic_cache
+from concierge.adapters.embeddings.port import cosine
+from concierge.knowledge import IndexFile
+from concierge.local.runtime import LocalRuntime
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TABLE = "cache"
+
+
+def unit(*values: float) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in values))
+    return [v / norm for v in values]
+
+
+# -- the store --------------------------------------------------------------------------------
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "cache_key", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "cache_key", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+def store_entry(dynamodb: Any, key: str) -> None:
+    dynamodb.put_item(TableName=TABLE, Item={"cache_key": {"S": key}, "session_id": {"S": "s"}})
+
+
+def remember(dynamodb: Any, bucket: str, key: str, vector: list[float]) -> None:
+    store_entry(dynamodb, key)
+    semantic_cache.remember(
+        dynamodb, TABLE, bucket, key, vector, kb_version="kb1", expires_at=4_000_000_000
+    )
+
+
+def test_vectors_survive_quantisation_to_a_byte_per_dimension() -> None:
+    vector = unit(0.3, -0.5, 0.1, 0.8)
+    restored = semantic_cache.unpack(semantic_cache.pack(vector))
+    assert cosine(vector, restored) > 0.999
+
+
+def test_the_closest_question_at_or_above_the_threshold_is_found(dynamodb: Any) -> None:
+    bucket = semantic_cache.bucket_key("scope", "en", "m")
+    remember(dynamodb, bucket, "q#near", unit(1, 0.1, 0))
+    remember(dynamodb, bucket, "q#far", unit(0, 1, 0))
+
+    found = semantic_cache.find(dynamodb, TABLE, bucket, unit(1, 0, 0), threshold=0.99)
+    assert found.cache_key == "q#near"
+    missed = semantic_cache.find(dynamodb, TABLE, bucket, unit(1, 0, 0), threshold=0.999)
+    assert (missed.cache_key, missed.similarity) == (None, found.similarity)
+
+
+def test_another_language_scope_or_embedding_model_is_another_bucket(dynamodb: Any) -> None:
+    remember(dynamodb, semantic_cache.bucket_key("scope", "en", "m"), "q#en", unit(1, 0))
+    for bucket in (
+        semantic_cache.bucket_key("scope", "de", "m"),
+        semantic_cache.bucket_key("other kb", "en", "m"),
+        semantic_cache.bucket_key("scope", "en", "another embedding model"),
+    ):
+        assert semantic_cache.find(dynamodb, TABLE, bucket, unit(1, 0), 0.5).cache_key is None
+
+
+def test_a_remembered_entry_names_its_bucket_and_can_be_forgotten(dynamodb: Any) -> None:
+    bucket = semantic_cache.bucket_key("scope", "en", "m")
+    remember(dynamodb, bucket, "q#1", unit(1, 0))
+    remember(dynamodb, bucket, "q#2", unit(0, 1))
+    entry = dynamodb.get_item(TableName=TABLE, Key={"cache_key": {"S": "q#1"}})["Item"]
+    assert entry["semantic_bucket"]["S"] == bucket
+
+    semantic_cache.forget(dynamodb, TABLE, bucket, "q#1")
+
+    assert semantic_cache.find(dynamodb, TABLE, bucket, unit(1, 0), 0.9).cache_key is None
+    assert semantic_cache.find(dynamodb, TABLE, bucket, unit(0, 1), 0.9).cache_key == "q#2"
+    semantic_cache.forget(dynamodb, TABLE, semantic_cache.bucket_key("gone", "en", "m"), "q#2")
+
+
+# -- the chain with the tier on ---------------------------------------------------------------
+SHIPPING = unit(1, 0, 0)
+VECTORS = {
+    "How much does shipping cost?": SHIPPING,
+    "What do I pay for delivery?": unit(1, 0.05, 0),  # a paraphrase: cosine 0.999
+    "Do you ship to Switzerland?": unit(0.6, 0.8, 0),  # related, not the same: cosine 0.6
+    "Wie viel kostet der Versand?": SHIPPING,  # same vector, other language: another bucket
+}
+
+
+class ScriptedEmbedder:
+    spec = "scripted"
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return [VECTORS.get(text, unit(0, 0, 1)) for text in texts]
+
+
+@pytest.fixture
+def semantic_runtime(sample_index: tuple[Path, IndexFile]) -> Iterator[LocalRuntime]:
+    path, index = sample_index
+    environ = {"CONCIERGE_SEMANTIC_CACHE": "on", "CONCIERGE_SEMANTIC_THRESHOLD": "0.95"}
+    with (
+        mock.patch("concierge.handlers.embedder_for", return_value=ScriptedEmbedder()),
+        LocalRuntime(REPO_ROOT, path, index.kb_version, environ=environ) as local,
+    ):
+        yield local
+
+
+def ask(runtime: LocalRuntime, question: str, session_id: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"question": question}
+    if session_id:
+        body["session_id"] = session_id
+    response = runtime.api(
+        {
+            "rawPath": "/chat",
+            "requestContext": {"http": {"method": "POST"}, "requestId": uuid.uuid4().hex},
+            "body": json.dumps(body),
+        }
+    )
+    assert response["statusCode"] == 200, response["body"]
+    return dict(json.loads(response["body"]))
+
+
+def test_a_paraphrase_is_served_the_earlier_answer(semantic_runtime: LocalRuntime) -> None:
+    first = ask(semantic_runtime, "How much does shipping cost?")
+    with mock.patch("concierge.api.record_cache_outcome") as counted:
+        paraphrase = ask(semantic_runtime, "What do I pay for delivery?")
+    assert paraphrase["cached"] is True
+    assert paraphrase["answer"] == first["answer"]
+    assert paraphrase["usage"]["llm_calls"] == 0
+    assert counted.call_args.kwargs["semantic"] is True
+
+
+def test_below_the_threshold_or_in_another_language_is_a_miss(
+    semantic_runtime: LocalRuntime,
+) -> None:
+    ask(semantic_runtime, "How much does shipping cost?")
+    assert ask(semantic_runtime, "Do you ship to Switzerland?")["cached"] is False
+    german = ask(semantic_runtime, "Wie viel kostet der Versand?")
+    assert (german["cached"], german["language"]) == (False, "de")
+
+
+def test_an_embedder_failure_is_a_counted_miss(semantic_runtime: LocalRuntime) -> None:
+    with (
+        mock.patch.object(ScriptedEmbedder, "embed", side_effect=RuntimeError("down")),
+        mock.patch("concierge.api.record_degraded") as degraded,
+    ):
+        body = ask(semantic_runtime, "How much does shipping cost?")
+    assert body["cached"] is False
+    assert list(degraded.call_args.args[0]) == ["semantic_read"]
+
+
+def test_deleting_the_session_takes_its_questions_vectors_too(
+    semantic_runtime: LocalRuntime,
+) -> None:
+    ask(semantic_runtime, "How much does shipping cost?", session_id="alice")
+    response = semantic_runtime.api(
+        {
+            "rawPath": "/sessions/alice",
+            "requestContext": {"http": {"method": "DELETE"}, "requestId": uuid.uuid4().hex},
+        }
+    )
+    assert json.loads(response["body"])["cache_entries"] == 1
+    assert ask(semantic_runtime, "What do I pay for delivery?")["cached"] is False
+    table = semantic_runtime.table_names["CacheTable"]
+    items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=table)["Items"]
+    buckets = [item for item in items if item["cache_key"]["S"].startswith("sem#")]
+    remembered = {key for bucket in buckets for key in bucket["entries"]["M"]}
+    # Only the question asked after the deletion is remembered now.
+    assert len(remembered) == 1
