@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.stats import median
 
-STEPS = ("api", "classify", "condense", "retrieve", "answer")
+STEPS = ("api", "classify", "condense", "retrieve", "answer", "semantic")
 DEPS = "deps: import"
 DEPS_INIT = "deps: import + Logger/Metrics/Tracer()"
 BASELINES = (DEPS, DEPS_INIT)

@@ -5,7 +5,7 @@ real handlers in-process, DynamoDB in memory) serves three kinds of request:
 
 * miss       a first-turn question nobody asked before: classify, retrieve, answer, store;
 * hit        the same question again in a new session: answered from the cache table;
-* follow-up  a second turn in the miss's session: history, so Parallel classify + condense.
+* follow-up  a second turn in the miss's session: history, so condense (which classifies too).
 
 The kinds are pipelined (miss of one question, hit of the previous one, follow-up of the one
 before) and their order is rotated every step, so drift and noise on the machine fall on all

@@ -367,7 +367,7 @@ def _latency_lines(result: ReplayResult) -> list[str]:
     text = (
         "Measured: `time.perf_counter()` around `runtime.api(event)` (Concierge) or around the "
         "naive sequence. *Model* is the mean time a simulated model was running during the turn "
-        "(overlapping Parallel calls counted once)."
+        "(overlapping calls counted once)."
     )
     if result.scale != 1:
         headers += ["projected p50 (ms)", "projected p95 (ms)"]

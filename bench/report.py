@@ -62,7 +62,7 @@ def header(started: datetime, total_seconds: float) -> str:
 
 _LABELS = {
     latency.MISS: "miss (first turn, new question)",
-    latency.FOLLOW_UP: "follow-up (2nd turn: Parallel classify + condense)",
+    latency.FOLLOW_UP: "follow-up (2nd turn: one condense-and-classify call)",
     latency.HIT: "hit (same question again, `cached: true`)",
 }
 
@@ -135,9 +135,9 @@ def latency_section(result: latency.LatencyResult) -> str:
             "memory, and the `offline` model, which costs almost nothing. So a miss here is "
             "emulator and handler overhead plus BM25 retrieval, not model time; against Bedrock a "
             "miss is dominated by the model and a hit is far cheaper in proportion. A hit is "
-            "still not cheap locally: moto parses the state machine definition again (ANTLR) for "
-            "every execution and builds a new boto3 client for every task state, DynamoDB and "
-            "Lambda alike, so the fixed cost of an execution dominates both paths.",
+            "still not free locally: moto builds a new boto3 client for every task state, "
+            "DynamoDB and Lambda alike (the local runtime already parses the definition once "
+            "instead of per execution), so the fixed cost of an execution weighs on both paths.",
         ]
     )
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from concierge.adapters.aws import aws_client
 from concierge.config import SemanticCacheSettings, get_settings
 from concierge.errors import ConfigurationError
 from concierge.handlers import embedder_for, parse_event
@@ -21,6 +20,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings(SemanticCacheSettings)
     if settings.cache_table is None:
         raise ConfigurationError("CONCIERGE_CACHE_TABLE is not set")
+    # Imported here, as the other steps do: boto3 is paid for on the first request, not at import.
+    from concierge.adapters.aws import aws_client
+
     dynamodb = aws_client("dynamodb")
     if event.get("action") == "remember":
         semantic.remember(parse_event(SemanticRememberInput, event), dynamodb, settings.cache_table)
