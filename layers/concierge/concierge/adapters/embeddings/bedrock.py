@@ -21,6 +21,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from concierge.adapters.aws import aws_client
+from concierge.adapters.aws_errors import aws_error
 from concierge.adapters.embeddings.port import normalised
 from concierge.errors import (
     ConfigurationError,
@@ -34,20 +35,6 @@ Family = Literal["titan", "cohere"]
 TITAN_DIMENSIONS = (256, 512, 1024)
 COHERE_BATCH = 96  # texts per InvokeModel call
 COHERE_MAX_CHARS = 2048  # per text
-
-# Matched case-insensitively: providers and SDK versions disagree on capitalisation.
-_RETRYABLE = frozenset(
-    code.lower()
-    for code in (
-        "ThrottlingException",
-        "ServiceUnavailableException",
-        "ModelNotReadyException",
-        "InternalServerException",
-        "TooManyRequestsException",
-    )
-)
-_TIMEOUTS = frozenset(("modeltimeoutexception",))
-_SERVER_ERROR = 500
 
 
 def family_of(model_id: str) -> Family:
@@ -153,10 +140,9 @@ def _floats(vector: object, spec: str) -> list[float]:
 
 
 def _translate(exc: ClientError, spec: str) -> Exception:
-    code = str(exc.response.get("Error", {}).get("Code", "")).lower()
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    if code in _TIMEOUTS:
-        return ModelTimeoutError(f"{spec} timed out ({code})")
-    if code in _RETRYABLE or status >= _SERVER_ERROR:
-        return ModelThrottledError(f"{spec} is throttled or unavailable ({code or status})")
-    return ModelInvocationError(f"{spec} rejected the request ({code or 'unknown error'})")
+    error = aws_error(exc)
+    if error.timed_out:
+        return ModelTimeoutError(f"{spec} timed out ({error.describe()})")
+    if error.retryable:
+        return ModelThrottledError(f"{spec} is throttled or unavailable ({error.describe()})")
+    return ModelInvocationError(f"{spec} rejected the request ({error.describe()})")

@@ -7,21 +7,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from concierge.adapters.aws import aws_client
+from concierge.adapters.aws_errors import aws_error
 from concierge.adapters.llm.port import ModelReply, ModelRequest
 from concierge.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
-
-# Matched case-insensitively: providers and SDK versions disagree on capitalisation.
-_RETRYABLE = frozenset(
-    code.lower()
-    for code in (
-        "ThrottlingException",
-        "ServiceUnavailableException",
-        "ModelNotReadyException",
-        "InternalServerException",
-        "TooManyRequestsException",
-    )
-)
-_TIMEOUTS = frozenset(("modeltimeoutexception",))
 
 
 class BedrockConverseModel:
@@ -89,9 +77,9 @@ class BedrockConverseModel:
 
 
 def _translate(exc: ClientError, spec: str) -> Exception:
-    code = str(exc.response.get("Error", {}).get("Code", "")).lower()
-    if code in _RETRYABLE:
-        return ModelThrottledError(f"{spec} is throttled or unavailable ({code})")
-    if code in _TIMEOUTS:
-        return ModelTimeoutError(f"{spec} timed out ({code})")
-    return ModelInvocationError(f"{spec} rejected the request ({code or 'unknown error'})")
+    error = aws_error(exc)
+    if error.timed_out:
+        return ModelTimeoutError(f"{spec} timed out ({error.describe()})")
+    if error.retryable:
+        return ModelThrottledError(f"{spec} is throttled or unavailable ({error.describe()})")
+    return ModelInvocationError(f"{spec} rejected the request ({error.describe()})")

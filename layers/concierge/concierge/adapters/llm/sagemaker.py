@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from concierge.adapters.aws import aws_client
+from concierge.adapters.aws_errors import aws_error
 from concierge.adapters.llm.openai_compat import (
     chat_messages,
     parse_chat_completion,
@@ -31,18 +32,6 @@ from concierge.errors import (
 
 Payload = Literal["messages", "inputs"]
 
-# Matched case-insensitively: providers and SDK versions disagree on capitalisation.
-_RETRYABLE = frozenset(
-    code.lower()
-    for code in (
-        "ThrottlingException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "ModelNotReadyException",
-        "InternalDependencyException",
-    )
-)
 # The container itself failed: its own HTTP status says whether a retry may help.
 _MODEL_ERROR = "modelerror"
 _HTTP_TOO_MANY_REQUESTS = 429
@@ -159,9 +148,10 @@ def _original_status(exc: ClientError) -> int | None:
 
 
 def _translate(exc: ClientError, spec: str) -> Exception:
-    code = str(exc.response.get("Error", {}).get("Code", "")).lower()
-    if code in _RETRYABLE:
-        return ModelThrottledError(f"{spec} is throttled or unavailable ({code})")
+    error = aws_error(exc)
+    code = error.code
+    if error.retryable:
+        return ModelThrottledError(f"{spec} is throttled or unavailable ({error.describe()})")
     if code == _MODEL_ERROR:
         status = _original_status(exc)
         if status is not None and (status == _HTTP_TOO_MANY_REQUESTS or 500 <= status < 600):

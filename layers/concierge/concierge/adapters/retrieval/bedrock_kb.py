@@ -20,21 +20,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from concierge.adapters.aws import aws_client
+from concierge.adapters.aws_errors import aws_error
 from concierge.adapters.retrieval.port import SearchFilter
 from concierge.errors import ModelThrottledError, ModelTimeoutError, RetrievalError
 from concierge.models.state import Passage
 
-# Matched case-insensitively, as in the model adapters; any 5xx is retryable too.
-_RETRYABLE = frozenset(
-    code.lower()
-    for code in (
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "ServiceUnavailableException",
-        "InternalServerException",
-        "BadGatewayException",
-    )
-)
 # What a retry will not fix, and what to check.
 _FAIL_FAST_HINTS = {
     "accessdeniedexception": "the retrieve function's role needs bedrock:Retrieve on it "
@@ -164,15 +154,16 @@ def _as_text(value: Any) -> str:
 
 
 def _translate(exc: ClientError, knowledge_base_id: str) -> Exception:
+    error = aws_error(exc)
     code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    status = error.status
     # AWS's own message is left out: it may quote the question.
     described = f"{code or 'unknown error'}, HTTP {status}" if status else code or "unknown error"
-    if code.lower() in _RETRYABLE or status >= 500:
+    if error.retryable:
         return ModelThrottledError(
             f"knowledge base {knowledge_base_id} is throttled or unavailable ({described})"
         )
-    hint = _FAIL_FAST_HINTS.get(code.lower(), "a retry will not help")
+    hint = _FAIL_FAST_HINTS.get(error.code, "a retry will not help")
     return RetrievalError(
         f"knowledge base {knowledge_base_id} cannot be searched ({described}): {hint}"
     )
