@@ -18,7 +18,7 @@ from concierge.adapters.retrieval import bedrock_kb
 from concierge.adapters.retrieval.bedrock_kb import BedrockKnowledgeBase
 from concierge.adapters.retrieval.port import SearchFilter
 from concierge.config import RetrieveSettings, load
-from concierge.errors import ModelThrottledError, ModelTimeoutError, RetrievalError
+from concierge.errors import KnowledgeBaseThrottledError, ModelTimeoutError, RetrievalError
 from concierge.handlers import retriever_from
 from concierge.models.state import RetrieveInput
 from concierge.steps.retrieve import retrieve
@@ -254,7 +254,11 @@ def test_the_step_relaxes_the_filter_against_the_knowledge_base(
         expected_request(equals("language", "en")),
     )
     request = RetrieveInput(
-        request_id="r1", question=QUESTION, category="pricing", language="en", deadline_ms=1
+        request_id="r1",
+        question=QUESTION,
+        category="pricing",
+        language="en",
+        deadline_ms=4_102_444_800_000,
     )
 
     # When the step runs against it
@@ -291,7 +295,11 @@ def test_passages_below_the_minimum_score_are_dropped_and_the_filter_relaxed(
         expected_request(None),
     )
     request = RetrieveInput(
-        request_id="r1", question=QUESTION, category="policies", language="en", deadline_ms=1
+        request_id="r1",
+        question=QUESTION,
+        category="policies",
+        language="en",
+        deadline_ms=4_102_444_800_000,
     )
 
     # When the step runs with a minimum score of 0.4
@@ -363,7 +371,7 @@ def test_throttling_and_5xx_raise_the_error_the_state_machine_retries(
     client, stubber = agent_runtime
     stubber.add_client_error("retrieve", code, "slow down", http_status_code=status)
 
-    with pytest.raises(ModelThrottledError, match=KB_ID) as raised:
+    with pytest.raises(KnowledgeBaseThrottledError, match=KB_ID) as raised:
         BedrockKnowledgeBase(KB_ID, client).search(QUESTION, SearchFilter(language="en"), 4)
 
     assert type(raised.value).__name__ in retry_errors_of_the_retrieve_state()
@@ -414,6 +422,6 @@ def test_a_read_timeout_is_a_timeout_and_an_unreachable_endpoint_is_retryable() 
 
     with pytest.raises(ModelTimeoutError, match=KB_ID):
         BedrockKnowledgeBase(KB_ID, timeout).search(QUESTION, SearchFilter(), 4)
-    with pytest.raises(ModelThrottledError, match=KB_ID) as raised:
+    with pytest.raises(KnowledgeBaseThrottledError, match=KB_ID) as raised:
         BedrockKnowledgeBase(KB_ID, unreachable).search(QUESTION, SearchFilter(), 4)
     assert type(raised.value).__name__ in retry_errors_of_the_retrieve_state()

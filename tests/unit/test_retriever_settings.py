@@ -199,7 +199,11 @@ class _Ranked:
 
 def test_a_minimum_score_applies_to_any_backend() -> None:
     request = RetrieveInput(
-        request_id="r", question="q", category="policies", language="en", deadline_ms=1
+        request_id="r",
+        question="q",
+        category="policies",
+        language="en",
+        deadline_ms=4_102_444_800_000,
     )
 
     kept = retrieve(request, _Ranked(7.5, 2.0), 4, min_score=3.0)

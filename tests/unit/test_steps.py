@@ -193,6 +193,22 @@ def test_the_condense_transcript_keeps_the_newest_turns_that_fit_the_token_budge
 
 
 # -- retrieve ---------------------------------------------------------------------------------
+def test_retrieve_stops_widening_the_filter_when_the_budget_is_nearly_spent() -> None:
+    searched: list[SearchFilter] = []
+
+    class Empty:
+        def search(self, query: str, search_filter: SearchFilter, limit: int) -> list[Passage]:
+            searched.append(search_filter)
+            return []
+
+    request = RetrieveInput(
+        request_id="r", question="q", category="products", language="en", deadline_ms=_deadline(2)
+    )
+    assert retrieve(request, Empty(), limit=4).passages == []
+    # One search with the classification; no wider one that could outlast the request.
+    assert searched == [SearchFilter(category="products", language="en")]
+
+
 class _Index:
     def __init__(self, hits_for: dict[SearchFilter, list[Passage]]) -> None:
         self.hits_for = hits_for
@@ -208,7 +224,7 @@ def test_retrieve_uses_the_classification_as_filter() -> None:
     index = _Index({exact: [_passage("prices.md")]})
     result = retrieve(
         RetrieveInput(
-            request_id="r", question="q", category="pricing", language="en", deadline_ms=0
+            request_id="r", question="q", category="pricing", language="en", deadline_ms=_deadline()
         ),
         index,
         4,
@@ -221,7 +237,7 @@ def test_retrieve_relaxes_a_filter_that_finds_nothing() -> None:
     index = _Index({SearchFilter(language="es"): [_passage("es-precios.md")]})
     result = retrieve(
         RetrieveInput(
-            request_id="r", question="q", category="general", language="es", deadline_ms=0
+            request_id="r", question="q", category="general", language="es", deadline_ms=_deadline()
         ),
         index,
         4,

@@ -58,6 +58,11 @@ _FAILURES: dict[str, tuple[int, str, str]] = {
         "knowledge_base_unavailable",
         "The knowledge base cannot be searched right now.",
     ),
+    "KnowledgeBaseThrottledError": (
+        503,
+        "knowledge_base_unavailable",
+        "The knowledge base is busy. Please retry in a few seconds.",
+    ),
     "IndexNotFoundError": (
         503,
         "knowledge_base_unavailable",

@@ -30,6 +30,10 @@ class RetrievalError(ConciergeError):
     """The knowledge base could not be searched."""
 
 
+class KnowledgeBaseThrottledError(RetrievalError):
+    """The knowledge base throttled us or is temporarily unavailable; worth a retry."""
+
+
 class IndexNotFoundError(RetrievalError):
     """The local index file is missing: run `concierge index` (make run does it for you)."""
 

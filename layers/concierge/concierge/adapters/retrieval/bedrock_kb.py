@@ -5,9 +5,8 @@ conditions on two attributes of the knowledge base's documents (`category` and `
 configured otherwise), joined by `andAll` when both are given. The attributes come from each
 document's `<name>.metadata.json` sidecar, which `concierge` ingestion writes next to it.
 
-Errors: throttling, 5xx and unreachable endpoints raise `ModelThrottledError` - Retrieve embeds
-the question with the knowledge base's embedding model, and that name is the one the state
-machine retries and the api maps to 503. A read timeout raises `ModelTimeoutError` (504, not
+Errors: throttling, 5xx and unreachable endpoints raise `KnowledgeBaseThrottledError`, which the
+state machine retries once and the api maps to 503 `knowledge_base_unavailable`. A read timeout raises `ModelTimeoutError` (504, not
 retried: a second wait would outlast the step's budget). Everything else - access denied, an
 unknown knowledge base, a rejected request - is a `RetrievalError` naming the knowledge base.
 """
@@ -22,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from concierge.adapters.aws import aws_client
 from concierge.adapters.aws_errors import aws_error
 from concierge.adapters.retrieval.port import SearchFilter
-from concierge.errors import ModelThrottledError, ModelTimeoutError, RetrievalError
+from concierge.errors import KnowledgeBaseThrottledError, ModelTimeoutError, RetrievalError
 from concierge.models.state import Passage
 
 # What a retry will not fix, and what to check.
@@ -104,7 +103,7 @@ class BedrockKnowledgeBase:
                 f"knowledge base {self.knowledge_base_id} did not answer in time"
             ) from exc
         except BotoCoreError as exc:
-            raise ModelThrottledError(
+            raise KnowledgeBaseThrottledError(
                 f"knowledge base {self.knowledge_base_id} unreachable: {type(exc).__name__}"
             ) from exc
         passages = (self._passage(result) for result in response.get("retrievalResults", []))
@@ -160,7 +159,7 @@ def _translate(exc: ClientError, knowledge_base_id: str) -> Exception:
     # AWS's own message is left out: it may quote the question.
     described = f"{code or 'unknown error'}, HTTP {status}" if status else code or "unknown error"
     if error.retryable:
-        return ModelThrottledError(
+        return KnowledgeBaseThrottledError(
             f"knowledge base {knowledge_base_id} is throttled or unavailable ({described})"
         )
     hint = _FAIL_FAST_HINTS.get(error.code, "a retry will not help")
