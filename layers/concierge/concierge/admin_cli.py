@@ -17,13 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from concierge.cli_support import WORK_DIR, UsageError, require_repository
 from concierge.models.http import SESSION_ID_PATTERN
-
-WORK_DIR = Path(".concierge")
-
-
-class AdminUsageError(Exception):
-    """A command that cannot run as asked; the message says why."""
 
 
 def add_commands(commands: Any) -> None:
@@ -50,7 +45,7 @@ def add_commands(commands: Any) -> None:
 def delete_history(root: Path, args: argparse.Namespace) -> int:
     """`concierge history delete --session ID`: prints what was deleted, as JSON."""
     if not re.fullmatch(SESSION_ID_PATTERN, args.session):
-        raise AdminUsageError(f"--session must match {SESSION_ID_PATTERN}")
+        raise UsageError(f"--session must match {SESSION_ID_PATTERN}")
     from concierge.stores import delete_session
 
     with _tables(args, root) as (dynamodb, history_table, cache_table):
@@ -89,7 +84,7 @@ def _table_options(parser: argparse.ArgumentParser) -> None:
 def _tables(args: argparse.Namespace, root: Path) -> Iterator[tuple[Any, str, str]]:
     if args.history_table or args.cache_table:
         if not (args.history_table and args.cache_table):
-            raise AdminUsageError("give both --history-table and --cache-table, or neither")
+            raise UsageError("give both --history-table and --cache-table, or neither")
         from concierge.adapters.aws import aws_client
 
         yield aws_client("dynamodb"), args.history_table, args.cache_table
@@ -105,10 +100,9 @@ def _local_tables(root: Path, state: Path) -> Iterator[tuple[Any, str, str]]:
 
     from concierge.local.runtime import REGION, LocalRuntime
 
-    if not (root / "template.yaml").is_file():
-        raise AdminUsageError(f"{root} has no template.yaml: run from the repository root")
+    require_repository(root)
     if not state.is_file():
-        raise AdminUsageError(f"no local state at {state}: nothing has been asked locally yet")
+        raise UsageError(f"no local state at {state}: nothing has been asked locally yet")
     with LocalRuntime(root, root / WORK_DIR / "index.json", state_path=state) as runtime:
         yield (
             boto3.client("dynamodb", region_name=REGION),

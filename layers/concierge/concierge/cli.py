@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from concierge import admin_cli
+from concierge.cli_support import WORK_DIR, UsageError, require_repository
 
 DEFAULT_KB = Path("knowledge/sample")
-WORK_DIR = Path(".concierge")
 
 # Each subcommand: a function that adds its parser and sets `run(root, args) -> exit code`.
 Subcommands = Any  # argparse's private _SubParsersAction
@@ -45,16 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     run: Callable[[Path, argparse.Namespace], int] = args.run
     try:
         return run(args.root.resolve(), args)
-    except (_UsageError, admin_cli.AdminUsageError) as error:
+    except UsageError as error:
         print(f"concierge: {error}", file=sys.stderr)
         return 2
     except _Failure as error:
         print(f"concierge: {error}", file=sys.stderr)
         return 1
-
-
-class _UsageError(Exception):
-    """Wrong arguments or setup: exit code 2."""
 
 
 class _Failure(Exception):
@@ -139,7 +135,7 @@ def _ingest(root: Path, args: argparse.Namespace) -> int:
             default_category=args.default_category,
         )
     except ValueError as error:
-        raise _UsageError(str(error)) from None
+        raise UsageError(str(error)) from None
     target = _ingest_target(root, args)
     target_errors = (OSError, BotoCoreError, ClientError, IngestError)
     try:
@@ -150,7 +146,7 @@ def _ingest(root: Path, args: argparse.Namespace) -> int:
     try:
         result = ingest(sources, options, previous, progress, reuse=not args.full)
     except PathNotFoundError as error:
-        raise _UsageError(str(error)) from None
+        raise UsageError(str(error)) from None
     finally:
         progress.clear()
 
@@ -183,9 +179,9 @@ def _ingest_target(root: Path, args: argparse.Namespace) -> Any:
         index = args.index or WORK_DIR / "index.json"
         return LocalTarget(index if index.is_absolute() else root / index)
     if not args.target.startswith("s3://"):
-        raise _UsageError(f"--target must be local or s3://bucket/prefix, not {args.target!r}")
+        raise UsageError(f"--target must be local or s3://bucket/prefix, not {args.target!r}")
     if args.index is not None:
-        raise _UsageError("--index is for the local target; S3 gets <prefix>/index.json")
+        raise UsageError("--index is for the local target; S3 gets <prefix>/index.json")
 
     from concierge.adapters.aws import aws_client
     from concierge.ingestion.knowledge_base import KnowledgeBaseSync
@@ -194,10 +190,10 @@ def _ingest_target(root: Path, args: argparse.Namespace) -> Any:
     try:
         parse_s3_uri(args.target)
     except ValueError as error:
-        raise _UsageError(str(error)) from None
+        raise UsageError(str(error)) from None
     ids = (args.knowledge_base_id, args.data_source_id)
     if any(ids) and not all(ids):
-        raise _UsageError(
+        raise UsageError(
             "an ingestion job needs both --knowledge-base-id and --data-source-id "
             "(CONCIERGE_KNOWLEDGE_BASE_ID, CONCIERGE_DATA_SOURCE_ID)"
         )
@@ -232,13 +228,10 @@ def _runtime(root: Path, index_path: Path | None) -> Any:
     from concierge.knowledge import IndexFile
     from concierge.local.runtime import LocalRuntime
 
-    if not (root / "template.yaml").is_file():
-        raise _UsageError(
-            f"{root} has no template.yaml: run from the repository root or pass --root"
-        )
+    require_repository(root)
     path = index_path or root / WORK_DIR / "index.json"
     if not path.is_file():
-        raise _UsageError(f"no index at {path}: run `concierge ingest` first (make run does)")
+        raise UsageError(f"no index at {path}: run `concierge ingest` first (make run does)")
     kb_version = IndexFile.model_validate_json(path.read_bytes()).kb_version
     return LocalRuntime(root, path, kb_version, state_path=root / WORK_DIR / "state.json")
 
