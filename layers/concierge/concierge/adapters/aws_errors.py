@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from concierge.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
+
 RETRYABLE_CODES = frozenset(
     code.lower()
     for code in (
@@ -49,3 +51,14 @@ def aws_error(exc: ClientError) -> AwsError:
     response = exc.response
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
     return AwsError(str(response.get("Error", {}).get("Code", "")).lower(), int(status))
+
+
+def model_error(exc: ClientError, spec: str) -> Exception:
+    """The typed error of a failed model call (Converse, InvokeModel, InvokeEndpoint): timed
+    out, worth a retry on the same or the next model, or a rejection no retry will fix."""
+    error = aws_error(exc)
+    if error.timed_out:
+        return ModelTimeoutError(f"{spec} timed out ({error.describe()})")
+    if error.retryable:
+        return ModelThrottledError(f"{spec} is throttled or unavailable ({error.describe()})")
+    return ModelInvocationError(f"{spec} rejected the request ({error.describe()})")

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from concierge.adapters.aws import aws_client
-from concierge.adapters.aws_errors import aws_error
+from concierge.adapters.aws_errors import model_error
 from concierge.adapters.embeddings.port import normalised
 from concierge.errors import (
     ConfigurationError,
@@ -116,7 +116,7 @@ class BedrockEmbedder:
             )
             raw = response["body"].read()
         except ClientError as exc:
-            raise _translate(exc, self.spec) from exc
+            raise model_error(exc, self.spec) from exc
         except ReadTimeoutError as exc:
             raise ModelTimeoutError(f"{self.spec} did not answer in time") from exc
         except BotoCoreError as exc:
@@ -137,12 +137,3 @@ def _floats(vector: object, spec: str) -> list[float]:
         return [float(value) for value in vector]
     except (TypeError, ValueError) as exc:
         raise ModelInvocationError(f"{spec} returned an embedding that is not numbers") from exc
-
-
-def _translate(exc: ClientError, spec: str) -> Exception:
-    error = aws_error(exc)
-    if error.timed_out:
-        return ModelTimeoutError(f"{spec} timed out ({error.describe()})")
-    if error.retryable:
-        return ModelThrottledError(f"{spec} is throttled or unavailable ({error.describe()})")
-    return ModelInvocationError(f"{spec} rejected the request ({error.describe()})")

@@ -7,9 +7,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from concierge.adapters.aws import aws_client
-from concierge.adapters.aws_errors import aws_error
+from concierge.adapters.aws_errors import model_error
 from concierge.adapters.llm.port import ModelReply, ModelRequest
-from concierge.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
+from concierge.errors import ModelThrottledError, ModelTimeoutError
 
 
 class BedrockConverseModel:
@@ -59,7 +59,7 @@ class BedrockConverseModel:
         try:
             response = self._runtime(request.timeout_s).converse(**arguments)
         except ClientError as exc:
-            raise _translate(exc, self.spec) from exc
+            raise model_error(exc, self.spec) from exc
         except ReadTimeoutError as exc:
             raise ModelTimeoutError(f"{self.spec} did not answer in time") from exc
         except BotoCoreError as exc:
@@ -74,12 +74,3 @@ class BedrockConverseModel:
             # The text is then the guardrail's own blocked message.
             refused=response.get("stopReason") == "guardrail_intervened",
         )
-
-
-def _translate(exc: ClientError, spec: str) -> Exception:
-    error = aws_error(exc)
-    if error.timed_out:
-        return ModelTimeoutError(f"{spec} timed out ({error.describe()})")
-    if error.retryable:
-        return ModelThrottledError(f"{spec} is throttled or unavailable ({error.describe()})")
-    return ModelInvocationError(f"{spec} rejected the request ({error.describe()})")

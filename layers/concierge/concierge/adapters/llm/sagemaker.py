@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from concierge.adapters.aws import aws_client
-from concierge.adapters.aws_errors import aws_error
+from concierge.adapters.aws_errors import aws_error, model_error
 from concierge.adapters.llm.openai_compat import (
     chat_messages,
     parse_chat_completion,
@@ -149,16 +149,14 @@ def _original_status(exc: ClientError) -> int | None:
 
 def _translate(exc: ClientError, spec: str) -> Exception:
     error = aws_error(exc)
-    code = error.code
-    if error.retryable:
-        return ModelThrottledError(f"{spec} is throttled or unavailable ({error.describe()})")
-    if code == _MODEL_ERROR:
-        status = _original_status(exc)
-        if status is not None and (status == _HTTP_TOO_MANY_REQUESTS or 500 <= status < 600):
-            return ModelThrottledError(f"{spec} model container failed ({code}, HTTP {status})")
-        if status == _HTTP_REQUEST_TIMEOUT:
-            return ModelTimeoutError(f"{spec} model container timed out ({code}, HTTP {status})")
-        return ModelInvocationError(
-            f"{spec} model container rejected the request ({code}, HTTP {status or 'unknown'})"
-        )
-    return ModelInvocationError(f"{spec} rejected the request ({code or 'unknown error'})")
+    if error.code != _MODEL_ERROR or error.retryable:
+        return model_error(exc, spec)
+    # The container itself failed: its own HTTP status says whether a retry may help.
+    code, status = error.code, _original_status(exc)
+    if status is not None and (status == _HTTP_TOO_MANY_REQUESTS or 500 <= status < 600):
+        return ModelThrottledError(f"{spec} model container failed ({code}, HTTP {status})")
+    if status == _HTTP_REQUEST_TIMEOUT:
+        return ModelTimeoutError(f"{spec} model container timed out ({code}, HTTP {status})")
+    return ModelInvocationError(
+        f"{spec} model container rejected the request ({code}, HTTP {status or 'unknown'})"
+    )
