@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from concierge.adapters.llm.port import ChatModel, ModelReply, ModelRequest, Task
+from concierge.deadline import seconds_left
 from concierge.errors import BudgetExceededError, ModelThrottledError, ModelTimeoutError
 from concierge.models.state import StepUsage
 from concierge.observability import logger
@@ -51,10 +52,6 @@ class ModelRoute:
     @property
     def spec(self) -> str:
         return self.models[0].spec
-
-
-def seconds_left(deadline_ms: int) -> float:
-    return deadline_ms / 1000 - time.time()
 
 
 def call_model(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from concierge.adapters.retrieval.port import Retriever, SearchFilter
+from concierge.deadline import seconds_left
 from concierge.models.state import Retrieval, RetrieveInput
 
 # A knowledge-base call may take up to its 3-second read timeout.
@@ -23,7 +22,7 @@ def retrieve(
         ("none", SearchFilter()),
     )
     for number, (name, search_filter) in enumerate(attempts):
-        if number and request.deadline_ms / 1000 - time.time() < MIN_SEARCH_SECONDS:
+        if number and seconds_left(request.deadline_ms) < MIN_SEARCH_SECONDS:
             # A wider search would not finish inside the request's budget: stop with none, and
             # the answer says nothing was found rather than the request timing out.
             break
