@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
+from local_api import answer
 
 from concierge.cli import main
 from concierge.knowledge import IndexFile
@@ -19,25 +19,14 @@ def concierge(*argv: str) -> int:
     return main(["--root", str(REPO_ROOT), *argv])
 
 
-def chat(runtime: LocalRuntime, question: str, session_id: str) -> None:
-    response = runtime.api(
-        {
-            "rawPath": "/chat",
-            "requestContext": {"http": {"method": "POST"}, "requestId": uuid.uuid4().hex},
-            "body": json.dumps({"question": question, "session_id": session_id}),
-        }
-    )
-    assert response["statusCode"] == 200
-
-
 @pytest.fixture
 def saved_state(tmp_path: Path, sample_index: tuple[Path, IndexFile]) -> Path:
     """A local run's state file: two sessions, each with a cached first answer."""
     state = tmp_path / "state.json"
     index_path, index = sample_index
     with LocalRuntime(REPO_ROOT, index_path, index.kb_version, state_path=state) as runtime:
-        chat(runtime, "What do you sell?", "alice")
-        chat(runtime, "How long is the warranty on backpacks?", "bob")
+        answer(runtime, "What do you sell?", "alice")
+        answer(runtime, "How long is the warranty on backpacks?", "bob")
         runtime.save_state()
     return state
 

@@ -15,6 +15,7 @@ from unittest import mock
 
 import boto3
 import pytest
+from local_api import ask, table_items
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from concierge.adapters.llm.offline import OfflineModel
@@ -28,32 +29,6 @@ def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
     monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=waits.append))
     return waits
-
-
-def ask(
-    runtime: LocalRuntime,
-    question: str,
-    session_id: str | None = None,
-    *,
-    bypass_cache: bool = False,
-) -> tuple[int, dict[str, Any]]:
-    body: dict[str, Any] = {"question": question, "bypass_cache": bypass_cache}
-    if session_id:
-        body["session_id"] = session_id
-    event = {
-        "rawPath": "/chat",
-        "requestContext": {"http": {"method": "POST"}, "requestId": uuid.uuid4().hex},
-        "body": json.dumps(body),
-    }
-    response = runtime.api(event)
-    return response["statusCode"], json.loads(response["body"])
-
-
-def table_items(runtime: LocalRuntime, logical_id: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = boto3.client("dynamodb", region_name="us-east-1").scan(
-        TableName=runtime.table_names[logical_id]
-    )["Items"]
-    return items
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ an embedder's judgement, which bench/semantic.py measures."""
 
 from __future__ import annotations
 
-import json
 import math
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from unittest import mock
 
 import boto3
 import pytest
+from local_api import answer, call, table_items
 from moto import mock_aws
 
 from concierge import semantic_cache
@@ -126,25 +125,10 @@ def semantic_runtime(sample_index: tuple[Path, IndexFile]) -> Iterator[LocalRunt
         yield local
 
 
-def ask(runtime: LocalRuntime, question: str, session_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"question": question}
-    if session_id:
-        body["session_id"] = session_id
-    response = runtime.api(
-        {
-            "rawPath": "/chat",
-            "requestContext": {"http": {"method": "POST"}, "requestId": uuid.uuid4().hex},
-            "body": json.dumps(body),
-        }
-    )
-    assert response["statusCode"] == 200, response["body"]
-    return dict(json.loads(response["body"]))
-
-
 def test_a_paraphrase_is_served_the_earlier_answer(semantic_runtime: LocalRuntime) -> None:
-    first = ask(semantic_runtime, "How much does shipping cost?")
+    first = answer(semantic_runtime, "How much does shipping cost?")
     with mock.patch("concierge.api.record_cache_outcome") as counted:
-        paraphrase = ask(semantic_runtime, "What do I pay for delivery?")
+        paraphrase = answer(semantic_runtime, "What do I pay for delivery?")
     assert paraphrase["cached"] is True
     assert paraphrase["answer"] == first["answer"]
     assert paraphrase["usage"]["llm_calls"] == 0
@@ -154,9 +138,9 @@ def test_a_paraphrase_is_served_the_earlier_answer(semantic_runtime: LocalRuntim
 def test_below_the_threshold_or_in_another_language_is_a_miss(
     semantic_runtime: LocalRuntime,
 ) -> None:
-    ask(semantic_runtime, "How much does shipping cost?")
-    assert ask(semantic_runtime, "Do you ship to Switzerland?")["cached"] is False
-    german = ask(semantic_runtime, "Wie viel kostet der Versand?")
+    answer(semantic_runtime, "How much does shipping cost?")
+    assert answer(semantic_runtime, "Do you ship to Switzerland?")["cached"] is False
+    german = answer(semantic_runtime, "Wie viel kostet der Versand?")
     assert (german["cached"], german["language"]) == (False, "de")
 
 
@@ -165,7 +149,7 @@ def test_an_embedder_failure_is_a_counted_miss(semantic_runtime: LocalRuntime) -
         mock.patch.object(ScriptedEmbedder, "embed", side_effect=RuntimeError("down")),
         mock.patch("concierge.api.record_degraded") as degraded,
     ):
-        body = ask(semantic_runtime, "How much does shipping cost?")
+        body = answer(semantic_runtime, "How much does shipping cost?")
     assert body["cached"] is False
     assert list(degraded.call_args.args[0]) == ["semantic_read"]
 
@@ -173,17 +157,10 @@ def test_an_embedder_failure_is_a_counted_miss(semantic_runtime: LocalRuntime) -
 def test_deleting_the_session_takes_its_questions_vectors_too(
     semantic_runtime: LocalRuntime,
 ) -> None:
-    ask(semantic_runtime, "How much does shipping cost?", session_id="alice")
-    response = semantic_runtime.api(
-        {
-            "rawPath": "/sessions/alice",
-            "requestContext": {"http": {"method": "DELETE"}, "requestId": uuid.uuid4().hex},
-        }
-    )
-    assert json.loads(response["body"])["cache_entries"] == 1
-    assert ask(semantic_runtime, "What do I pay for delivery?")["cached"] is False
-    table = semantic_runtime.table_names["CacheTable"]
-    items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=table)["Items"]
+    answer(semantic_runtime, "How much does shipping cost?", session_id="alice")
+    assert call(semantic_runtime, "DELETE", "/sessions/alice")[1]["cache_entries"] == 1
+    assert answer(semantic_runtime, "What do I pay for delivery?")["cached"] is False
+    items = table_items(semantic_runtime, "CacheTable")
     buckets = [item for item in items if item["cache_key"]["S"].startswith("sem#")]
     remembered = {key for bucket in buckets for key in bucket["entries"]["M"]}
     # Only the question asked after the deletion is remembered now.

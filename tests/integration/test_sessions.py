@@ -3,14 +3,13 @@ the chain wrote."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
-from typing import Any
 from unittest import mock
 
 import boto3
 import pytest
+from local_api import answer, call, table_items
 
 from concierge.knowledge import IndexFile
 from concierge.local.runtime import LocalRuntime
@@ -19,47 +18,22 @@ from concierge.stores import delete_session, flush_cache
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def call(runtime: LocalRuntime, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    event = {
-        "rawPath": path,
-        "requestContext": {"http": {"method": method}, "requestId": uuid.uuid4().hex},
-        "body": json.dumps(body) if body is not None else None,
-    }
-    response = runtime.api(event)
-    return response["statusCode"], json.loads(response["body"])
-
-
-def ask(runtime: LocalRuntime, question: str, session_id: str, **extra: Any) -> dict[str, Any]:
-    status, body = call(
-        runtime, "POST", "/chat", {"question": question, "session_id": session_id, **extra}
-    )
-    assert status == 200, body
-    return dict(body)
-
-
-def items(runtime: LocalRuntime, logical_id: str) -> list[dict[str, Any]]:
-    scanned: list[dict[str, Any]] = boto3.client("dynamodb", region_name="us-east-1").scan(
-        TableName=runtime.table_names[logical_id]
-    )["Items"]
-    return scanned
-
-
 def sessions_in_history(runtime: LocalRuntime) -> list[str]:
-    return sorted({item["session_id"]["S"] for item in items(runtime, "HistoryTable")})
+    return sorted({item["session_id"]["S"] for item in table_items(runtime, "HistoryTable")})
 
 
 def producers_in_cache(runtime: LocalRuntime) -> list[str]:
-    return sorted(item["session_id"]["S"] for item in items(runtime, "CacheTable"))
+    return sorted(item["session_id"]["S"] for item in table_items(runtime, "CacheTable"))
 
 
 def test_delete_session_removes_its_turns_and_the_cache_entries_it_produced(
     runtime: LocalRuntime,
 ) -> None:
-    ask(runtime, "How long is the warranty on backpacks?", "alice")
-    ask(runtime, "Which of them is cheapest?", "alice")
-    ask(runtime, "What do you sell?", "bob")
+    answer(runtime, "How long is the warranty on backpacks?", "alice")
+    answer(runtime, "Which of them is cheapest?", "alice")
+    answer(runtime, "What do you sell?", "bob")
     # Bob is served Alice's entry: it stays hers, and goes with her.
-    assert ask(runtime, "How long is the warranty on backpacks?", "bob")["cached"] is True
+    assert answer(runtime, "How long is the warranty on backpacks?", "bob")["cached"] is True
     assert producers_in_cache(runtime) == ["alice", "alice", "bob"]
 
     status, body = call(runtime, "DELETE", "/sessions/alice")
@@ -69,14 +43,14 @@ def test_delete_session_removes_its_turns_and_the_cache_entries_it_produced(
     assert sessions_in_history(runtime) == ["bob"]
     assert producers_in_cache(runtime) == ["bob"]
     # Nothing of Alice's answers is served any more.
-    assert ask(runtime, "How long is the warranty on backpacks?", "carol")["cached"] is False
+    assert answer(runtime, "How long is the warranty on backpacks?", "carol")["cached"] is False
 
 
 def test_an_entry_another_session_stored_since_is_not_deleted(runtime: LocalRuntime) -> None:
-    ask(runtime, "What do you sell?", "alice")
+    answer(runtime, "What do you sell?", "alice")
     # Later Bob's answer replaces Alice's under the same key (after her entry expired, say).
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    (entry,) = items(runtime, "CacheTable")
+    (entry,) = table_items(runtime, "CacheTable")
     dynamodb.put_item(
         TableName=runtime.table_names["CacheTable"], Item={**entry, "session_id": {"S": "bob"}}
     )
@@ -90,7 +64,7 @@ def test_an_entry_another_session_stored_since_is_not_deleted(runtime: LocalRunt
 def test_deleting_a_session_twice_or_an_unknown_one_deletes_nothing(
     runtime: LocalRuntime,
 ) -> None:
-    ask(runtime, "What do you sell?", "alice")
+    answer(runtime, "What do you sell?", "alice")
     assert call(runtime, "DELETE", "/sessions/alice")[0] == 200
     assert call(runtime, "DELETE", "/sessions/alice")[1] == {
         "session_id": "alice",
@@ -142,9 +116,9 @@ def test_flush_by_knowledge_base_version_keeps_the_other_versions(
         )
 
     assert flush_cache(dynamodb, table, kb_version="old").entries == 2
-    assert [item["cache_key"]["S"] for item in items(runtime, "CacheTable")] == ["q#3"]
+    assert [item["cache_key"]["S"] for item in table_items(runtime, "CacheTable")] == ["q#3"]
     assert flush_cache(dynamodb, table).entries == 1
-    assert items(runtime, "CacheTable") == []
+    assert table_items(runtime, "CacheTable") == []
 
 
 def test_a_new_knowledge_base_version_never_serves_the_old_answers(
@@ -155,7 +129,7 @@ def test_a_new_knowledge_base_version_never_serves_the_old_answers(
 
     def cached_after_asking(kb_version: str) -> bool:
         with LocalRuntime(REPO_ROOT, index_path, kb_version, state_path=state) as local:
-            body = ask(local, "What do you sell?", uuid.uuid4().hex)
+            body = answer(local, "What do you sell?", uuid.uuid4().hex)
             local.save_state()
         return bool(body["cached"])
 
@@ -167,7 +141,7 @@ def test_a_new_knowledge_base_version_never_serves_the_old_answers(
 
 
 def test_a_new_prompt_version_never_serves_the_old_answers(runtime: LocalRuntime) -> None:
-    assert ask(runtime, "What do you sell?", "s1")["cached"] is False
-    assert ask(runtime, "What do you sell?", "s2")["cached"] is True
+    assert answer(runtime, "What do you sell?", "s1")["cached"] is False
+    assert answer(runtime, "What do you sell?", "s2")["cached"] is True
     with mock.patch("concierge.api.prompt_versions", return_value="classify-1,condense-2,answer-2"):
-        assert ask(runtime, "What do you sell?", "s3")["cached"] is False
+        assert answer(runtime, "What do you sell?", "s3")["cached"] is False
