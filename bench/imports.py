@@ -34,7 +34,7 @@ BASELINES = (DEPS, DEPS_INIT)
 PLAIN, IN_LAMBDA = "plain", "in-Lambda"
 ENVIRONMENTS = (PLAIN, IN_LAMBDA)
 # Packages worth knowing about after an import; the first group must never be in a handler.
-MUST_NOT_LOAD = ("moto", "yaml", "concierge.local")
+MUST_NOT_LOAD = ("moto", "yaml", "concierge_cli")
 WATCHED = (*MUST_NOT_LOAD, "boto3", "botocore", "aws_xray_sdk", "requests", "urllib3", "pydantic")
 _START, _END = "--bench-import-start--", "--bench-import-end--"
 

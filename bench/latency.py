@@ -248,8 +248,8 @@ def _measure(client: _Client, questions: list[Question], count: int, result: Lat
 def run(root: Path, count: int = 25, log: TextIO = sys.stderr) -> LatencyResult:
     """Build the sample index, start one runtime, warm up, then measure `count` questions."""
     from concierge.adapters.retrieval.local_index import write_index
-    from concierge.ingestion import build_index
-    from concierge.local.runtime import LocalRuntime
+    from concierge_cli.ingestion import build_index
+    from concierge_cli.local.runtime import LocalRuntime
 
     _quiet_emulator()
     result = LatencyResult()

@@ -397,8 +397,8 @@ def run(
     import logging
 
     from concierge.adapters.retrieval.local_index import write_index
-    from concierge.ingestion import build_index
-    from concierge.local.runtime import LocalRuntime
+    from concierge_cli.ingestion import build_index
+    from concierge_cli.local.runtime import LocalRuntime
 
     # moto logs expected evaluation failures (IsPresent on a cache miss) at ERROR.
     logging.getLogger("moto").setLevel(logging.CRITICAL)

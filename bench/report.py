@@ -194,7 +194,7 @@ def imports_section(result: imports.ImportResult) -> str:
         "handler - deps+instances (ms)",
         "modules",
         "heavy modules loaded",
-        "moto / yaml / concierge.local",
+        "moto / yaml / concierge_cli.local",
     ]
     baseline_rows = []
     for name in imports.BASELINES:
@@ -217,7 +217,7 @@ def imports_section(result: imports.ImportResult) -> str:
             for step, names in flagged.items()
         )
     else:
-        verdict = "no handler pulls in `moto`, `yaml` or `concierge.local` at import."
+        verdict = "no handler pulls in `moto`, `yaml` or `concierge_cli.local` at import."
     loaded = {
         environment: {
             name for step in imports.STEPS for name in result.measured[environment][step].loaded

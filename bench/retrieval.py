@@ -259,8 +259,8 @@ def run(
     log: TextIO = sys.stderr,
 ) -> RetrievalResult:
     from concierge.adapters.retrieval.local_index import LocalIndex, load_index, write_index
-    from concierge.ingestion import build_index
     from concierge.text import terms
+    from concierge_cli.ingestion import build_index
 
     result = RetrievalResult(rounds=rounds, seed=seed)
     questions = load_qa(root / QA_PATH)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from concierge.adapters.retrieval.local_index import write_index
-from concierge.ingestion import build_index
 from concierge.knowledge import IndexFile
-from concierge.local.runtime import LocalRuntime
+from concierge_cli.ingestion import build_index
+from concierge_cli.local.runtime import LocalRuntime
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_KB = REPO_ROOT / "knowledge" / "sample"

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from concierge.local.runtime import REGION, LocalRuntime
+from concierge_cli.local.runtime import REGION, LocalRuntime
 
 
 def call(runtime: LocalRuntime, method: str, path: str, body: Any = None) -> tuple[int, Any]:

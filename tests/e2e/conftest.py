@@ -9,7 +9,7 @@ import pytest
 from e2e.http_support import ChatApi, empty_tables, serving
 
 from concierge.knowledge import IndexFile
-from concierge.local.runtime import LocalRuntime
+from concierge_cli.local.runtime import LocalRuntime
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

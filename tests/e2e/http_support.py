@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 
-from concierge.local.runtime import LocalRuntime
-from concierge.local.server import LocalApiServer
+from concierge_cli.local.runtime import LocalRuntime
+from concierge_cli.local.server import LocalApiServer
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"

@@ -10,7 +10,7 @@ import pytest
 from e2e.http_support import ChatApi, assert_error_reply, serving
 
 from concierge.knowledge import IndexFile
-from concierge.local.runtime import LocalRuntime
+from concierge_cli.local.runtime import LocalRuntime
 
 
 @dataclass(frozen=True)

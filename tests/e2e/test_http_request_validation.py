@@ -13,7 +13,7 @@ from e2e.http_support import (
     json_body_of_size,
 )
 
-from concierge.local.runtime import LocalRuntime
+from concierge_cli.local.runtime import LocalRuntime
 
 
 def _json(document: object) -> bytes:

@@ -82,6 +82,12 @@ def test_sam_build_produces_arm64_layer_and_functions(tmp_path: Path) -> None:
         "the prompts are missing from the layer"
     )
     assert (layer / "pydantic").is_dir()
+    # Only what runs in Lambda: the CLI, ingestion and the local runtime (package
+    # concierge_cli) and the emulator they need stay out of the layer.
+    shipped = {path.name for path in (layer / "concierge").iterdir()}
+    assert not shipped & {"cli.py", "admin_cli.py", "ingestion", "local"}, shipped
+    assert not (layer / "concierge_cli").exists()
+    assert not (layer / "moto").exists()
     assert (layer / "aws_lambda_powertools").is_dir()
     native = list((layer / "pydantic_core").glob("_pydantic_core*.so"))
     assert native, "pydantic_core has no compiled extension in the layer"

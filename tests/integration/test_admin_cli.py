@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from local_api import answer
 
-from concierge.cli import main
 from concierge.knowledge import IndexFile
-from concierge.local.runtime import LocalRuntime
+from concierge_cli.local.runtime import LocalRuntime
+from concierge_cli.main import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

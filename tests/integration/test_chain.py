@@ -20,7 +20,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from concierge.adapters.llm.offline import OfflineModel
 from concierge.errors import ModelInvocationError, ModelThrottledError
-from concierge.local.runtime import LocalRuntime
+from concierge_cli.local.runtime import LocalRuntime
 
 
 @pytest.fixture

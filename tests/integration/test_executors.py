@@ -8,7 +8,7 @@ import boto3
 from botocore.stub import Stubber
 
 from concierge.adapters.executor import PollingExecutor, SyncExecutor
-from concierge.local.runtime import LocalRuntime
+from concierge_cli.local.runtime import LocalRuntime
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:chat"
 

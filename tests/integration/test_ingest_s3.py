@@ -16,10 +16,10 @@ from moto import mock_aws
 
 from concierge.adapters.aws import reset_clients
 from concierge.adapters.retrieval.local_index import load_index
-from concierge.cli import main
-from concierge.ingestion import ingest
-from concierge.ingestion.knowledge_base import KnowledgeBaseSync
-from concierge.ingestion.s3_target import S3Target
+from concierge_cli.ingestion import ingest
+from concierge_cli.ingestion.knowledge_base import KnowledgeBaseSync
+from concierge_cli.ingestion.s3_target import S3Target
+from concierge_cli.main import main
 
 BUCKET = "concierge-knowledge"
 KB_ID, DS_ID = "KB12345678", "DS12345678"

@@ -20,7 +20,7 @@ from moto import mock_aws
 from concierge import semantic_cache
 from concierge.adapters.embeddings.port import cosine
 from concierge.knowledge import IndexFile
-from concierge.local.runtime import LocalRuntime
+from concierge_cli.local.runtime import LocalRuntime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLE = "cache"

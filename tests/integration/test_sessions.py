@@ -12,8 +12,8 @@ import pytest
 from local_api import answer, call, table_items
 
 from concierge.knowledge import IndexFile
-from concierge.local.runtime import LocalRuntime
 from concierge.stores import delete_session, flush_cache
+from concierge_cli.local.runtime import LocalRuntime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

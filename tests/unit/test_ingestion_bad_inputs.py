@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from concierge.ingestion import IngestOptions, PathNotFoundError, Status, ingest, readers
-from concierge.ingestion.report import FileOutcome
+from concierge_cli.ingestion import IngestOptions, PathNotFoundError, Status, ingest, readers
+from concierge_cli.ingestion.report import FileOutcome
 
 
 def _kb(tmp_path: Path) -> Path:

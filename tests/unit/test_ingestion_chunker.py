@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from concierge.ingestion.chunker import chunk_text
+from concierge_cli.ingestion.chunker import chunk_text
 
 
 def _long_section(heading: str, sentences: int, word: str = "Sentence") -> str:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from concierge.cli import main
-from concierge.ingestion import Progress
 from concierge.knowledge import IndexFile
+from concierge_cli.ingestion import Progress
+from concierge_cli.main import main
 
 
 @pytest.fixture

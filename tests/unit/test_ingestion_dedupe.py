@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from concierge.ingestion import Status, ingest
+from concierge_cli.ingestion import Status, ingest
 
 BOILERPLATE = "## Contact\nWrite to help@alpenglow.example or call +43 512 000 000."
 

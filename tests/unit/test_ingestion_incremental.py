@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from concierge.ingestion import IngestOptions, Status, ingest, pipeline
-from concierge.ingestion.manifest import parse_manifest
-from concierge.ingestion.readers import Document
+from concierge_cli.ingestion import IngestOptions, Status, ingest, pipeline
+from concierge_cli.ingestion.manifest import parse_manifest
+from concierge_cli.ingestion.readers import Document
 
 
 @pytest.fixture

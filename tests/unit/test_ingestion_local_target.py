@@ -9,9 +9,9 @@ from unittest import mock
 import pytest
 
 from concierge.adapters.retrieval.local_index import load_index
-from concierge.ingestion import ingest
-from concierge.ingestion.local_target import LocalTarget
 from concierge.knowledge import IndexFile
+from concierge_cli.ingestion import ingest
+from concierge_cli.ingestion.local_target import LocalTarget
 
 
 @pytest.fixture
@@ -98,7 +98,8 @@ def test_a_lost_manifest_write_only_costs_a_full_read_next_time(
 
     with (
         mock.patch(
-            "concierge.ingestion.local_target.write_atomically", side_effect=OSError("disk full")
+            "concierge_cli.ingestion.local_target.write_atomically",
+            side_effect=OSError("disk full"),
         ),
         pytest.raises(OSError),
     ):

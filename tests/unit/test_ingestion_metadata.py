@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from concierge.ingestion import IngestOptions, ingest
-from concierge.ingestion.metadata import resolve, split_front_matter
+from concierge_cli.ingestion import IngestOptions, ingest
+from concierge_cli.ingestion.metadata import resolve, split_front_matter
 
 SPANISH = "Los pedidos se envían en dos días y el envío es gratis para los socios."
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from concierge.ingestion.readers import (
+from concierge_cli.ingestion.readers import (
     EMPTY,
     MISSING_DEPENDENCY,
     UNKNOWN_FORMAT,

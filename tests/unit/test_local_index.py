@@ -6,8 +6,8 @@ import pytest
 from concierge.adapters.retrieval.local_index import LocalIndex, load_index, write_index
 from concierge.adapters.retrieval.port import SearchFilter
 from concierge.errors import IndexNotFoundError
-from concierge.ingestion import build_index, parse_document
 from concierge.knowledge import Chunk, IndexFile
+from concierge_cli.ingestion import build_index, parse_document
 
 CHUNKS = [
     Chunk(

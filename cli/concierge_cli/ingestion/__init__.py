@@ -16,8 +16,8 @@ See docs/ingestion.md.
 
 from __future__ import annotations
 
-from concierge.ingestion.errors import IngestError, PathNotFoundError, PublishError
-from concierge.ingestion.pipeline import (
+from concierge_cli.ingestion.errors import IngestError, PathNotFoundError, PublishError
+from concierge_cli.ingestion.pipeline import (
     IngestOptions,
     IngestResult,
     build_index,
@@ -25,8 +25,8 @@ from concierge.ingestion.pipeline import (
     kb_version,
     parse_document,
 )
-from concierge.ingestion.readers import SkipDocument
-from concierge.ingestion.report import FileOutcome, IngestReport, Progress, Status
+from concierge_cli.ingestion.readers import SkipDocument
+from concierge_cli.ingestion.report import FileOutcome, IngestReport, Progress, Status
 
 __all__ = [
     "FileOutcome",

@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from concierge.ingestion.errors import PublishError
-from concierge.ingestion.knowledge_base import KnowledgeBaseSync
-from concierge.ingestion.manifest import Manifest, parse_manifest
-from concierge.ingestion.pipeline import IngestResult
+from concierge_cli.ingestion.errors import PublishError
+from concierge_cli.ingestion.knowledge_base import KnowledgeBaseSync
+from concierge_cli.ingestion.manifest import Manifest, parse_manifest
+from concierge_cli.ingestion.pipeline import IngestResult
 
 _AS_IS = (".md", ".txt")  # formats stored under their own name; others become `<name>.md`
 _DELETE_BATCH = 1_000  # DeleteObjects takes at most this many keys

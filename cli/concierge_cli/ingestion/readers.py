@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from concierge.ingestion.metadata import split_front_matter
+from concierge_cli.ingestion.metadata import split_front_matter
 
 MARKDOWN = frozenset({".md", ".markdown"})
 TEXT = frozenset({".txt"})

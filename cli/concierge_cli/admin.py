@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from concierge.cli_support import WORK_DIR, UsageError, require_repository
 from concierge.models.http import SESSION_ID_PATTERN
+from concierge_cli.support import WORK_DIR, UsageError, require_repository
 
 
 def add_commands(commands: Any) -> None:
@@ -98,7 +98,7 @@ def _local_tables(root: Path, state: Path) -> Iterator[tuple[Any, str, str]]:
     """The local run's tables, loaded from and saved back to its state file."""
     import boto3
 
-    from concierge.local.runtime import REGION, LocalRuntime
+    from concierge_cli.local.runtime import REGION, LocalRuntime
 
     require_repository(root)
     if not state.is_file():

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from concierge.ingestion.metadata import heading
+from concierge_cli.ingestion.metadata import heading
 
 MIN_CHUNK_CHARS = 200
 _WHITESPACE = re.compile(r"\s")

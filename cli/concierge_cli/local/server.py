@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from concierge.local.runtime import LocalRuntime
+from concierge_cli.local.runtime import LocalRuntime
 
 # API Gateway refuses bodies over 10 MB before the function sees them; so do we.
 MAX_GATEWAY_BODY = 10 * 1024 * 1024

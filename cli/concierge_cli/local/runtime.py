@@ -29,8 +29,8 @@ from concierge.adapters.aws import reset_clients
 from concierge.adapters.llm.registry import route_for
 from concierge.config import get_settings
 from concierge.handlers import retriever_for
-from concierge.local import template as cfn
 from concierge.observability import logger, metrics
+from concierge_cli.local import template as cfn
 
 REGION = "us-east-1"
 _ROLE_NAME = "concierge-local"

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from concierge import admin_cli
-from concierge.cli_support import WORK_DIR, UsageError, require_repository
+from concierge_cli import admin as admin_cli
+from concierge_cli.support import WORK_DIR, UsageError, require_repository
 
 DEFAULT_KB = Path("knowledge/sample")
 
@@ -117,7 +117,7 @@ def _add_ingest(commands: Subcommands) -> None:
 def _ingest(root: Path, args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from concierge.ingestion import (
+    from concierge_cli.ingestion import (
         IngestError,
         IngestOptions,
         PathNotFoundError,
@@ -173,7 +173,7 @@ def _ingest(root: Path, args: argparse.Namespace) -> int:
 
 
 def _ingest_target(root: Path, args: argparse.Namespace) -> Any:
-    from concierge.ingestion.local_target import LocalTarget
+    from concierge_cli.ingestion.local_target import LocalTarget
 
     if args.target == "local":
         index = args.index or WORK_DIR / "index.json"
@@ -184,8 +184,8 @@ def _ingest_target(root: Path, args: argparse.Namespace) -> Any:
         raise UsageError("--index is for the local target; S3 gets <prefix>/index.json")
 
     from concierge.adapters.aws import aws_client
-    from concierge.ingestion.knowledge_base import KnowledgeBaseSync
-    from concierge.ingestion.s3_target import S3Target, parse_s3_uri
+    from concierge_cli.ingestion.knowledge_base import KnowledgeBaseSync
+    from concierge_cli.ingestion.s3_target import S3Target, parse_s3_uri
 
     try:
         parse_s3_uri(args.target)
@@ -226,7 +226,7 @@ def _add_ask(commands: Subcommands) -> None:
 
 def _runtime(root: Path, index_path: Path | None) -> Any:
     from concierge.knowledge import IndexFile
-    from concierge.local.runtime import LocalRuntime
+    from concierge_cli.local.runtime import LocalRuntime
 
     require_repository(root)
     path = index_path or root / WORK_DIR / "index.json"
@@ -237,7 +237,7 @@ def _runtime(root: Path, index_path: Path | None) -> Any:
 
 
 def _serve(root: Path, index_path: Path | None, host: str, port: int, access_log: bool) -> int:
-    from concierge.local.server import LocalApiServer
+    from concierge_cli.local.server import LocalApiServer
 
     with _runtime(root, index_path) as runtime:
         server = LocalApiServer(runtime, host, port, access_log=access_log)

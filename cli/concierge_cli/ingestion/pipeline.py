@@ -11,20 +11,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from concierge.ingestion.chunker import check_sizes, chunk_text
-from concierge.ingestion.dedupe import drop_duplicate_chunks, duplicate_documents, text_key
-from concierge.ingestion.errors import PathNotFoundError
-from concierge.ingestion.manifest import Manifest, SourceEntry
-from concierge.ingestion.metadata import resolve
-from concierge.ingestion.readers import (
+from concierge.knowledge import Chunk, IndexFile
+from concierge_cli.ingestion.chunker import check_sizes, chunk_text
+from concierge_cli.ingestion.dedupe import drop_duplicate_chunks, duplicate_documents, text_key
+from concierge_cli.ingestion.errors import PathNotFoundError
+from concierge_cli.ingestion.manifest import Manifest, SourceEntry
+from concierge_cli.ingestion.metadata import resolve
+from concierge_cli.ingestion.readers import (
     TOO_LARGE,
     UNREADABLE,
     SkipDocument,
     check_format,
     read_document,
 )
-from concierge.ingestion.report import FileOutcome, IngestReport, Status
-from concierge.knowledge import Chunk, IndexFile
+from concierge_cli.ingestion.report import FileOutcome, IngestReport, Status
 
 # Bump when chunking or metadata rules change, so manifests of older runs re-read everything.
 RULES_VERSION = 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from concierge.adapters.retrieval.local_index import write_index
-from concierge.ingestion.manifest import Manifest, parse_manifest, write_atomically
-from concierge.ingestion.pipeline import IngestResult
+from concierge_cli.ingestion.manifest import Manifest, parse_manifest, write_atomically
+from concierge_cli.ingestion.pipeline import IngestResult
 
 
 class LocalTarget:
