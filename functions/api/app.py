@@ -1,13 +1,11 @@
-"""API step: validate POST /chat, run the chain synchronously, map the result to HTTP."""
+"""API function: POST /chat, DELETE /sessions/{session_id}, GET /health."""
 
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from concierge.api import handle
-from concierge.config import ApiSettings, get_settings
-from concierge.handlers import chain_executor
+from concierge import wiring
 from concierge.observability import logger, metrics, tracer
 
 
@@ -15,5 +13,4 @@ from concierge.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_settings(ApiSettings)
-    return handle(event, settings, chain_executor(settings))
+    return wiring.http_api().resolve(event, context)

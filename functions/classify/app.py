@@ -4,10 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from concierge.adapters.llm.registry import route_for
-from concierge.config import ClassifySettings, get_settings
-from concierge.handlers import parse_event
-from concierge.models.state import ClassifyInput
+from concierge import wiring
+from concierge.config import CategorySettings
+from concierge.models.state import ClassifyInput, parse
 from concierge.observability import logger, record_usage, tracer
 from concierge.steps.classify import classify
 
@@ -15,11 +14,8 @@ from concierge.steps.classify import classify
 @logger.inject_lambda_context(correlation_id_path="request_id")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_settings(ClassifySettings)
     result = classify(
-        parse_event(ClassifyInput, event),
-        settings,
-        route_for("classify", settings.classify_model, settings.classify_fallbacks),
+        parse(ClassifyInput, event), wiring.settings(CategorySettings), wiring.route("classify")
     )
     record_usage(result.usage)
     return result.model_dump(mode="json")

@@ -4,10 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from concierge.adapters.llm.registry import route_for
-from concierge.config import CondenseSettings, get_settings
-from concierge.handlers import parse_event
-from concierge.models.state import CondenseInput
+from concierge import wiring
+from concierge.adapters.dynamodb.history import turns_from_items
+from concierge.config import CategorySettings, CondenseSettings
+from concierge.models.state import CondenseInput, parse
 from concierge.observability import logger, record_usage, tracer
 from concierge.steps.condense import condense
 
@@ -15,11 +15,13 @@ from concierge.steps.condense import condense
 @logger.inject_lambda_context(correlation_id_path="request_id")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_settings(CondenseSettings)
+    request = parse(CondenseInput, event)
     result = condense(
-        parse_event(CondenseInput, event),
-        settings,
-        route_for("condense", settings.condense_model, settings.condense_fallbacks),
+        request,
+        turns_from_items(request.history_items),
+        wiring.settings(CategorySettings),
+        wiring.route("condense"),
+        wiring.settings(CondenseSettings).history_tokens,
     )
     record_usage(result.usage)
     return result.model_dump(mode="json")

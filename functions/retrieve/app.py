@@ -6,9 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from concierge.config import RetrieveSettings, get_settings
-from concierge.handlers import parse_event, retriever_from
-from concierge.models.state import RetrieveInput
+from concierge import wiring
+from concierge.config import RetrieveSettings
+from concierge.models.state import RetrieveInput, parse
 from concierge.observability import logger, record_latency, tracer
 from concierge.steps.retrieve import retrieve
 
@@ -16,11 +16,11 @@ from concierge.steps.retrieve import retrieve
 @logger.inject_lambda_context(correlation_id_path="request_id")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_settings(RetrieveSettings)
+    settings = wiring.settings(RetrieveSettings)
     started = time.perf_counter()
     result = retrieve(
-        parse_event(RetrieveInput, event),
-        retriever_from(settings),
+        parse(RetrieveInput, event),
+        wiring.retriever(),
         settings.top_k,
         min_score=settings.min_score,
     )

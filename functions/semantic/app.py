@@ -6,10 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from concierge.config import SemanticCacheSettings, get_settings
-from concierge.errors import ConfigurationError
-from concierge.handlers import embedder_for, parse_event
-from concierge.models.state import SemanticLookupInput, SemanticRememberInput
+from concierge import wiring
+from concierge.config import SemanticCacheSettings
+from concierge.models.state import SemanticLookupInput, SemanticRememberInput, parse
 from concierge.observability import logger, record_latency, tracer
 from concierge.steps import semantic
 
@@ -17,23 +16,15 @@ from concierge.steps import semantic
 @logger.inject_lambda_context(correlation_id_path="request_id")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_settings(SemanticCacheSettings)
-    if settings.cache_table is None:
-        raise ConfigurationError("CONCIERGE_CACHE_TABLE is not set")
-    # Imported here, as the other steps do: boto3 is paid for on the first request, not at import.
-    from concierge.adapters.aws import aws_client
-
-    dynamodb = aws_client("dynamodb")
     if event.get("action") == "remember":
-        semantic.remember(parse_event(SemanticRememberInput, event), dynamodb, settings.cache_table)
+        semantic.remember(parse(SemanticRememberInput, event), wiring.semantic_index())
         return {"remembered": True}
     started = time.perf_counter()
     found = semantic.lookup(
-        parse_event(SemanticLookupInput, event),
-        embedder_for(settings.embedding_model),
-        dynamodb,
-        settings.cache_table,
-        settings.semantic_threshold,
+        parse(SemanticLookupInput, event),
+        wiring.embedder(),
+        wiring.semantic_index(),
+        wiring.settings(SemanticCacheSettings).semantic_threshold,
     )
     record_latency("semantic", (time.perf_counter() - started) * 1000)
     logger.info(

@@ -130,16 +130,18 @@ def test_the_knowledge_base_parameters_reach_the_retrieve_settings(
     }
 
     # When the function loads its settings from the resolved environment
-    settings = config.load(config.RetrieveSettings, retrieve_environment(template, parameters))
+    environ = retrieve_environment(template, parameters)
+    settings = config.load(config.RetrieveSettings, environ)
+    knowledge_base = config.load(config.KnowledgeBaseSettings, environ)
 
     # Then it searches that knowledge base, as configured
     assert settings.retriever == "bedrock-kb"
-    assert settings.knowledge_base_id == KB_ID
+    assert knowledge_base.knowledge_base_id == KB_ID
     assert (
-        settings.knowledge_base_category_attribute,
-        settings.knowledge_base_language_attribute,
+        knowledge_base.knowledge_base_category_attribute,
+        knowledge_base.knowledge_base_language_attribute,
     ) == ("topic", "lang")
-    assert dict(settings.knowledge_base_category_map) == {
+    assert dict(knowledge_base.knowledge_base_category_map) == {
         "products": "catalogue",
         "pricing": "prices",
     }

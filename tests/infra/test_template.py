@@ -182,11 +182,21 @@ def settings_models() -> dict[str, tuple[type[Any], ...]]:
     from concierge import config
 
     return {
-        "ApiFunction": (config.ApiSettings,),
-        "ClassifyFunction": (config.ClassifySettings, config.ModelRuntimeSettings),
-        "CondenseFunction": (config.CondenseSettings, config.ModelRuntimeSettings),
-        "RetrieveFunction": (config.RetrieveSettings,),
-        "AnswerFunction": (config.AnswerSettings, config.ModelRuntimeSettings),
+        "ApiFunction": (config.ApiSettings, config.TableSettings, config.AnswerRoute),
+        "ClassifyFunction": (
+            config.CategorySettings,
+            config.ClassifyRoute,
+            config.ModelRuntimeSettings,
+        ),
+        "CondenseFunction": (
+            config.CategorySettings,
+            config.CondenseRoute,
+            config.CondenseSettings,
+            config.ModelRuntimeSettings,
+        ),
+        "RetrieveFunction": (config.RetrieveSettings, config.KnowledgeBaseSettings),
+        "AnswerFunction": (config.AnswerRoute, config.ModelRuntimeSettings),
+        "SemanticFunction": (config.SemanticCacheSettings, config.TableSettings),
     }
 
 
@@ -257,7 +267,7 @@ def test_model_steps_read_route_and_runtime_settings_from_the_parameters(
     environ = {key: str(value) for key, value in {**shared, **own}.items()}
 
     # When the handler loads its settings
-    step_settings = config.load(getattr(config, f"{step}Settings"), environ)
+    step_settings = config.load(getattr(config, f"{step}Route"), environ)
     runtime = config.load(config.ModelRuntimeSettings, environ)
 
     # Then it gets the route in order and the runtime exactly as configured
@@ -296,7 +306,7 @@ def test_empty_runtime_parameters_mean_not_set(template: dict[str, Any]) -> None
     assert runtime.model_prices is None
     assert runtime.bedrock_guardrail_id is None
     assert (runtime.model_attempts, runtime.bedrock_latency) == (2, "standard")
-    assert config.load(config.AnswerSettings, environ).answer_fallbacks == ()
+    assert config.load(config.AnswerRoute, environ).answer_fallbacks == ()
 
 
 def test_retrieve_reads_the_index_from_the_knowledge_bucket(template: dict[str, Any]) -> None:

@@ -65,7 +65,7 @@ def test_converse_request_and_reply(runtime_client: tuple[Any, Stubber]) -> None
             },
         },
     )
-    reply = BedrockConverseModel(MODEL_ID, client=client).generate(_request())
+    reply = BedrockConverseModel(MODEL_ID, client=lambda _timeout: client).generate(_request())
     assert reply.text == "We sell tents. [1]"
     assert (reply.input_tokens, reply.output_tokens, reply.estimated) == (321, 12, False)
     assert reply.model == f"bedrock:{MODEL_ID}"
@@ -90,7 +90,7 @@ def test_provider_errors_become_typed_errors(
     client, stubber = runtime_client
     stubber.add_client_error("converse", service_error_code=code, http_status_code=400)
     with pytest.raises(error):
-        BedrockConverseModel(MODEL_ID, client=client).generate(_request())
+        BedrockConverseModel(MODEL_ID, client=lambda _timeout: client).generate(_request())
 
 
 def test_guardrail_and_latency_options_are_sent(runtime_client: tuple[Any, Stubber]) -> None:
@@ -123,7 +123,11 @@ def test_guardrail_and_latency_options_are_sent(runtime_client: tuple[Any, Stubb
         },
     )
     model = BedrockConverseModel(
-        MODEL_ID, client=client, guardrail_id="gr-123", guardrail_version="3", latency="optimized"
+        MODEL_ID,
+        client=lambda _timeout: client,
+        guardrail_id="gr-123",
+        guardrail_version="3",
+        latency="optimized",
     )
     reply = model.generate(_request())
     assert reply.refused is True
@@ -140,4 +144,4 @@ def test_connection_failures_are_retryable() -> None:
             )
 
     with pytest.raises(ModelThrottledError):
-        BedrockConverseModel(MODEL_ID, client=Unreachable()).generate(_request())
+        BedrockConverseModel(MODEL_ID, client=lambda _timeout: Unreachable()).generate(_request())

@@ -15,7 +15,7 @@ from botocore.exceptions import ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from concierge.adapters.aws import reset_clients
+from concierge.adapters.aws import aws_client, reset_clients
 from concierge.adapters.embeddings.bedrock import BedrockEmbedder
 from concierge.adapters.embeddings.registry import embedder_for
 from concierge.errors import ModelInvocationError, ModelThrottledError, ModelTimeoutError
@@ -195,13 +195,17 @@ def test_a_read_timeout_is_a_model_timeout() -> None:
         BedrockEmbedder(TITAN, client=_SlowClient()).embed(["Cirrus 2"])
 
 
-# -- the client it builds itself ------------------------------------------------------------------
-def test_without_a_client_it_uses_the_factory_with_one_attempt_and_a_short_timeout() -> None:
+# -- the client the composition root gives it --------------------------------------------------
+def test_the_registry_asks_the_factory_for_one_attempt_and_a_short_timeout() -> None:
+    # Given the one client factory
     reset_clients()
     try:
-        embedder = embedder_for(f"bedrock:{COHERE}")
+        # When the registry builds a Bedrock embedder through it
+        embedder = embedder_for(f"bedrock:{COHERE}", aws_client)
+
+        # Then its client makes one attempt and waits 3 seconds at most
         assert isinstance(embedder, BedrockEmbedder)
-        config = embedder._runtime().meta.config
+        config = embedder._client.meta.config
         assert config.read_timeout == 3.0
         assert config.retries["total_max_attempts"] == 1
     finally:

@@ -14,12 +14,15 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
 
+from concierge import wiring
 from concierge.adapters.retrieval import bedrock_kb
 from concierge.adapters.retrieval.bedrock_kb import BedrockKnowledgeBase
 from concierge.adapters.retrieval.port import SearchFilter
-from concierge.config import RetrieveSettings, load
-from concierge.errors import KnowledgeBaseThrottledError, ModelTimeoutError, RetrievalError
-from concierge.handlers import retriever_from
+from concierge.errors import (
+    KnowledgeBaseThrottledError,
+    KnowledgeBaseTimeoutError,
+    RetrievalError,
+)
 from concierge.models.state import RetrieveInput
 from concierge.steps.retrieve import retrieve
 
@@ -321,16 +324,15 @@ def test_settings_select_the_knowledge_base_through_the_client_factory(
         factory_calls.append((service, read_timeout))
         return client
 
-    monkeypatch.setattr(bedrock_kb, "aws_client", factory)
-    settings = load(
-        RetrieveSettings,
-        {
-            "CONCIERGE_RETRIEVER": "bedrock-kb",
-            "CONCIERGE_KNOWLEDGE_BASE_ID": KB_ID,
-            "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": "products=catalogue",
-            "CONCIERGE_INDEX_URI": "",
-        },
-    )
+    monkeypatch.setattr(wiring, "aws_client", factory)
+    for name, value in {
+        "CONCIERGE_RETRIEVER": "bedrock-kb",
+        "CONCIERGE_KNOWLEDGE_BASE_ID": KB_ID,
+        "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": "products=catalogue",
+        "CONCIERGE_INDEX_URI": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
     stubber.add_response(
         "retrieve",
         {
@@ -341,13 +343,16 @@ def test_settings_select_the_knowledge_base_through_the_client_factory(
         expected_request({"andAll": [equals("category", "catalogue"), equals("language", "en")]}),
     )
 
-    # When the handler's wiring builds the retriever and searches
-    passages = retriever_from(settings).search(
-        QUESTION, SearchFilter(category="products", language="en"), 4
-    )
+    # When the composition root builds the retriever and it searches
+    try:
+        passages = wiring.retriever().search(
+            QUESTION, SearchFilter(category="products", language="en"), 4
+        )
+    finally:
+        wiring.reset()
 
     # Then the client came from the factory, with a read timeout (one attempt, inside the budget)
-    assert factory_calls == [("bedrock-agent-runtime", bedrock_kb.DEFAULT_TIMEOUT_S)]
+    assert factory_calls == [("bedrock-agent-runtime", bedrock_kb.READ_TIMEOUT_S)]
     assert [(p.source, p.category) for p in passages] == [("tents.md", "products")]
 
 
@@ -420,7 +425,7 @@ def test_a_read_timeout_is_a_timeout_and_an_unreachable_endpoint_is_retryable() 
         EndpointConnectionError(endpoint_url="https://bedrock-agent-runtime")
     )
 
-    with pytest.raises(ModelTimeoutError, match=KB_ID):
+    with pytest.raises(KnowledgeBaseTimeoutError, match=KB_ID):
         BedrockKnowledgeBase(KB_ID, timeout).search(QUESTION, SearchFilter(), 4)
     with pytest.raises(KnowledgeBaseThrottledError, match=KB_ID) as raised:
         BedrockKnowledgeBase(KB_ID, unreachable).search(QUESTION, SearchFilter(), 4)

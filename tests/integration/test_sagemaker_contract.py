@@ -15,9 +15,10 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
 
-from concierge.adapters.llm import sagemaker
 from concierge.adapters.llm.port import ModelRequest, estimate_tokens
+from concierge.adapters.llm.registry import model_for
 from concierge.adapters.llm.sagemaker import SageMakerEndpointModel
+from concierge.config import ModelRuntimeSettings
 from concierge.errors import (
     ConfigurationError,
     ModelInvocationError,
@@ -125,7 +126,7 @@ def test_messages_request_and_reply(runtime: Runtime) -> None:
     runtime.respond(
         _chat_completion("We sell tents. [1]", {"prompt_tokens": 321, "completion_tokens": 12})
     )
-    model = SageMakerEndpointModel(ENDPOINT, "messages", client=runtime.client)
+    model = SageMakerEndpointModel(ENDPOINT, "messages", client=lambda _timeout: runtime.client)
 
     # When the model generates
     reply = model.generate(_request())
@@ -150,9 +151,9 @@ def test_messages_request_and_reply(runtime: Runtime) -> None:
 def test_messages_without_stops_or_usage(runtime: Runtime) -> None:
     runtime.respond(_chat_completion("We sell tents."))
 
-    reply = SageMakerEndpointModel(ENDPOINT, "messages", client=runtime.client).generate(
-        _request(stop=())
-    )
+    reply = SageMakerEndpointModel(
+        ENDPOINT, "messages", client=lambda _timeout: runtime.client
+    ).generate(_request(stop=()))
 
     assert "stop" not in runtime.sent_body()
     assert reply.estimated is True
@@ -166,7 +167,9 @@ def test_messages_without_stops_or_usage(runtime: Runtime) -> None:
 def test_inputs_request(runtime: Runtime) -> None:
     runtime.respond([{"generated_text": "We sell tents."}])
 
-    SageMakerEndpointModel(ENDPOINT, "inputs", client=runtime.client).generate(_request())
+    SageMakerEndpointModel(ENDPOINT, "inputs", client=lambda _timeout: runtime.client).generate(
+        _request()
+    )
 
     assert runtime.sent_body() == {
         "inputs": RENDERED,
@@ -184,7 +187,7 @@ def test_inputs_greedy_request_leaves_out_what_tgi_rejects(runtime: Runtime) -> 
     # TGI rejects temperature 0 and top_p 1.0: greedy decoding is asked for explicitly.
     runtime.respond([{"generated_text": "Tents."}])
 
-    SageMakerEndpointModel(ENDPOINT, "inputs", client=runtime.client).generate(
+    SageMakerEndpointModel(ENDPOINT, "inputs", client=lambda _timeout: runtime.client).generate(
         _request(temperature=0.0, top_p=1.0, stop=())
     )
 
@@ -230,7 +233,9 @@ def test_inputs_response_shapes(
 ) -> None:
     runtime.respond(payload)
 
-    reply = SageMakerEndpointModel(ENDPOINT, "inputs", client=runtime.client).generate(_request())
+    reply = SageMakerEndpointModel(
+        ENDPOINT, "inputs", client=lambda _timeout: runtime.client
+    ).generate(_request())
 
     assert reply.text == "We sell tents."
     expected = tokens or (estimate_tokens(RENDERED), estimate_tokens("We sell tents."))
@@ -258,7 +263,9 @@ def test_unexpected_responses_are_invocation_errors(
     runtime.respond(body)
 
     with pytest.raises(ModelInvocationError):
-        SageMakerEndpointModel(ENDPOINT, payload_family, client=runtime.client).generate(_request())
+        SageMakerEndpointModel(
+            ENDPOINT, payload_family, client=lambda _timeout: runtime.client
+        ).generate(_request())
 
 
 # --- errors ---
@@ -287,7 +294,9 @@ def test_service_errors_become_typed_errors(
     )
 
     with pytest.raises(error) as raised:
-        SageMakerEndpointModel(ENDPOINT, "messages", client=runtime.client).generate(_request())
+        SageMakerEndpointModel(
+            ENDPOINT, "messages", client=lambda _timeout: runtime.client
+        ).generate(_request())
 
     message = str(raised.value)
     assert f"sagemaker:{ENDPOINT}:messages" in message
@@ -322,7 +331,9 @@ def test_model_errors_follow_the_container_status(
     )
 
     with pytest.raises(error) as raised:
-        SageMakerEndpointModel(ENDPOINT, "inputs", client=runtime.client).generate(_request())
+        SageMakerEndpointModel(ENDPOINT, "inputs", client=lambda _timeout: runtime.client).generate(
+            _request()
+        )
 
     message = str(raised.value)
     assert f"sagemaker:{ENDPOINT}:inputs" in message
@@ -350,14 +361,17 @@ def test_model_error_status_in_the_error_section(
     )
 
     with pytest.raises(error):
-        SageMakerEndpointModel(ENDPOINT, "messages", client=runtime.client).generate(_request())
+        SageMakerEndpointModel(
+            ENDPOINT, "messages", client=lambda _timeout: runtime.client
+        ).generate(_request())
 
 
 @pytest.mark.parametrize(
     ("transport_error", "error"),
     [
         (ReadTimeoutError(endpoint_url="https://runtime.sagemaker"), ModelTimeoutError),
-        (ConnectTimeoutError(endpoint_url="https://runtime.sagemaker"), ModelTimeoutError),
+        # Not connected is not slow: unavailable, like any endpoint that cannot be reached.
+        (ConnectTimeoutError(endpoint_url="https://runtime.sagemaker"), ModelThrottledError),
         (EndpointConnectionError(endpoint_url="https://runtime.sagemaker"), ModelThrottledError),
     ],
     ids=["read-timeout", "connect-timeout", "unreachable"],
@@ -374,7 +388,9 @@ def test_transport_errors_become_typed_errors(
     client.meta.events.register(f"before-send.sagemaker-runtime.{OPERATION}", fail)
 
     with pytest.raises(error):
-        SageMakerEndpointModel(ENDPOINT, "messages", client=client).generate(_request())
+        SageMakerEndpointModel(ENDPOINT, "messages", client=lambda _timeout: client).generate(
+            _request()
+        )
 
 
 def test_body_read_timeout_is_a_timeout(runtime: Runtime) -> None:
@@ -389,15 +405,17 @@ def test_body_read_timeout_is_a_timeout(runtime: Runtime) -> None:
     )
 
     with pytest.raises(ModelTimeoutError):
-        SageMakerEndpointModel(ENDPOINT, "messages", client=runtime.client).generate(_request())
+        SageMakerEndpointModel(
+            ENDPOINT, "messages", client=lambda _timeout: runtime.client
+        ).generate(_request())
 
 
 # --- client and configuration ---
 
 
 @pytest.mark.parametrize(("timeout_s", "read_timeout"), [(20.7, 20.0), (0.4, 1.0)])
-def test_default_client_read_timeout_fits_the_budget(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, timeout_s: float, read_timeout: float
+def test_the_client_read_timeout_fits_the_budget(
+    runtime: Runtime, timeout_s: float, read_timeout: float
 ) -> None:
     asked: list[tuple[str, float | None]] = []
 
@@ -405,16 +423,14 @@ def test_default_client_read_timeout_fits_the_budget(
         asked.append((service, read_timeout))
         return runtime.client
 
-    monkeypatch.setattr(sagemaker, "aws_client", factory)
     runtime.respond(_chat_completion("Tents."))
+    model = model_for(f"sagemaker:{ENDPOINT}:messages", ModelRuntimeSettings(), factory)
 
-    SageMakerEndpointModel(ENDPOINT, "messages").generate(
-        _request().model_copy(update={"timeout_s": timeout_s})
-    )
+    model.generate(_request().model_copy(update={"timeout_s": timeout_s}))
 
     assert asked == [("sagemaker-runtime", read_timeout)]
 
 
 def test_unknown_payload_family_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
-        SageMakerEndpointModel(ENDPOINT, "completions", client=_client())  # type: ignore[arg-type]
+        SageMakerEndpointModel(ENDPOINT, "completions", client=lambda _timeout: _client())  # type: ignore[arg-type]

@@ -17,9 +17,10 @@ import pytest
 from local_api import answer, call, table_items
 from moto import mock_aws
 
-from concierge import semantic_cache
+from concierge.adapters.dynamodb.semantic import SemanticIndex, bucket_key, pack, unpack
 from concierge.adapters.embeddings.port import cosine
 from concierge.knowledge import IndexFile
+from concierge.models.state import QuestionScope
 from concierge_cli.local.runtime import LocalRuntime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,56 +46,68 @@ def dynamodb() -> Iterator[Any]:
         yield client
 
 
+def scope(cache_scope: str = "scope", language: str = "en", model: str = "m") -> QuestionScope:
+    return QuestionScope(cache_scope=cache_scope, language=language, embedding_model=model)
+
+
 def store_entry(dynamodb: Any, key: str) -> None:
     dynamodb.put_item(TableName=TABLE, Item={"cache_key": {"S": key}, "session_id": {"S": "s"}})
 
 
-def remember(dynamodb: Any, bucket: str, key: str, vector: list[float]) -> None:
+def remember(dynamodb: Any, where: QuestionScope, key: str, vector: list[float]) -> None:
     store_entry(dynamodb, key)
-    semantic_cache.remember(
-        dynamodb, TABLE, bucket, key, vector, kb_version="kb1", expires_at=4_000_000_000
+    SemanticIndex(dynamodb, TABLE).remember(
+        where, key, vector, kb_version="kb1", expires_at=4_000_000_000
     )
 
 
 def test_vectors_survive_quantisation_to_a_byte_per_dimension() -> None:
     vector = unit(0.3, -0.5, 0.1, 0.8)
-    restored = semantic_cache.unpack(semantic_cache.pack(vector))
+    restored = unpack(pack(vector))
     assert cosine(vector, restored) > 0.999
 
 
 def test_the_closest_question_at_or_above_the_threshold_is_found(dynamodb: Any) -> None:
-    bucket = semantic_cache.bucket_key("scope", "en", "m")
-    remember(dynamodb, bucket, "q#near", unit(1, 0.1, 0))
-    remember(dynamodb, bucket, "q#far", unit(0, 1, 0))
+    # Given two remembered questions of one scope
+    remember(dynamodb, scope(), "q#near", unit(1, 0.1, 0))
+    remember(dynamodb, scope(), "q#far", unit(0, 1, 0))
+    index = SemanticIndex(dynamodb, TABLE)
 
-    found = semantic_cache.find(dynamodb, TABLE, bucket, unit(1, 0, 0), threshold=0.99)
+    # When a close question is looked up under two thresholds
+    found = index.find(scope(), unit(1, 0, 0), threshold=0.99)
+    missed = index.find(scope(), unit(1, 0, 0), threshold=0.999)
+
+    # Then the closest is found at or above the threshold only, with its similarity either way
     assert found.cache_key == "q#near"
-    missed = semantic_cache.find(dynamodb, TABLE, bucket, unit(1, 0, 0), threshold=0.999)
     assert (missed.cache_key, missed.similarity) == (None, found.similarity)
 
 
 def test_another_language_scope_or_embedding_model_is_another_bucket(dynamodb: Any) -> None:
-    remember(dynamodb, semantic_cache.bucket_key("scope", "en", "m"), "q#en", unit(1, 0))
-    for bucket in (
-        semantic_cache.bucket_key("scope", "de", "m"),
-        semantic_cache.bucket_key("other kb", "en", "m"),
-        semantic_cache.bucket_key("scope", "en", "another embedding model"),
-    ):
-        assert semantic_cache.find(dynamodb, TABLE, bucket, unit(1, 0), 0.5).cache_key is None
+    # Given a question remembered in English
+    remember(dynamodb, scope(), "q#en", unit(1, 0))
+    index = SemanticIndex(dynamodb, TABLE)
+
+    # When the same vector is looked up in another language, scope or embedding model
+    # Then nothing is found
+    for other in (scope(language="de"), scope("other kb"), scope(model="another model")):
+        assert index.find(other, unit(1, 0), 0.5).cache_key is None
 
 
 def test_a_remembered_entry_names_its_bucket_and_can_be_forgotten(dynamodb: Any) -> None:
-    bucket = semantic_cache.bucket_key("scope", "en", "m")
-    remember(dynamodb, bucket, "q#1", unit(1, 0))
-    remember(dynamodb, bucket, "q#2", unit(0, 1))
+    # Given two remembered questions
+    remember(dynamodb, scope(), "q#1", unit(1, 0))
+    remember(dynamodb, scope(), "q#2", unit(0, 1))
+    index = SemanticIndex(dynamodb, TABLE)
     entry = dynamodb.get_item(TableName=TABLE, Key={"cache_key": {"S": "q#1"}})["Item"]
-    assert entry["semantic_bucket"]["S"] == bucket
+    assert entry["semantic_bucket"]["S"] == bucket_key(scope())
 
-    semantic_cache.forget(dynamodb, TABLE, bucket, "q#1")
+    # When the first is forgotten (and a bucket that is gone is asked to forget)
+    index.forget(bucket_key(scope()), "q#1")
+    index.forget(bucket_key(scope("gone")), "q#2")
 
-    assert semantic_cache.find(dynamodb, TABLE, bucket, unit(1, 0), 0.9).cache_key is None
-    assert semantic_cache.find(dynamodb, TABLE, bucket, unit(0, 1), 0.9).cache_key == "q#2"
-    semantic_cache.forget(dynamodb, TABLE, semantic_cache.bucket_key("gone", "en", "m"), "q#2")
+    # Then only the second is found
+    assert index.find(scope(), unit(1, 0), 0.9).cache_key is None
+    assert index.find(scope(), unit(0, 1), 0.9).cache_key == "q#2"
 
 
 # -- the chain with the tier on ---------------------------------------------------------------
@@ -119,7 +132,10 @@ def semantic_runtime(sample_index: tuple[Path, IndexFile]) -> Iterator[LocalRunt
     path, index = sample_index
     environ = {"CONCIERGE_SEMANTIC_CACHE": "on", "CONCIERGE_SEMANTIC_THRESHOLD": "0.95"}
     with (
-        mock.patch("concierge.handlers.embedder_for", return_value=ScriptedEmbedder()),
+        mock.patch(
+            "concierge.adapters.embeddings.registry.embedder_for",
+            return_value=ScriptedEmbedder(),
+        ),
         LocalRuntime(REPO_ROOT, path, index.kb_version, environ=environ) as local,
     ):
         yield local

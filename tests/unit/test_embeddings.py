@@ -97,10 +97,19 @@ def test_cosine_and_normalised() -> None:
         cosine([1.0], [1.0, 0.0])
 
 
+def _no_client(service: str, read_timeout: float | None = None) -> object:
+    return object()
+
+
 def test_the_registry_builds_each_supported_spec_without_calling_anything() -> None:
-    assert embedder_for("offline").spec == "offline"
-    titan = embedder_for("bedrock:amazon.titan-embed-text-v2:0")
-    cohere = embedder_for("bedrock:cohere.embed-multilingual-v3")
+    # Given a client factory whose clients cannot be called
+    # When each supported spec is built
+    offline = embedder_for("offline", _no_client)
+    titan = embedder_for("bedrock:amazon.titan-embed-text-v2:0", _no_client)
+    cohere = embedder_for("bedrock:cohere.embed-multilingual-v3", _no_client)
+
+    # Then each names its spec
+    assert offline.spec == "offline"
     assert titan.spec == "bedrock:amazon.titan-embed-text-v2:0"
     assert cohere.spec == "bedrock:cohere.embed-multilingual-v3"
 
@@ -118,7 +127,7 @@ def test_the_registry_builds_each_supported_spec_without_calling_anything() -> N
 )
 def test_an_unknown_spec_is_a_configuration_error_naming_it(spec: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        embedder_for(spec)
+        embedder_for(spec, _no_client)
     message = str(raised.value)
     # the spec (or, for an unsupported Bedrock model, its id) and what is supported
     assert repr(spec) in message or repr(spec.removeprefix("bedrock:")) in message
@@ -130,7 +139,7 @@ def test_the_offline_embedder_does_not_import_boto3() -> None:
     probe = (
         "import sys\n"
         "from concierge.adapters.embeddings.registry import embedder_for\n"
-        "embedder_for('offline').embed(['How much is shipping to Austria?'])\n"
+        "embedder_for('offline', None).embed(['How much is shipping to Austria?'])\n"
         "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))\n"
     )
     loaded = subprocess.run(

@@ -49,7 +49,7 @@ def test_filters_restrict_the_candidates() -> None:
 
 
 def test_a_missing_index_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(IndexNotFoundError, match="concierge index"):
+    with pytest.raises(IndexNotFoundError, match="concierge ingest"):
         load_index(str(tmp_path / "none.json"))
 
 

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from concierge.config import Price
 from concierge.errors import (
     BudgetExceededError,
     ModelInvocationError,
@@ -15,7 +14,7 @@ from concierge.errors import (
     ModelTimeoutError,
 )
 from concierge.models.state import StepUsage
-from concierge.pricing import PriceTable
+from concierge.pricing import Price, PriceTable
 from concierge.prompt_library import load_prompt
 from concierge.steps.calls import ModelRoute, RetryPolicy, call_model
 from fakes import FlakyModel

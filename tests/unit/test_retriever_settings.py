@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from concierge import wiring
 from concierge.adapters.retrieval.bedrock_kb import BedrockKnowledgeBase
 from concierge.adapters.retrieval.local_index import LocalIndex
 from concierge.adapters.retrieval.port import SearchFilter
-from concierge.config import RetrieveSettings, load
+from concierge.config import KnowledgeBaseSettings, RetrieveSettings, load
 from concierge.errors import ConfigurationError
-from concierge.handlers import retriever_for, retriever_from
 from concierge.knowledge import IndexFile
 from concierge.models.state import Passage, RetrieveInput
 from concierge.steps.retrieve import retrieve
@@ -28,29 +29,43 @@ def test_the_local_index_is_the_default_and_needs_its_uri() -> None:
     assert settings.retriever == "local"
     assert settings.min_score is None
 
-    with pytest.raises(ConfigurationError, match=r"CONCIERGE_INDEX_URI: .*required"):
+    with pytest.raises(ConfigurationError, match="CONCIERGE_INDEX_URI is required"):
         load(RetrieveSettings, {})
 
 
-def test_a_knowledge_base_needs_its_id_and_not_an_index() -> None:
-    with pytest.raises(ConfigurationError, match=r"CONCIERGE_KNOWLEDGE_BASE_ID: .*required"):
-        load(RetrieveSettings, {"CONCIERGE_RETRIEVER": "bedrock-kb"})
-    # CloudFormation sets unused variables to "": that is "not set", not a value
-    with pytest.raises(ConfigurationError, match="CONCIERGE_KNOWLEDGE_BASE_ID"):
-        load(
-            RetrieveSettings,
-            {"CONCIERGE_RETRIEVER": "bedrock-kb", "CONCIERGE_KNOWLEDGE_BASE_ID": ""},
-        )
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The process environment as the composition root reads it, rebuilt for each test; fake
+    credentials, so building a client never looks for real ones over the network."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    wiring.reset()
+    yield monkeypatch
+    wiring.reset()
 
+
+def test_a_knowledge_base_needs_its_id_and_not_an_index(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    # Given a knowledge base backend without an id (CloudFormation writes "" for "not set")
+    environment.setenv("CONCIERGE_RETRIEVER", "bedrock-kb")
+    environment.setenv("CONCIERGE_KNOWLEDGE_BASE_ID", "")
+
+    # When the retriever is built / Then the error names the missing variable
+    with pytest.raises(ConfigurationError, match="CONCIERGE_KNOWLEDGE_BASE_ID is required"):
+        wiring.retriever()
+
+    # And with an id, no index is needed
     settings = load(RetrieveSettings, {**KB, "CONCIERGE_INDEX_URI": "", "CONCIERGE_MIN_SCORE": ""})
-    assert (settings.knowledge_base_id, settings.index_uri, settings.min_score) == (
+    knowledge_base = load(KnowledgeBaseSettings, KB)
+    assert (knowledge_base.knowledge_base_id, settings.index_uri, settings.min_score) == (
         "KBTEST1234",
         None,
         None,
     )
     assert (
-        settings.knowledge_base_category_attribute,
-        settings.knowledge_base_language_attribute,
+        knowledge_base.knowledge_base_category_attribute,
+        knowledge_base.knowledge_base_language_attribute,
     ) == ("category", "language")
 
 
@@ -62,11 +77,6 @@ def test_a_knowledge_base_needs_its_id_and_not_an_index() -> None:
             {**KB, "CONCIERGE_KNOWLEDGE_BASE_ID": "arn:aws:bedrock:eu-west-1:1:knowledge-base/X"},
             "CONCIERGE_KNOWLEDGE_BASE_ID",
             id="arn-not-id",
-        ),
-        pytest.param(
-            {**KB, "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_ATTRIBUTE": ""},
-            "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_ATTRIBUTE",
-            id="attribute",
         ),
         pytest.param({**KB, "CONCIERGE_MIN_SCORE": "-0.1"}, "CONCIERGE_MIN_SCORE", id="score"),
         pytest.param(
@@ -82,13 +92,15 @@ def test_a_knowledge_base_needs_its_id_and_not_an_index() -> None:
     ],
 )
 def test_invalid_values_name_their_variable(variables: dict[str, str], named: str) -> None:
+    # Given one invalid variable / When each group is loaded / Then the error names it
     with pytest.raises(ConfigurationError, match=named):
         load(RetrieveSettings, variables)
+        load(KnowledgeBaseSettings, variables)
 
 
 def test_the_category_map_reads_category_label_pairs() -> None:
     settings = load(
-        RetrieveSettings,
+        KnowledgeBaseSettings,
         {
             **KB,
             "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": " products = catalogue ,,pricing=prices",
@@ -99,27 +111,25 @@ def test_the_category_map_reads_category_label_pairs() -> None:
         "products": "catalogue",
         "pricing": "prices",
     }
-    assert settings.min_score == 0.35
+    assert load(RetrieveSettings, {**KB, "CONCIERGE_MIN_SCORE": "0.35"}).min_score == 0.35
 
 
-def test_the_settings_choose_the_backend(tmp_path: Path) -> None:
+def test_the_settings_choose_the_backend(tmp_path: Path, environment: pytest.MonkeyPatch) -> None:
     # Given an index file and a knowledge base configuration
     index = tmp_path / "index.json"
     index.write_text(IndexFile(kb_version="1", chunks=[]).model_dump_json(), encoding="utf-8")
-    retriever_for.cache_clear()
 
-    local = retriever_from(load(RetrieveSettings, {"CONCIERGE_INDEX_URI": str(index)}))
-    knowledge_base = retriever_from(
-        load(
-            RetrieveSettings,
-            {
-                **KB,
-                "CONCIERGE_KNOWLEDGE_BASE_LANGUAGE_ATTRIBUTE": "lang",
-                "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": "products=catalogue",
-            },
-        )
-    )
-    retriever_for.cache_clear()
+    # When the composition root builds the retriever of each
+    environment.setenv("CONCIERGE_INDEX_URI", str(index))
+    local = wiring.retriever()
+    wiring.reset()
+    for name, value in {
+        **KB,
+        "CONCIERGE_KNOWLEDGE_BASE_LANGUAGE_ATTRIBUTE": "lang",
+        "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": "products=catalogue",
+    }.items():
+        environment.setenv(name, value)
+    knowledge_base = wiring.retriever()
 
     # Then each gets its own backend, the knowledge base with its attributes and labels
     assert isinstance(local, LocalIndex)
@@ -140,8 +150,8 @@ sys.path.insert(0, sys.argv[1])
 spec = importlib.util.spec_from_file_location("app", sys.argv[1] + "/app.py")
 app = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(app)
-from concierge.config import RetrieveSettings, get_settings
-app.retriever_from(get_settings(RetrieveSettings))
+from concierge import wiring
+wiring.retriever()
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("concierge.adapters.retrieval."))))
 """
 

@@ -2,9 +2,10 @@ import time
 
 import pytest
 
+from concierge.adapters.dynamodb.history import turns_from_items
 from concierge.adapters.retrieval.port import SearchFilter
 from concierge.cache_keys import cache_key, cache_scope
-from concierge.config import ClassifySettings, CondenseSettings
+from concierge.config import CategorySettings
 from concierge.errors import BudgetExceededError
 from concierge.models.state import (
     AnswerInput,
@@ -13,14 +14,15 @@ from concierge.models.state import (
     HistoryTurn,
     Passage,
     RetrieveInput,
+    Understanding,
 )
 from concierge.steps.answer import answer, cite
 from concierge.steps.classify import classify
-from concierge.steps.condense import condense, history_from_items, transcript
+from concierge.steps.condense import condense, transcript
 from concierge.steps.retrieve import retrieve
 from fakes import ScriptedModel, route_of
 
-SETTINGS = ClassifySettings(classify_model="scripted", categories=("products", "pricing"))
+SETTINGS = CategorySettings(categories=("products", "pricing"))
 
 
 def _deadline(seconds: float = 10) -> int:
@@ -35,19 +37,13 @@ def _passage(source: str, text: str = "Some text.", title: str = "T") -> Passage
 
 # -- classify ---------------------------------------------------------------------------------
 def test_classify_accepts_valid_model_output() -> None:
-    model = ScriptedModel(
-        ['{"category": "Pricing", "language": "ES", "translated_question": "How much?"}']
-    )
+    model = ScriptedModel(['{"category": "Pricing", "language": "ES"}'])
     result = classify(
         ClassifyInput(request_id="r", question="¿Cuánto?", deadline_ms=_deadline()),
         SETTINGS,
         route_of(model),
     )
-    assert (result.category, result.language, result.translated_question) == (
-        "pricing",
-        "es",
-        "How much?",
-    )
+    assert (result.category, result.language) == ("pricing", "es")
     assert result.usage.llm_calls == 1
 
 
@@ -117,12 +113,19 @@ def _item(question: str, answer_text: str) -> dict[str, dict[str, str]]:
     return {"question": {"S": question}, "answer": {"S": answer_text}}
 
 
-def test_history_items_newest_first_become_turns_oldest_first_within_the_limit() -> None:
-    items = [_item("q3", "a3"), _item("q2", "a2"), _item("q1", "a1")]
-    assert [t.question for t in history_from_items(items, limit=2)] == ["q2", "q3"]
+def test_history_items_newest_first_become_turns_oldest_first() -> None:
+    # Given the Query task's items, newest first, one without an answer
+    items = [_item("q3", "a3"), {"question": {"S": "q2"}}, _item("q1", "a1")]
+
+    # When they become turns
+    turns = turns_from_items(items)
+
+    # Then they read oldest first, and the incomplete one is skipped
+    assert [turn.question for turn in turns] == ["q1", "q3"]
 
 
-CONDENSE = CondenseSettings(condense_model="scripted", categories=("products", "pricing"))
+CONDENSE = CategorySettings(categories=("products", "pricing"))
+HISTORY_TOKENS = 1_200
 SCOPE = cache_scope("kb1", "p1", "scripted")
 
 
@@ -136,14 +139,18 @@ def _follow_up(question: str, *items: dict[str, dict[str, str]]) -> CondenseInpu
     )
 
 
+def _condense(request: CondenseInput, model: ScriptedModel) -> Understanding:
+    history = turns_from_items(request.history_items)
+    return condense(request, history, CONDENSE, route_of(model), HISTORY_TOKENS)
+
+
 def test_condense_rewrites_and_classifies_in_one_call_and_keys_the_standalone_question() -> None:
     model = ScriptedModel(
         ['{"question": "Which tent is the cheapest?", "category": "pricing", "language": "en"}']
     )
-    result = condense(
+    result = _condense(
         _follow_up("Which is cheapest?", _item("Do you sell tents?", "Yes.")),
-        CONDENSE,
-        route_of(model),
+        model,
     )
     assert (result.question, result.category, result.language) == (
         "Which tent is the cheapest?",
@@ -159,17 +166,16 @@ def test_condense_rewrites_and_classifies_in_one_call_and_keys_the_standalone_qu
 
 def test_an_empty_rewrite_keeps_the_original_question() -> None:
     model = ScriptedModel(['{"question": "  ", "category": "products", "language": "en"}'])
-    result = condense(_follow_up("And that?", _item("q", "a")), CONDENSE, route_of(model))
+    result = _condense(_follow_up("And that?", _item("q", "a")), model)
     assert result.question == "And that?"
     assert result.cache_key == cache_key("And that?", "en", SCOPE)
 
 
 def test_unusable_condense_output_is_re_asked_once_then_defaulted_field_by_field() -> None:
     model = ScriptedModel(["Sure! Here you go.", '{"question": "¿Y cuánto cuesta la Cirrus 2?"}'])
-    result = condense(
+    result = _condense(
         _follow_up("¿Y cuánto cuesta?", _item("¿Qué es la Cirrus 2?", "Una tienda.")),
-        CONDENSE,
-        route_of(model),
+        model,
     )
     assert len(model.requests) == 2
     assert "could not be used" in model.requests[1].prompt

@@ -12,19 +12,23 @@ import json
 import re
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from concierge.adapters.executor import ChainExecutor, ExecutionResult
-from concierge.cache_keys import cache_key, cache_scope
+from concierge.cache_keys import cache_key
 from concierge.config import ApiSettings
+from concierge.errors import ConfigurationError, StoreUnavailableError
 from concierge.models.http import (
     SESSION_ID_PATTERN,
     ChatRequest,
     ChatResponse,
     ErrorDetail,
     ErrorResponse,
+    SessionDeletion,
     Usage,
 )
 from concierge.models.state import CacheLookup, ChainFailure, ChainInput, ChainOutput
@@ -34,8 +38,6 @@ from concierge.observability import (
     record_degraded,
     record_response,
 )
-from concierge.prompt_library import prompt_versions
-from concierge.stores import SessionDeletion, StoreError, delete_session
 from concierge.text import detect_language
 
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
@@ -63,6 +65,11 @@ _FAILURES: dict[str, tuple[int, str, str]] = {
         "knowledge_base_unavailable",
         "The knowledge base is busy. Please retry in a few seconds.",
     ),
+    "KnowledgeBaseTimeoutError": (
+        504,
+        "timeout",
+        "The knowledge base took too long to answer. Please retry.",
+    ),
     "IndexNotFoundError": (
         503,
         "knowledge_base_unavailable",
@@ -82,16 +89,52 @@ _FAILURES: dict[str, tuple[int, str, str]] = {
 _INTERNAL = (500, "internal_error", "Something went wrong while answering. Please retry.")
 
 
+class SessionEraser(Protocol):
+    def delete_session(self, session_id: str) -> SessionDeletion: ...
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """What the HTTP edge needs, built by the composition root (concierge.wiring)."""
+
+    settings: ApiSettings
+    # kb version, prompt versions and answer model: part of every cache key.
+    cache_scope: str
+    executor: ChainExecutor
+    # None when the tables are not configured: DELETE /sessions/{id} is then a 500.
+    sessions: SessionEraser | None
+
+
+class _App:
+    def __init__(self, services: Callable[[], ApiServices]) -> None:
+        self._services = services
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        request_id = _request_id(event)
+        try:
+            services = self._services()
+        except ConfigurationError:
+            logger.exception("the api function is misconfigured")
+            response = _error(*_FAILURES["ConfigurationError"], request_id)
+            record_response(response["statusCode"])
+            return response
+        return handle(event, services)
+
+
+def create_app(services: Callable[[], ApiServices]) -> _App:
+    return _App(services)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
 
 
-def handle(event: dict[str, Any], settings: ApiSettings, executor: ChainExecutor) -> dict[str, Any]:
+def handle(event: dict[str, Any], services: ApiServices) -> dict[str, Any]:
     request_id = _request_id(event)
     try:
-        response = _route(event, request_id, settings, executor)
+        response = _route(event, request_id, services)
     except Exception:
         # The last line of defence: whatever broke, the client gets the contract's error shape.
         logger.exception("unhandled error in the api function")
@@ -100,9 +143,8 @@ def handle(event: dict[str, Any], settings: ApiSettings, executor: ChainExecutor
     return response
 
 
-def _route(
-    event: dict[str, Any], request_id: str, settings: ApiSettings, executor: ChainExecutor
-) -> dict[str, Any]:
+def _route(event: dict[str, Any], request_id: str, services: ApiServices) -> dict[str, Any]:
+    settings = services.settings
     method = event.get("requestContext", {}).get("http", {}).get("method", "")
     path = event.get("rawPath", "")
     try:
@@ -113,7 +155,7 @@ def _route(
         if path.startswith(_SESSIONS):
             if method != "DELETE":
                 raise ApiError(405, "method_not_allowed", "Use DELETE /sessions/{session_id}.")
-            return _json(200, forget_session(path.removeprefix(_SESSIONS), settings), request_id)
+            return _json(200, forget_session(path.removeprefix(_SESSIONS), services), request_id)
         if path != "/chat":
             raise ApiError(404, "not_found", f"No route for {path or '/'}.")
         if method != "POST":
@@ -122,8 +164,7 @@ def _route(
         response = run_chat(
             request,
             request_id,
-            settings,
-            executor,
+            services,
             bypass_cache=request.bypass_cache or _asks_for_no_cache(event),
         )
         return _json(200, response, request_id)
@@ -131,21 +172,15 @@ def _route(
         return _error(error.status, error.code, error.message, request_id)
 
 
-def forget_session(session_id: str, settings: ApiSettings) -> SessionDeletion:
+def forget_session(session_id: str, services: ApiServices) -> SessionDeletion:
     """DELETE /sessions/{id}: the session's turns and the cache entries it produced."""
     if not _SESSION_ID.fullmatch(session_id):
         raise ApiError(400, "invalid_request", "session_id: must match " + SESSION_ID_PATTERN)
-    if not (settings.history_table and settings.cache_table):
+    if services.sessions is None:
         raise ApiError(*_FAILURES["ConfigurationError"])
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from concierge.adapters.aws import aws_client
-
     try:
-        deletion = delete_session(
-            aws_client("dynamodb"), settings.history_table, settings.cache_table, session_id
-        )
-    except (StoreError, ClientError, BotoCoreError):
+        deletion = services.sessions.delete_session(session_id)
+    except StoreUnavailableError:
         logger.exception("session deletion failed")
         raise ApiError(
             503, "store_unavailable", "The session could not be deleted now. Please retry."
@@ -187,14 +222,14 @@ def parse_chat_request(event: dict[str, Any], max_body_bytes: int) -> ChatReques
 def run_chat(
     request: ChatRequest,
     request_id: str,
-    settings: ApiSettings,
-    executor: ChainExecutor,
+    services: ApiServices,
     *,
     bypass_cache: bool = False,
 ) -> ChatResponse:
+    settings = services.settings
     now = time.time()
     session_id = request.session_id or uuid.uuid4().hex
-    scope = cache_scope(settings.kb_version, prompt_versions(), settings.answer_model)
+    scope = services.cache_scope
     # Detected from the words alone, so the first-turn lookup needs no model call.
     language = detect_language(request.question)
     chain_input = ChainInput(
@@ -218,7 +253,7 @@ def run_chat(
         cache_expires_at=int(now) + settings.cache_ttl_seconds,
         history_expires_at=int(now) + settings.history_ttl_seconds,
     )
-    result = executor.run(
+    result = services.executor.run(
         request_id, chain_input.model_dump(mode="json"), settings.request_budget_ms / 1000 + 1
     )
     output = _successful_output(result)

@@ -34,8 +34,18 @@ class KnowledgeBaseThrottledError(RetrievalError):
     """The knowledge base throttled us or is temporarily unavailable; worth a retry."""
 
 
+class KnowledgeBaseTimeoutError(RetrievalError):
+    """The knowledge base did not answer within its read timeout; not retried (a second wait
+    would outlast the step's budget)."""
+
+
 class IndexNotFoundError(RetrievalError):
     """The local index file is missing: run `concierge index` (make run does it for you)."""
+
+
+class StoreUnavailableError(ConciergeError):
+    """A table could not be read or written now (throttled, unreachable, refused, or a batch
+    left items unprocessed). Operations that raise it are safe to run again."""
 
 
 class BudgetExceededError(ConciergeError):

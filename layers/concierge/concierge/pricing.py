@@ -7,7 +7,17 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-from concierge.config import Price
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Price(BaseModel):
+    """USD per 1,000 tokens."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
 
 _DEFAULT_PRICES = Path(__file__).with_name("prices.toml")
 # Geography prefixes of Bedrock cross-region inference profiles.

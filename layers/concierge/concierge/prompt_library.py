@@ -1,4 +1,5 @@
-"""The prompt library: one TOML file per prompt (prompts/ at the repository root), versioned.
+"""The prompt library: one TOML file per prompt in the `prompts/` folder next to this module
+(layers/concierge/concierge/prompts/, shipped in the layer), versioned.
 
 Templates use `$name` placeholders (string.Template) so JSON examples need no escaping.
 """

@@ -1,4 +1,5 @@
-"""The public HTTP contract of POST /chat. Tests outside the project rely on it exactly."""
+"""The public HTTP contract: POST /chat, DELETE /sessions/{id}, GET /health and the error body.
+Tests outside the project rely on it exactly."""
 
 from __future__ import annotations
 
@@ -41,6 +42,18 @@ class ChatResponse(BaseModel):
     session_id: str
     request_id: str
     usage: Usage
+
+
+class SessionDeletion(BaseModel):
+    """DELETE /sessions/{session_id}: what was deleted (zeros when there was nothing)."""
+
+    session_id: str
+    turns: int
+    cache_entries: int
+
+
+class Health(BaseModel):
+    status: str = "ok"
 
 
 class ErrorDetail(BaseModel):

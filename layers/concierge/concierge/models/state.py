@@ -7,15 +7,29 @@ the definition uses, so renaming one means changing the ASL too (tests/integrati
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from concierge.errors import InvalidStepInputError
 from concierge.models.http import Citation
 
 
 class _State(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], event: Any) -> M:
+    """A step's input, validated; the error name tells Step Functions (and people) what broke,
+    and the message names the fields, never their values (they may be user text)."""
+    try:
+        return model.model_validate(event)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
+        raise InvalidStepInputError(f"{model.__name__}: invalid fields: {fields}") from None
 
 
 class StepUsage(_State):
@@ -114,8 +128,6 @@ class ClassifyInput(_State):
 class Classification(_State):
     category: str
     language: str = Field(pattern=r"^[a-z]{2}$")
-    # The question in the knowledge base's main language, when the model found it useful.
-    translated_question: str | None = None
     usage: StepUsage
 
 
@@ -142,7 +154,6 @@ class Understanding(_State):
     question: str
     category: str
     language: str = Field(pattern=r"^[a-z]{2}$")
-    translated_question: str | None = None
     usage: StepUsage
     cache_key: str
     # The language `cache_key` was built with; an answer in another language is not stored.
@@ -186,6 +197,15 @@ class AnswerOutput(_State):
     # False for answers that must not be served from the cache (no relevant documents).
     cacheable: bool
     usage: StepUsage
+
+
+class QuestionScope(_State):
+    """Questions that may share an answer in the semantic tier: the same cache scope
+    (knowledge-base version, prompt versions, answer model), language and embedding model."""
+
+    cache_scope: str
+    language: str
+    embedding_model: str
 
 
 class SemanticLookupInput(_State):

@@ -6,7 +6,7 @@ after that falls back field by field (default category, detected language). Neve
 
 from __future__ import annotations
 
-from concierge.config import ClassifySettings
+from concierge.config import CategorySettings
 from concierge.models.state import Classification, ClassifyInput
 from concierge.prompt_library import load_prompt
 from concierge.steps.calls import ModelRoute
@@ -14,10 +14,10 @@ from concierge.steps.structured import CategoryMenu, ModelClassification, ask_fo
 
 
 def classify(
-    request: ClassifyInput, settings: ClassifySettings, route: ModelRoute
+    request: ClassifyInput, categories: CategorySettings, route: ModelRoute
 ) -> Classification:
     prompt = load_prompt("classify")
-    menu = CategoryMenu.of(settings)
+    menu = CategoryMenu.of(categories)
     answer = ask_for_json(
         route,
         "classify",

@@ -8,11 +8,9 @@ an earlier question meant is served from the cache without an answer call.
 
 from __future__ import annotations
 
-from typing import Any
-
 from concierge.adapters.llm.port import estimate_tokens
 from concierge.cache_keys import cache_key
-from concierge.config import CondenseSettings
+from concierge.config import CategorySettings
 from concierge.models.state import CondenseInput, HistoryTurn, Understanding
 from concierge.prompt_library import load_prompt
 from concierge.steps.calls import ModelRoute
@@ -24,16 +22,6 @@ _ANSWER_CHARS_IN_PROMPT = 600
 
 class _ModelFollowUp(ModelClassification):
     question: str
-
-
-def history_from_items(items: list[dict[str, Any]], limit: int) -> list[HistoryTurn]:
-    """DynamoDB items (newest first, as the Query task returns them) to turns, oldest first."""
-    turns = [
-        HistoryTurn(question=item["question"]["S"], answer=item["answer"]["S"])
-        for item in items[:limit]
-        if "question" in item and "answer" in item
-    ]
-    return list(reversed(turns))
 
 
 def transcript(history: list[HistoryTurn], token_budget: int) -> str:
@@ -51,12 +39,17 @@ def transcript(history: list[HistoryTurn], token_budget: int) -> str:
 
 
 def condense(
-    request: CondenseInput, settings: CondenseSettings, route: ModelRoute
+    request: CondenseInput,
+    history: list[HistoryTurn],
+    categories: CategorySettings,
+    route: ModelRoute,
+    history_tokens: int,
 ) -> Understanding:
-    history = history_from_items(request.history_items, settings.history_turns)
+    """`history`: the session's latest turns, oldest first (the chain loaded as many as the api
+    settings' `history_turns`); of those, the newest that fit `history_tokens` are used."""
     prompt = load_prompt("condense")
-    menu = CategoryMenu.of(settings)
-    conversation = transcript(history, settings.history_tokens)
+    menu = CategoryMenu.of(categories)
+    conversation = transcript(history, history_tokens)
     answer = ask_for_json(
         route,
         "condense",

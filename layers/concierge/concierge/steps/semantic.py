@@ -1,25 +1,49 @@
 """Semantic tier of the cache: find an earlier question close enough to answer this one, and
-remember a newly answered question. See concierge.semantic_cache for how it is stored."""
+remember a newly answered question. The vectors' storage is concierge.adapters.dynamodb.semantic."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
-from concierge import semantic_cache
-from concierge.models.state import SemanticLookupInput, SemanticLookupOutput, SemanticRememberInput
+from concierge.adapters.embeddings.port import Embedder
+from concierge.models.state import (
+    QuestionScope,
+    SemanticLookupInput,
+    SemanticLookupOutput,
+    SemanticRememberInput,
+)
+
+
+class Match(Protocol):
+    @property
+    def cache_key(self) -> str | None: ...
+
+    @property
+    def similarity(self) -> float: ...
+
+
+class QuestionIndex(Protocol):
+    def find(self, scope: QuestionScope, vector: list[float], threshold: float) -> Match: ...
+
+    def remember(
+        self,
+        scope: QuestionScope,
+        entry_key: str,
+        vector: list[float],
+        *,
+        kb_version: str,
+        expires_at: int,
+    ) -> None: ...
 
 
 def lookup(
-    request: SemanticLookupInput, embedder: Any, dynamodb: Any, table: str, threshold: float
+    request: SemanticLookupInput, embedder: Embedder, index: QuestionIndex, threshold: float
 ) -> SemanticLookupOutput:
     (vector,) = embedder.embed([request.question])
-    match = semantic_cache.find(
-        dynamodb,
-        table,
-        semantic_cache.bucket_key(request.cache_scope, request.language, embedder.spec),
-        vector,
-        threshold,
+    scope = QuestionScope(
+        cache_scope=request.cache_scope, language=request.language, embedding_model=embedder.spec
     )
+    match = index.find(scope, vector, threshold)
     return SemanticLookupOutput(
         match_key=match.cache_key,
         similarity=match.similarity,
@@ -28,11 +52,14 @@ def lookup(
     )
 
 
-def remember(request: SemanticRememberInput, dynamodb: Any, table: str) -> None:
-    semantic_cache.remember(
-        dynamodb,
-        table,
-        semantic_cache.bucket_key(request.cache_scope, request.language, request.embedding_model),
+def remember(request: SemanticRememberInput, index: QuestionIndex) -> None:
+    scope = QuestionScope(
+        cache_scope=request.cache_scope,
+        language=request.language,
+        embedding_model=request.embedding_model,
+    )
+    index.remember(
+        scope,
         request.cache_key,
         request.vector,
         kb_version=request.kb_version,

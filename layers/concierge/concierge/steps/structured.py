@@ -33,7 +33,6 @@ class ModelClassification(BaseModel):
 
     category: str
     language: str
-    translated_question: str | None = None
 
     @field_validator("category", "language")
     @classmethod
@@ -76,14 +75,13 @@ def settled(
     parsed: ModelClassification | None, menu: CategoryMenu, question: str
 ) -> ModelClassification:
     """The model's classification where it is valid, a safe default field by field elsewhere."""
-    category, language, translated = menu.default, detect_language(question), None
+    category, language = menu.default, detect_language(question)
     if parsed is not None:
         if parsed.category in menu.descriptions:
             category = parsed.category
         if LANGUAGE_CODE.fullmatch(parsed.language):
             language = parsed.language
-        translated = parsed.translated_question or None
-    return ModelClassification(category=category, language=language, translated_question=translated)
+    return ModelClassification(category=category, language=language)
 
 
 @dataclass(frozen=True)

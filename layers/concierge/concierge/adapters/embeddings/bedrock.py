@@ -18,21 +18,14 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
-
-from concierge.adapters.aws import aws_client
-from concierge.adapters.aws_errors import model_error
+from concierge.adapters.aws_errors import MODEL, translated
 from concierge.adapters.embeddings.port import normalised
-from concierge.errors import (
-    ConfigurationError,
-    ModelInvocationError,
-    ModelThrottledError,
-    ModelTimeoutError,
-)
+from concierge.errors import ConfigurationError, ModelInvocationError
 
 Family = Literal["titan", "cohere"]
 
 TITAN_DIMENSIONS = (256, 512, 1024)
+READ_TIMEOUT_S = 3.0
 COHERE_BATCH = 96  # texts per InvokeModel call
 COHERE_MAX_CHARS = 2048  # per text
 
@@ -53,12 +46,14 @@ class BedrockEmbedder:
     def __init__(
         self,
         model_id: str,
-        client: Any | None = None,
+        client: Any,
         *,
         dimensions: int = 1024,
         input_type: str = "search_query",
-        timeout_s: float = 3.0,
     ) -> None:
+        """`client`: a bedrock-runtime client with one attempt per call and a short read timeout
+        (`READ_TIMEOUT_S`): an optional cache tier must not eat the request budget, and a
+        failure is a cache miss for the caller to count."""
         self.family = family_of(model_id)
         if self.family == "titan" and dimensions not in TITAN_DIMENSIONS:
             raise ConfigurationError(
@@ -70,14 +65,6 @@ class BedrockEmbedder:
         # Cohere: both sides of the comparison are questions, so one type for all of them.
         self.input_type = input_type
         self._client = client
-        self._timeout_s = timeout_s
-
-    def _runtime(self) -> Any:
-        if self._client is not None:
-            return self._client
-        # One attempt per call and a short read timeout: an optional cache tier must not eat
-        # the request budget; a failure is a cache miss for the caller to count.
-        return aws_client("bedrock-runtime", read_timeout=self._timeout_s)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         if self.family == "titan":
@@ -107,20 +94,14 @@ class BedrockEmbedder:
         return [_floats(vector, self.spec) for vector in embeddings]
 
     def _invoke(self, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = self._runtime().invoke_model(
+        with translated(MODEL, self.spec):
+            response = self._client.invoke_model(
                 modelId=self.model_id,
                 body=json.dumps(body),
                 contentType="application/json",
                 accept="application/json",
             )
             raw = response["body"].read()
-        except ClientError as exc:
-            raise model_error(exc, self.spec) from exc
-        except ReadTimeoutError as exc:
-            raise ModelTimeoutError(f"{self.spec} did not answer in time") from exc
-        except BotoCoreError as exc:
-            raise ModelThrottledError(f"{self.spec} unreachable: {type(exc).__name__}") from exc
         try:
             reply = json.loads(raw)
         except ValueError as exc:

@@ -7,6 +7,7 @@ bedrock:<embedding model id>              Amazon Bedrock InvokeModel: amazon.tit
 
 from __future__ import annotations
 
+from concierge.adapters import ClientFactory
 from concierge.adapters.embeddings.port import Embedder
 from concierge.errors import ConfigurationError
 
@@ -16,15 +17,16 @@ _SPEC_HELP = (
 )
 
 
-def embedder_for(spec: str) -> Embedder:
-    """The embedder a spec names. Only a `bedrock:` spec imports boto3."""
+def embedder_for(spec: str, clients: ClientFactory) -> Embedder:
+    """The embedder a spec names; `clients` builds the AWS client of a `bedrock:` spec, the only
+    kind that needs one."""
     provider, _, rest = spec.partition(":")
     if provider == "offline" and not rest:
         from concierge.adapters.embeddings.offline import OfflineEmbedder
 
         return OfflineEmbedder()
     if provider == "bedrock" and rest:
-        from concierge.adapters.embeddings.bedrock import BedrockEmbedder
+        from concierge.adapters.embeddings.bedrock import READ_TIMEOUT_S, BedrockEmbedder
 
-        return BedrockEmbedder(rest)
+        return BedrockEmbedder(rest, clients("bedrock-runtime", READ_TIMEOUT_S))
     raise ConfigurationError(f"unknown embedding model {spec!r}: {_SPEC_HELP}")

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
-
-from concierge.adapters.aws import aws_client
-from concierge.adapters.aws_errors import model_error
+from concierge.adapters import TimedClient
+from concierge.adapters.aws_errors import MODEL, translated
 from concierge.adapters.llm.port import ModelReply, ModelRequest
-from concierge.errors import ModelThrottledError, ModelTimeoutError
 
 
 class BedrockConverseModel:
     def __init__(
         self,
         model_id: str,
-        client: Any | None = None,
+        client: TimedClient,
         *,
         guardrail_id: str | None = None,
         guardrail_version: str = "DRAFT",
@@ -33,10 +30,8 @@ class BedrockConverseModel:
         self._latency = latency
 
     def _runtime(self, timeout_s: float) -> Any:
-        if self._client is not None:
-            return self._client
         # Whole seconds keep the client cache small; never wait past the budget.
-        return aws_client("bedrock-runtime", read_timeout=float(max(1, int(timeout_s))))
+        return self._client(float(max(1, int(timeout_s))))
 
     def generate(self, request: ModelRequest) -> ModelReply:
         inference: dict[str, Any] = {
@@ -56,14 +51,8 @@ class BedrockConverseModel:
             arguments["guardrailConfig"] = self._guardrail
         if self._latency == "optimized":
             arguments["performanceConfig"] = {"latency": "optimized"}
-        try:
+        with translated(MODEL, self.spec):
             response = self._runtime(request.timeout_s).converse(**arguments)
-        except ClientError as exc:
-            raise model_error(exc, self.spec) from exc
-        except ReadTimeoutError as exc:
-            raise ModelTimeoutError(f"{self.spec} did not answer in time") from exc
-        except BotoCoreError as exc:
-            raise ModelThrottledError(f"{self.spec} unreachable: {type(exc).__name__}") from exc
         blocks = response["output"]["message"]["content"]
         usage = response.get("usage", {})
         return ModelReply(

@@ -83,7 +83,7 @@ class OfflineModel:
 
 
 def _classify(inputs: dict[str, Any]) -> str:
-    return json.dumps({**_classification(inputs["question"], inputs), "translated_question": None})
+    return json.dumps(_classification(inputs["question"], inputs))
 
 
 def _classification(question: str, inputs: dict[str, Any]) -> dict[str, str]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, get_args
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
+from botocore.exceptions import ClientError
 
-from concierge.adapters.aws import aws_client
-from concierge.adapters.aws_errors import aws_error, model_error
+from concierge.adapters import TimedClient
+from concierge.adapters.aws_errors import MODEL, AwsError, translated
 from concierge.adapters.llm.openai_compat import (
     chat_messages,
     parse_chat_completion,
@@ -24,6 +24,7 @@ from concierge.adapters.llm.openai_compat import (
 )
 from concierge.adapters.llm.port import ModelReply, ModelRequest
 from concierge.errors import (
+    ConciergeError,
     ConfigurationError,
     ModelInvocationError,
     ModelThrottledError,
@@ -39,7 +40,7 @@ _HTTP_REQUEST_TIMEOUT = 408
 
 
 class SageMakerEndpointModel:
-    def __init__(self, endpoint_name: str, payload: Payload, client: Any | None = None) -> None:
+    def __init__(self, endpoint_name: str, payload: Payload, client: TimedClient) -> None:
         if payload not in get_args(Payload):
             raise ConfigurationError(
                 f"unknown SageMaker payload {payload!r}: use 'messages' or 'inputs'"
@@ -50,14 +51,12 @@ class SageMakerEndpointModel:
         self._client = client
 
     def _runtime(self, timeout_s: float) -> Any:
-        if self._client is not None:
-            return self._client
         # Whole seconds keep the client cache small; never wait past the budget.
-        return aws_client("sagemaker-runtime", read_timeout=float(max(1, int(timeout_s))))
+        return self._client(float(max(1, int(timeout_s))))
 
     def generate(self, request: ModelRequest) -> ModelReply:
         body = _messages_body(request) if self.payload == "messages" else _inputs_body(request)
-        try:
+        with translated(MODEL, self.spec, refine=_container_failure):
             response = self._runtime(request.timeout_s).invoke_endpoint(
                 EndpointName=self.endpoint_name,
                 ContentType="application/json",
@@ -66,12 +65,6 @@ class SageMakerEndpointModel:
             )
             # The body streams: reading it can time out too.
             raw = _read(response["Body"])
-        except ClientError as exc:
-            raise _translate(exc, self.spec) from exc
-        except (ReadTimeoutError, ConnectTimeoutError) as exc:
-            raise ModelTimeoutError(f"{self.spec} did not answer in time") from exc
-        except BotoCoreError as exc:
-            raise ModelThrottledError(f"{self.spec} unreachable: {type(exc).__name__}") from exc
         try:
             payload = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -147,16 +140,16 @@ def _original_status(exc: ClientError) -> int | None:
     return None
 
 
-def _translate(exc: ClientError, spec: str) -> Exception:
-    error = aws_error(exc)
+def _container_failure(exc: ClientError, error: AwsError, spec: str) -> ConciergeError | None:
+    """A ModelError is the container's own failure: its HTTP status, not SageMaker's, says
+    whether a retry may help. Anything else takes the common reading."""
     if error.code != _MODEL_ERROR or error.retryable:
-        return model_error(exc, spec)
-    # The container itself failed: its own HTTP status says whether a retry may help.
-    code, status = error.code, _original_status(exc)
+        return None
+    status = _original_status(exc)
     if status is not None and (status == _HTTP_TOO_MANY_REQUESTS or 500 <= status < 600):
-        return ModelThrottledError(f"{spec} model container failed ({code}, HTTP {status})")
+        return ModelThrottledError(f"{spec} model container failed ({error.name}, HTTP {status})")
     if status == _HTTP_REQUEST_TIMEOUT:
-        return ModelTimeoutError(f"{spec} model container timed out ({code}, HTTP {status})")
+        return ModelTimeoutError(f"{spec} model container timed out ({error.name}, HTTP {status})")
     return ModelInvocationError(
-        f"{spec} model container rejected the request ({code}, HTTP {status or 'unknown'})"
+        f"{spec} model container rejected the request ({error.name}, HTTP {status or 'unknown'})"
     )

@@ -5,10 +5,12 @@ conditions on two attributes of the knowledge base's documents (`category` and `
 configured otherwise), joined by `andAll` when both are given. The attributes come from each
 document's `<name>.metadata.json` sidecar, which `concierge` ingestion writes next to it.
 
-Errors: throttling, 5xx and unreachable endpoints raise `KnowledgeBaseThrottledError`, which the
-state machine retries once and the api maps to 503 `knowledge_base_unavailable`. A read timeout raises `ModelTimeoutError` (504, not
-retried: a second wait would outlast the step's budget). Everything else - access denied, an
-unknown knowledge base, a rejected request - is a `RetrievalError` naming the knowledge base.
+Errors (concierge.adapters.aws_errors, family KNOWLEDGE_BASE): throttling, 5xx and unreachable
+endpoints raise `KnowledgeBaseThrottledError`, which the state machine retries once and the api
+maps to 503 `knowledge_base_unavailable`. A read timeout raises `KnowledgeBaseTimeoutError` (504,
+not retried: a second wait would outlast the step's 10-second task timeout). Everything else -
+access denied, an unknown knowledge base, a rejected request - is a `RetrievalError` naming the
+knowledge base and what to check.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import ClientError
 
-from concierge.adapters.aws import aws_client
-from concierge.adapters.aws_errors import aws_error
+from concierge.adapters.aws_errors import KNOWLEDGE_BASE, AwsError, translated
 from concierge.adapters.retrieval.port import SearchFilter
-from concierge.errors import KnowledgeBaseThrottledError, ModelTimeoutError, RetrievalError
+from concierge.errors import ConciergeError, RetrievalError
 from concierge.models.state import Passage
 
 # What a retry will not fix, and what to check.
@@ -38,21 +39,22 @@ _FAIL_FAST_HINTS = {
 }
 # Written by Bedrock on every chunk: where the document came from.
 _SOURCE_URI_ATTRIBUTE = "x-amz-bedrock-kb-source-uri"
-# Read timeout of one Retrieve call: below the step's 5 s in the state machine.
-DEFAULT_TIMEOUT_S = 3.0
+# Read timeout of one Retrieve call: the step may relax its filter and search again (up to three
+# calls), inside the Retrieve task's 10 s timeout in the state machine.
+READ_TIMEOUT_S = 3.0
 
 
 class BedrockKnowledgeBase:
     def __init__(
         self,
         knowledge_base_id: str,
-        client: Any | None = None,
+        client: Any,
         *,
         category_attribute: str = "category",
         language_attribute: str = "language",
         category_map: Mapping[str, str] | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
+        """`client`: a bedrock-agent-runtime client with one attempt and `READ_TIMEOUT_S`."""
         self.knowledge_base_id = knowledge_base_id
         self._client = client
         self._category_attribute = category_attribute
@@ -63,12 +65,6 @@ class BedrockKnowledgeBase:
         self._categories = {
             label: category for category, label in self._labels.items() if targets.count(label) == 1
         }
-        self._timeout_s = timeout_s
-
-    def _runtime(self) -> Any:
-        if self._client is not None:
-            return self._client
-        return aws_client("bedrock-agent-runtime", read_timeout=self._timeout_s)
 
     def metadata_filter(self, search_filter: SearchFilter) -> dict[str, Any] | None:
         """The `RetrievalFilter` of a classification; None searches every document."""
@@ -90,22 +86,14 @@ class BedrockKnowledgeBase:
         metadata_filter = self.metadata_filter(search_filter)
         if metadata_filter is not None:
             vector_search["filter"] = metadata_filter
-        try:
-            response = self._runtime().retrieve(
+        with translated(
+            KNOWLEDGE_BASE, f"knowledge base {self.knowledge_base_id}", refine=_with_hint
+        ):
+            response = self._client.retrieve(
                 knowledgeBaseId=self.knowledge_base_id,
                 retrievalQuery={"text": query},
                 retrievalConfiguration={"vectorSearchConfiguration": vector_search},
             )
-        except ClientError as exc:
-            raise _translate(exc, self.knowledge_base_id) from exc
-        except ReadTimeoutError as exc:
-            raise ModelTimeoutError(
-                f"knowledge base {self.knowledge_base_id} did not answer in time"
-            ) from exc
-        except BotoCoreError as exc:
-            raise KnowledgeBaseThrottledError(
-                f"knowledge base {self.knowledge_base_id} unreachable: {type(exc).__name__}"
-            ) from exc
         passages = (self._passage(result) for result in response.get("retrievalResults", []))
         return [passage for passage in passages if passage is not None]
 
@@ -152,17 +140,9 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _translate(exc: ClientError, knowledge_base_id: str) -> Exception:
-    error = aws_error(exc)
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = error.status
-    # AWS's own message is left out: it may quote the question.
-    described = f"{code or 'unknown error'}, HTTP {status}" if status else code or "unknown error"
-    if error.retryable:
-        return KnowledgeBaseThrottledError(
-            f"knowledge base {knowledge_base_id} is throttled or unavailable ({described})"
-        )
+def _with_hint(exc: ClientError, error: AwsError, what: str) -> ConciergeError | None:
+    """A rejection names what to check; throttling and timeouts keep the common reading."""
+    if error.retryable or error.timed_out:
+        return None
     hint = _FAIL_FAST_HINTS.get(error.code, "a retry will not help")
-    return RetrievalError(
-        f"knowledge base {knowledge_base_id} cannot be searched ({described}): {hint}"
-    )
+    return RetrievalError(f"{what} cannot be searched ({error.describe()}): {hint}")

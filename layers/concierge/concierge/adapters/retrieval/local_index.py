@@ -23,13 +23,18 @@ from bisect import bisect_left
 from collections import Counter
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from concierge.adapters.retrieval.port import SearchFilter
 from concierge.errors import IndexNotFoundError
 from concierge.knowledge import Chunk, IndexFile
 from concierge.models.state import Passage
 from concierge.text import terms
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+    from concierge.adapters.aws_errors import AwsError
 
 _K1 = 1.2
 _B = 0.75
@@ -196,24 +201,26 @@ def _accumulate(
 
 
 def load_index(uri: str, s3_client: Any | None = None) -> LocalIndex:
-    """Read an index from a file path or an s3://bucket/key URI."""
+    """Read an index from a file path, or from an s3://bucket/key URI with `s3_client`."""
     if uri.startswith("s3://"):
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
         if s3_client is None:
-            from concierge.adapters.aws import aws_client
+            raise ValueError(f"{uri} needs an S3 client")
+        from concierge.adapters.aws_errors import KNOWLEDGE_BASE, translated
 
-            s3_client = aws_client("s3")
-        try:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        with translated(KNOWLEDGE_BASE, f"index {uri}", refine=_missing_index):
             body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except s3_client.exceptions.NoSuchKey as exc:
-            raise IndexNotFoundError(
-                f"no index at {uri}: upload one with `concierge index`"
-            ) from exc
         return LocalIndex(IndexFile.model_validate_json(body))
     path = Path(uri)
     if not path.is_file():
-        raise IndexNotFoundError(f"no index at {path}: build it with `concierge index`")
+        raise IndexNotFoundError(f"no index at {path}: build it with `concierge ingest`")
     return LocalIndex(IndexFile.model_validate_json(path.read_bytes()))
+
+
+def _missing_index(exc: ClientError, error: AwsError, what: str) -> IndexNotFoundError | None:
+    if error.code == "nosuchkey":
+        return IndexNotFoundError(f"no {what}: upload one with `concierge ingest --target s3://…`")
+    return None
 
 
 def write_index(index: IndexFile, path: Path) -> None:

@@ -1,0 +1,198 @@
+"""The composition root: the one module that reads settings and builds what the handlers use —
+AWS clients, model routes, the retriever, the embedder, the stores and the chain executor.
+
+Handlers (functions/*/app.py), the local runtime and the CLI ask this module; everything below
+it receives what it needs as arguments and never reads the environment. Each builder runs once
+per container (Lambda reuses them between invocations); `reset()` forgets them all, for a
+process that changes its environment (the local runtime, tests).
+
+Imports happen inside the builders: a function imports only the adapters it uses.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+from concierge import config
+from concierge.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from concierge.adapters.dynamodb.semantic import SemanticIndex
+    from concierge.adapters.dynamodb.sessions import SessionStore
+    from concierge.adapters.embeddings.port import Embedder
+    from concierge.adapters.executor import ChainExecutor
+    from concierge.adapters.retrieval.port import Retriever
+    from concierge.api import ApiServices
+    from concierge.steps.calls import ModelRoute
+
+S = TypeVar("S", bound=config.SettingsGroup)
+F = TypeVar("F", bound=Callable[..., Any])
+Step = Literal["classify", "condense", "answer"]
+
+_builders: list[Any] = []
+
+
+def _once(builder: F) -> F:
+    """Cache a builder for the container's life, and let `reset` forget it."""
+    cached = cache(builder)
+    _builders.append(cached)
+    return cast(F, cached)
+
+
+@_once
+def settings(group: type[S]) -> S:
+    """One settings group, read from the environment once."""
+    return config.load(group, os.environ)
+
+
+@_once
+def aws_client(service: str, read_timeout: float | None = None) -> Any:
+    """The one factory of AWS clients (botocore's standard configuration, cached)."""
+    from concierge.adapters.aws import aws_client as build
+
+    return build(service, read_timeout)
+
+
+@_once
+def route(step: Step) -> ModelRoute:
+    """A step's models (primary, then fallbacks) and how they are called."""
+    from concierge.adapters.llm.registry import model_for
+    from concierge.pricing import PriceTable
+    from concierge.steps.calls import ModelRoute, RetryPolicy
+
+    groups: dict[Step, type[config.SettingsGroup]] = {
+        "classify": config.ClassifyRoute,
+        "condense": config.CondenseRoute,
+        "answer": config.AnswerRoute,
+    }
+    chosen = settings(groups[step]).model_dump()
+    specs = (chosen[f"{step}_model"], *chosen[f"{step}_fallbacks"])
+    runtime = settings(config.ModelRuntimeSettings)
+    return ModelRoute(
+        step=step,
+        models=[model_for(spec, runtime, aws_client) for spec in specs],
+        prices=PriceTable(runtime.model_prices),
+        policy=RetryPolicy(
+            attempts_per_model=runtime.model_attempts,
+            base_delay_s=runtime.retry_base_delay_ms / 1000,
+            max_delay_s=runtime.retry_max_delay_ms / 1000,
+        ),
+        rng=random.Random(),  # noqa: S311 - jitter, not security
+    )
+
+
+@_once
+def retriever() -> Retriever:
+    """The backend the settings choose, built (and a local index loaded) once per container.
+    Each backend imports only its own adapter."""
+    chosen = settings(config.RetrieveSettings)
+    if chosen.retriever == "bedrock-kb":
+        from concierge.adapters.retrieval.bedrock_kb import READ_TIMEOUT_S, BedrockKnowledgeBase
+
+        knowledge_base = settings(config.KnowledgeBaseSettings)
+        if knowledge_base.knowledge_base_id is None:
+            raise ConfigurationError(
+                "CONCIERGE_KNOWLEDGE_BASE_ID is required when CONCIERGE_RETRIEVER is bedrock-kb"
+            )
+        return BedrockKnowledgeBase(
+            knowledge_base.knowledge_base_id,
+            aws_client("bedrock-agent-runtime", READ_TIMEOUT_S),
+            category_attribute=knowledge_base.knowledge_base_category_attribute,
+            language_attribute=knowledge_base.knowledge_base_language_attribute,
+            category_map=dict(knowledge_base.knowledge_base_category_map),
+        )
+    from concierge.adapters.retrieval.local_index import load_index
+
+    assert chosen.index_uri is not None  # RetrieveSettings requires it
+    s3 = aws_client("s3") if chosen.index_uri.startswith("s3://") else None
+    return load_index(chosen.index_uri, s3)
+
+
+@_once
+def embedder() -> Embedder:
+    """The semantic tier's embedder."""
+    from concierge.adapters.embeddings.registry import embedder_for
+
+    return embedder_for(settings(config.SemanticCacheSettings).embedding_model, aws_client)
+
+
+@_once
+def semantic_index() -> SemanticIndex:
+    from concierge.adapters.dynamodb.semantic import SemanticIndex
+
+    return SemanticIndex(aws_client("dynamodb"), _table("cache_table"))
+
+
+def session_store(history_table: str | None = None, cache_table: str | None = None) -> SessionStore:
+    """Erasure and flushing over the two tables: the configured ones, or those named."""
+    from concierge.adapters.dynamodb.sessions import SessionStore
+
+    return SessionStore(
+        aws_client("dynamodb"),
+        history_table or _table("history_table"),
+        cache_table or _table("cache_table"),
+    )
+
+
+@_once
+def executor() -> ChainExecutor:
+    """The chain executor the api settings ask for, over the factory's Step Functions client."""
+    from concierge.adapters.executor import PollingExecutor, SyncExecutor
+
+    api = settings(config.ApiSettings)
+    client = aws_client("stepfunctions")
+    if api.execution_mode == "poll":
+        return PollingExecutor(client, api.state_machine_arn)
+    return SyncExecutor(client, api.state_machine_arn)
+
+
+@_once
+def api_services() -> ApiServices:
+    """What the HTTP edge needs to answer: settings, the cache scope, the executor, the store."""
+    from concierge.api import ApiServices
+    from concierge.cache_keys import cache_scope
+    from concierge.prompt_library import prompt_versions
+
+    api = settings(config.ApiSettings)
+    tables = settings(config.TableSettings)
+    return ApiServices(
+        settings=api,
+        cache_scope=cache_scope(
+            api.kb_version, prompt_versions(), settings(config.AnswerRoute).answer_model
+        ),
+        executor=executor(),
+        sessions=session_store() if tables.history_table and tables.cache_table else None,
+    )
+
+
+@_once
+def http_api() -> Any:
+    """The HTTP edge; its services are built on the first request that needs them."""
+    from concierge.api import create_app
+
+    return create_app(api_services)
+
+
+def _table(name: Literal["history_table", "cache_table"]) -> str:
+    table: str | None = getattr(settings(config.TableSettings), name)
+    if table is None:
+        raise ConfigurationError(f"{config.variable(name)} is not set")
+    return table
+
+
+def reset() -> None:
+    """Forget every settings group, client and adapter built so far."""
+    for builder in _builders:
+        builder.cache_clear()
+    if (aws := _loaded("concierge.adapters.aws")) is not None:
+        aws.reset_clients()
+
+
+def _loaded(module: str) -> Any:
+    import sys
+
+    return sys.modules.get(module)
