@@ -27,9 +27,11 @@ def test_defaults_build_cached_in_parallel_and_validate_with_lint(
 def test_environment_deploys_its_own_stack_with_its_stage_and_models(
     samconfig: dict[str, Any], env_parameters: dict[str, dict[str, str]], env: str
 ) -> None:
-    deploy = samconfig[env]["deploy"]["parameters"]
+    # Given the environment's sections, as SAM CLI merges them for `sam deploy`
+    deploy = {**samconfig[env]["global"]["parameters"], **samconfig[env]["deploy"]["parameters"]}
     values = env_parameters[env]
 
+    # Then it deploys its own stack, reviewed outside dev, with its stage and models
     assert deploy["stack_name"] == f"concierge-{env}"
     assert deploy["capabilities"] == "CAPABILITY_IAM"
     assert deploy["resolve_s3"] is True
@@ -40,6 +42,22 @@ def test_environment_deploys_its_own_stack_with_its_stage_and_models(
     assert values["Stage"] == env
     for name in MODEL_PARAMETERS:
         assert name in values, f"{env} does not choose {name}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_writes_its_stack_and_overrides_once(
+    samconfig: dict[str, Any], env: str
+) -> None:
+    # Given the commands configured for the environment (deploy, sync, …)
+    commands = {name: section["parameters"] for name, section in samconfig[env].items()}
+
+    # Then its stack and parameter overrides are in its global section, which every command
+    # reads, and in no command's own section
+    shared = ("stack_name", "region", "parameter_overrides")
+    assert all(key in commands["global"] for key in shared)
+    for name, parameters in commands.items():
+        if name != "global":
+            assert not set(shared) & set(parameters), f"[{env}.{name}] repeats {shared}"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
