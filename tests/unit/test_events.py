@@ -1,30 +1,574 @@
-"""The sample events in events/ stay valid inputs of their functions."""
+"""The sample events in events/ (for `sam local invoke`) cover template.yaml and stay valid.
 
+What must exist is read from the template and the state machine, never from a list here:
+
+* every function (`AWS::Serverless::Function`) has an event, named after its `CodeUri` folder:
+  `events/<step>.json` or `events/<step>-<variant>.json` (`functions/api` → `api-*.json`);
+* every `HttpApi` route of a function has an event whose `routeKey` is that route;
+* every Lambda task of the state machine has an event with exactly the fields of its `Payload`
+  (the semantic function's `lookup` and `remember` are two tasks, so two events).
+
+Each event is a valid input of its function — the `concierge.models.state.*Input` its handler
+imports, or an API Gateway HTTP API (payload 2.0) event for a function with routes — and runs
+through the real handler in-process, offline, as `sam local invoke` would run it. A name ending
+in `-invalid` marks an input the function must reject.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
 import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
+from pydantic import BaseModel, ValidationError
 
-from concierge.api import parse_chat_request
-from concierge.models.state import AnswerInput, ClassifyInput, CondenseInput, RetrieveInput
+from concierge import wiring
+from concierge.adapters.dynamodb.semantic import SemanticMatch, bucket_key
+from concierge.adapters.embeddings.port import cosine
+from concierge.adapters.executor import ExecutionResult
+from concierge.errors import InvalidStepInputError
+from concierge.knowledge import IndexFile
+from concierge.models import state
+from concierge.models.http import ChatRequest, SessionDeletion
+from concierge.models.state import ChainInput, QuestionScope
+from concierge_cli.local.template import functions, load_template, resources_of_type
+from concierge_cli.local.template import state_machine as state_machine_of
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+README = EVENTS / "README.md"
+TEMPLATE = load_template(ROOT / "template.yaml")
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+# Request bodies of the routes that take one; every other route's events carry no body.
+BODY_MODELS: dict[str, type[BaseModel]] = {"POST /chat": ChatRequest}
+# `sam local invoke` must not fail on the request budget: deadlines are years away.
+A_YEAR_MS = 365 * 24 * 3600 * 1000
 
 
-@pytest.mark.parametrize(
-    ("name", "model"),
-    [
-        ("classify.json", ClassifyInput),
-        ("condense.json", CondenseInput),
-        ("retrieve.json", RetrieveInput),
-        ("answer.json", AnswerInput),
-    ],
-)
-def test_step_events_match_their_input_models(name: str, model: type[BaseModel]) -> None:
-    model.model_validate(json.loads((EVENTS / name).read_text(encoding="utf-8")))
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def parameters(self, raw_path: str) -> dict[str, str] | None:
+        """The path parameters of `raw_path` when it is this route's path, else None."""
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
+        found = re.fullmatch(pattern, raw_path)
+        return found.groupdict() if found else None
 
 
-def test_the_chat_event_is_a_valid_request() -> None:
-    event = json.loads((EVENTS / "api-chat.json").read_text(encoding="utf-8"))
-    assert parse_chat_request(event, 65_536).question == "What do you sell?"
+@dataclass(frozen=True)
+class LambdaTask:
+    """A Task state of the state machine that invokes a function, and what it sends it."""
+
+    state: str
+    function: str
+    fields: frozenset[str]
+    constants: tuple[tuple[str, Any], ...]
+    # What the state reads from the function's reply: `$.Payload.<field>` in its ResultSelector.
+    reads: frozenset[str]
+
+    def sent(self, event: dict[str, Any]) -> bool:
+        """Whether `event` has this task's shape: its Payload's fields and constant values."""
+        return set(event) == self.fields and all(event[k] == v for k, v in self.constants)
+
+    def describe(self) -> str:
+        constants = dict(self.constants)
+        return (
+            "{"
+            + ", ".join(
+                f"{k}: {constants[k]!r}" if k in constants else k for k in sorted(self.fields)
+            )
+            + "}"
+        )
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    step: str
+    handler_path: Path
+    handler_name: str
+    routes: tuple[Route, ...]
+    tasks: tuple[LambdaTask, ...] = field(default=())
+
+    def owns(self, event_name: str) -> bool:
+        stem = event_name.removesuffix(".json")
+        return stem == self.step or stem.startswith(self.step + "-")
+
+
+def _lambda_tasks() -> list[LambdaTask]:
+    machine = state_machine_of(TEMPLATE, ROOT)
+    arns = {
+        "${" + name + "}": value["Fn::GetAtt"][0]
+        for name, value in machine.substitutions.items()
+        if isinstance(value, dict) and "Fn::GetAtt" in value
+    }
+    definition = json.loads(machine.definition_path.read_text(encoding="utf-8"))
+    tasks = []
+
+    def visit(states: dict[str, Any]) -> None:
+        for name, body in states.items():
+            if body.get("Type") == "Task" and body.get("Resource") == LAMBDA_INVOKE:
+                payload = body["Parameters"]["Payload"]
+                selector = body.get("ResultSelector", {}).values()
+                tasks.append(
+                    LambdaTask(
+                        state=name,
+                        function=arns[body["Parameters"]["FunctionName"]],
+                        fields=frozenset(key.removesuffix(".$") for key in payload),
+                        constants=tuple((k, v) for k, v in payload.items() if not k.endswith(".$")),
+                        reads=frozenset(
+                            path.removeprefix("$.Payload.")
+                            for path in selector
+                            if isinstance(path, str) and path.startswith("$.Payload.")
+                        ),
+                    )
+                )
+            for branch in body.get("Branches", []):  # Parallel
+                visit(branch["States"])
+            if "ItemProcessor" in body:  # Map
+                visit(body["ItemProcessor"]["States"])
+
+    visit(definition["States"])
+    return tasks
+
+
+def _functions() -> list[Function]:
+    resources = resources_of_type(TEMPLATE, "AWS::Serverless::Function")
+    tasks = _lambda_tasks()
+    found = []
+    for spec in functions(TEMPLATE, ROOT):
+        events = resources[spec.logical_id]["Properties"].get("Events", {}).values()
+        module, _, attribute = spec.handler.rpartition(".")
+        found.append(
+            Function(
+                logical_id=spec.logical_id,
+                step=spec.code_dir.name,
+                handler_path=spec.code_dir / f"{module.replace('.', '/')}.py",
+                handler_name=attribute,
+                routes=tuple(
+                    Route(e["Properties"]["Method"].upper(), e["Properties"]["Path"])
+                    for e in events
+                    if e["Type"] == "HttpApi"
+                ),
+                tasks=tuple(t for t in tasks if t.function == spec.logical_id),
+            )
+        )
+    return found
+
+
+FUNCTIONS = _functions()
+EVENT_FILES = sorted(path.name for path in EVENTS.iterdir() if path.name != README.name)
+ROUTES = [(function, route) for function in FUNCTIONS for route in function.routes]
+TASKS = [task for function in FUNCTIONS for task in function.tasks]
+
+
+def _owner(name: str) -> Function | None:
+    """The function an event belongs to: the longest step its name starts with."""
+    owners = [f for f in FUNCTIONS if f.owns(name)]
+    return max(owners, key=lambda f: len(f.step)) if owners else None
+
+
+def _events_of(function: Function) -> dict[str, dict[str, Any]]:
+    return {name: _read(name) for name in EVENT_FILES if _owner(name) == function}
+
+
+def _read(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    return document
+
+
+def _invalid(name: str) -> bool:
+    return name.removesuffix(".json").endswith("-invalid")
+
+
+def _owned(kind: str) -> list[str]:
+    """Event files of functions with routes (`api`) or without (`step`)."""
+    return [
+        name
+        for name in EVENT_FILES
+        if (owner := _owner(name)) is not None and bool(owner.routes) == (kind == "api")
+    ]
+
+
+def _route_of(function: Function, event: dict[str, Any]) -> Route | None:
+    return next((r for r in function.routes if r.key == event.get("routeKey")), None)
+
+
+_MODULES: dict[str, ModuleType] = {}
+
+
+def _handler_module(function: Function) -> ModuleType:
+    """The function's handler file, loaded the way Lambda loads it (by path, not by package)."""
+    if function.logical_id in _MODULES:
+        return _MODULES[function.logical_id]
+    loader = importlib.util.spec_from_file_location(
+        f"sample_events_{function.logical_id}", function.handler_path
+    )
+    assert loader is not None and loader.loader is not None, function.handler_path
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    _MODULES[function.logical_id] = module
+    return module
+
+
+def _input_models(function: Function) -> list[type[BaseModel]]:
+    """What the handler passes to `concierge.models.state.parse`: the `*Input` models it imports."""
+    return [
+        value
+        for value in vars(_handler_module(function)).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseModel)
+        and value.__module__ == state.__name__
+        and value.__name__.endswith("Input")
+    ]
+
+
+class _LambdaContext:
+    """What Powertools reads from the Lambda context (as `sam local invoke` provides it)."""
+
+    def __init__(self, function: Function) -> None:
+        self.function_name = function.logical_id
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:123456789012:function:{function.logical_id}"
+        )
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.logical_id}"
+        self.log_stream_name = "sample-events"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def _invoke(function: Function, event: dict[str, Any]) -> dict[str, Any]:
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(
+        _handler_module(function), function.handler_name
+    )
+    return handler(event, _LambdaContext(function))
+
+
+# -- doubles for what the handlers reach beyond the process ------------------------------------
+class _QuestionIndex:
+    """The semantic tier's vectors, in memory (in AWS: the cache table)."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, dict[str, list[float]]] = {}
+
+    def find(self, scope: QuestionScope, vector: list[float], threshold: float) -> SemanticMatch:
+        scored = [
+            (cosine(vector, v), key) for key, v in self.buckets.get(bucket_key(scope), {}).items()
+        ]
+        similarity, key = max(scored, default=(0.0, None))
+        return SemanticMatch(
+            cache_key=key if similarity >= threshold else None, similarity=round(similarity, 4)
+        )
+
+    def remember(
+        self,
+        scope: QuestionScope,
+        entry_key: str,
+        vector: list[float],
+        *,
+        kb_version: str,
+        expires_at: int,
+    ) -> None:
+        self.buckets.setdefault(bucket_key(scope), {})[entry_key] = vector
+
+
+class _Chain:
+    """The state machine, as the api function sees it: takes a ChainInput, answers."""
+
+    def __init__(self) -> None:
+        self.inputs: list[ChainInput] = []
+
+    def run(self, name: str, payload: dict[str, Any], timeout_s: float) -> ExecutionResult:
+        self.inputs.append(ChainInput.model_validate(payload))
+        output = {
+            "status": "answered",
+            "answer": "Alpenglow Outdoor designs and sells gear for hiking, trekking and camping. [1]",
+            "citations": [
+                {
+                    "source": "en-product-overview.md",
+                    "title": "What we sell – product overview",
+                    "snippet": "Alpenglow Outdoor designs and sells gear for hiking.",
+                }
+            ],
+            "category": "products",
+            "language": "en",
+            "usage": [],
+        }
+        return ExecutionResult(status="SUCCEEDED", output=output)
+
+
+class _Sessions:
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+
+    def delete_session(self, session_id: str) -> SessionDeletion:
+        self.deleted.append(session_id)
+        return SessionDeletion(session_id=session_id, turns=2, cache_entries=1)
+
+
+@dataclass
+class _Offline:
+    index: _QuestionIndex
+    chain: _Chain
+    sessions: _Sessions
+
+
+@pytest.fixture
+def offline(
+    monkeypatch: pytest.MonkeyPatch, sample_index: tuple[Path, IndexFile]
+) -> Iterator[_Offline]:
+    """Every function's settings, offline: offline models over the sample index, and doubles
+    for the tables and the state machine (unit tests reach no AWS, not even an emulated one)."""
+    index_path, index = sample_index
+    for name, value in {
+        "POWERTOOLS_SERVICE_NAME": "concierge",
+        "POWERTOOLS_METRICS_NAMESPACE": "Concierge",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "CONCIERGE_CLASSIFY_MODEL": "offline",
+        "CONCIERGE_CONDENSE_MODEL": "offline",
+        "CONCIERGE_ANSWER_MODEL": "offline",
+        "CONCIERGE_CATEGORIES": "products,pricing,policies,support,company",
+        "CONCIERGE_INDEX_URI": str(index_path),
+        "CONCIERGE_KB_VERSION": index.kb_version,
+        "CONCIERGE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:chat",
+        "CONCIERGE_HISTORY_TABLE": "history",
+        "CONCIERGE_CACHE_TABLE": "cache",
+    }.items():
+        monkeypatch.setenv(name, value)
+    doubles = _Offline(_QuestionIndex(), _Chain(), _Sessions())
+    monkeypatch.setattr(wiring, "semantic_index", lambda: doubles.index)
+    monkeypatch.setattr(wiring, "executor", lambda: doubles.chain)
+    monkeypatch.setattr(wiring, "session_store", lambda *args: doubles.sessions)
+    wiring.reset()
+    yield doubles
+    wiring.reset()
+
+
+# -- what must exist ---------------------------------------------------------------------------
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.logical_id)
+def test_every_function_has_an_event(function: Function) -> None:
+    # Given a function of template.yaml
+    # When its events are looked up by its step name
+    events = _events_of(function)
+    # Then there is at least one
+    assert events, (
+        f"{function.logical_id} (CodeUri functions/{function.step}) has no sample event: add "
+        f"events/{function.step}.json (or events/{function.step}-<variant>.json) and a line for "
+        "it in events/README.md"
+    )
+
+
+@pytest.mark.parametrize(("function", "route"), ROUTES, ids=[route.key for _, route in ROUTES])
+def test_every_route_has_an_event(function: Function, route: Route) -> None:
+    # Given an HttpApi route of template.yaml
+    # When the events of its function are read
+    events = _events_of(function)
+    # Then one of them is a request to that route
+    assert any(event.get("routeKey") == route.key for event in events.values()), (
+        f"no sample event for {route.key} ({function.logical_id}): add "
+        f"events/{function.step}-<name>.json, an HTTP API payload 2.0 event with routeKey "
+        f"{route.key!r} (start from another events/{function.step}-*.json), and a line for it "
+        "in events/README.md"
+    )
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.state)
+def test_every_lambda_task_of_the_state_machine_has_an_event(task: LambdaTask) -> None:
+    # Given a Task state that invokes a function, and what its Payload sends
+    function = next(f for f in FUNCTIONS if f.logical_id == task.function)
+    # When the events of that function are read
+    events = _events_of(function)
+    # Then one of them has exactly that shape
+    assert any(task.sent(event) for event in events.values()), (
+        f"the {task.state} state sends {task.function} {task.describe()}, and no sample event "
+        f"has that shape: add events/{function.step}-<variant>.json with those fields, and a "
+        "line for it in events/README.md"
+    )
+
+
+@pytest.mark.parametrize("name", EVENT_FILES)
+def test_every_event_belongs_to_a_function(name: str) -> None:
+    # Given a file in events/
+    # When its name is matched against the functions' steps
+    owner = _owner(name)
+    # Then it is a JSON event of exactly one function
+    steps = ", ".join(sorted(f.step for f in FUNCTIONS))
+    assert name.endswith(".json"), f"events/{name}: events/ holds README.md and *.json only"
+    assert owner is not None, (
+        f"events/{name} belongs to no function of template.yaml: name it <step>.json or "
+        f"<step>-<variant>.json, where <step> is one of: {steps}"
+    )
+
+
+@pytest.mark.parametrize("name", EVENT_FILES)
+def test_the_readme_shows_how_to_invoke_every_event(name: str) -> None:
+    # Given an event and the function it belongs to
+    owner = _owner(name)
+    assert owner is not None
+    # When events/README.md is read
+    readme = README.read_text(encoding="utf-8")
+    # Then it has the event's `sam local invoke` command
+    command = f"sam local invoke {owner.logical_id} -e events/{name}"
+    assert command in readme, f"events/README.md: add a line for {name} with `{command}`"
+
+
+# -- step events: what the state machine sends -------------------------------------------------
+@pytest.mark.parametrize("name", _owned("step"))
+def test_a_step_event_is_an_input_its_handler_parses(name: str) -> None:
+    # Given a step event and the input models its function's handler parses
+    function = _owner(name)
+    assert function is not None
+    event = _read(name)
+    models = _input_models(function)
+    assert models, (
+        f"{function.handler_path.relative_to(ROOT)} imports no concierge.models.state *Input "
+        "model: tests/unit/test_events.py cannot tell what it receives"
+    )
+    # When the event is parsed as each of them, as the handler does
+    accepted = []
+    for model in models:
+        with contextlib.suppress(InvalidStepInputError):
+            accepted.append(state.parse(model, event))
+    # Then exactly one accepts it (none for an -invalid event)
+    names = [type(parsed).__name__ for parsed in accepted]
+    if _invalid(name):
+        assert not accepted, f"events/{name} is named -invalid but parses as {names}"
+        return
+    assert len(accepted) == 1, (
+        f"events/{name} must parse as exactly one of {[m.__name__ for m in models]}, parses "
+        f"as {names}"
+    )
+    # And it carries exactly what a task of the state machine sends, nothing the model ignores
+    if function.tasks:
+        shapes = "; ".join(f"{t.state}: {t.describe()}" for t in function.tasks)
+        assert any(t.sent(event) for t in function.tasks), (
+            f"events/{name} has fields {sorted(event)}, but the state machine sends "
+            f"{function.logical_id} one of: {shapes}"
+        )
+    # And its deadline is years away, so the request budget never runs out
+    if "deadline_ms" in event:
+        assert event["deadline_ms"] > time.time() * 1000 + A_YEAR_MS, (
+            f"events/{name}: set deadline_ms far in the future (4102444800000 is 2100-01-01)"
+        )
+
+
+@pytest.mark.parametrize("name", _owned("step"))
+def test_a_step_event_runs_through_its_handler(name: str, offline: _Offline) -> None:
+    # Given a step event and its function's real handler, offline
+    function = _owner(name)
+    assert function is not None
+    event = _read(name)
+    if _invalid(name):
+        # When it is invoked with an input it must reject / Then it raises the step's error
+        with pytest.raises(InvalidStepInputError):
+            _invoke(function, event)
+        return
+    # When it is invoked with the event, as `sam local invoke` does
+    result = _invoke(function, event)
+    # Then it answers with every field the state machine reads from its reply
+    task = next((t for t in function.tasks if t.sent(event)), None)
+    wanted = task.reads if task else frozenset()
+    returned = json.loads(json.dumps(result))  # serialised, as Lambda returns it
+    missing = sorted(wanted - set(returned))
+    assert not missing, f"{function.logical_id} answered events/{name} without {missing}"
+
+
+def test_the_semantic_events_remember_and_then_find_one_question(offline: _Offline) -> None:
+    # Given the semantic function, and its remember event handled first
+    semantic = next(f for f in FUNCTIONS if f.step == "semantic")
+    remember, lookup = _read("semantic-remember.json"), _read("semantic-lookup.json")
+    _invoke(semantic, remember)
+    # When the lookup event asks its question
+    found = _invoke(semantic, lookup)
+    # Then the remembered question is found: the remember event stores what this lookup computes
+    assert found["match_key"] == remember["cache_key"]
+    assert found["embedding_model"] == remember["embedding_model"]
+    assert found["vector"] == remember["vector"]
+    assert (lookup["language"], lookup["cache_scope"]) == (
+        remember["language"],
+        remember["cache_scope"],
+    )
+
+
+# -- API events: what API Gateway sends --------------------------------------------------------
+@pytest.mark.parametrize("name", _owned("api"))
+def test_an_api_event_is_a_request_to_a_route_of_its_function(name: str) -> None:
+    # Given an event of a function with HttpApi routes
+    function = _owner(name)
+    assert function is not None
+    event = _read(name)
+    # When it is parsed as an API Gateway HTTP API payload 2.0 event
+    parsed = APIGatewayProxyEventV2Model.model_validate(event)
+    route = _route_of(function, event)
+    # Then it is a request to one of the function's routes, consistent throughout
+    routes = [r.key for r in function.routes]
+    assert route is not None, f"events/{name}: routeKey {parsed.routeKey!r} is none of {routes}"
+    context = parsed.requestContext
+    assert parsed.version == "2.0", f"events/{name}: version must be 2.0 (HttpApi payload)"
+    assert context.routeKey == route.key, f"events/{name}: requestContext.routeKey != routeKey"
+    assert context.http.method == route.method, f"events/{name}: the method is {route.method}"
+    assert context.http.path == parsed.rawPath, (
+        f"events/{name}: requestContext.http.path != rawPath"
+    )
+    parameters = route.parameters(parsed.rawPath)
+    assert parameters is not None, f"events/{name}: rawPath {parsed.rawPath!r} is not {route.path}"
+    assert (parsed.pathParameters or {}) == parameters, (
+        f"events/{name}: pathParameters must be {parameters}, as in rawPath"
+    )
+    # And its body is what the route takes (rejected, for an -invalid event)
+    body_model = BODY_MODELS.get(route.key)
+    if body_model is None:
+        assert not parsed.body, f"events/{name}: {route.key} takes no body"
+        return
+    assert isinstance(parsed.body, str), f"events/{name}: {route.key} takes a JSON body"
+    if _invalid(name):
+        with pytest.raises(ValidationError):
+            body_model.model_validate_json(parsed.body)
+    else:
+        body_model.model_validate_json(parsed.body)
+
+
+@pytest.mark.parametrize("name", _owned("api"))
+def test_an_api_event_runs_through_its_handler(name: str, offline: _Offline) -> None:
+    # Given an API event and its function's real handler, the chain and the tables doubled
+    function = _owner(name)
+    assert function is not None
+    event = _read(name)
+    # When it is invoked with the event, as `sam local invoke` does
+    response = _invoke(function, event)
+    # Then it answers that request: 2xx, or 400 without touching anything for an -invalid one
+    assert response["headers"]["x-request-id"] == event["requestContext"]["requestId"]
+    if _invalid(name):
+        assert response["statusCode"] == 400, response["body"]
+        assert (offline.chain.inputs, offline.sessions.deleted) == ([], [])
+        return
+    assert 200 <= response["statusCode"] < 300, response["body"]
+    # And what reached the chain or the tables came from the event
+    if offline.chain.inputs:
+        asked = json.loads(event["body"])
+        assert [i.question for i in offline.chain.inputs] == [asked["question"]]
+        if "session_id" in asked:
+            assert offline.chain.inputs[0].session_id == asked["session_id"]
+    if offline.sessions.deleted:
+        assert offline.sessions.deleted == list(event["pathParameters"].values())

@@ -13,7 +13,10 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from concierge.models.state import StepUsage
 
 logger = Logger()
-tracer = Tracer()
+# Only botocore is patched: it is the one library whose calls (AWS services, Bedrock) a trace
+# needs. Patching everything Powertools supports would import `requests` and others at every
+# cold start for nothing.
+tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics()
 
 

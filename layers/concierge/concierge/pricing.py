@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class Price(BaseModel):
     """USD per 1,000 tokens."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)

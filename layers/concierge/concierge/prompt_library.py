@@ -17,7 +17,7 @@ PROMPTS_DIR = Path(__file__).parent / "prompts"
 
 
 class Prompt(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str
     version: str

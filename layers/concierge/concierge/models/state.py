@@ -16,7 +16,8 @@ from concierge.models.http import Citation
 
 
 class _State(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # defer_build: a handler builds the validators of the few documents it uses, not of all.
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 M = TypeVar("M", bound=BaseModel)

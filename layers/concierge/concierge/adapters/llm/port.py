@@ -15,7 +15,7 @@ Task = Literal["classify", "condense", "answer"]
 
 
 class ModelRequest(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     task: Task
     system: str

@@ -10,7 +10,7 @@ from concierge.models.state import Passage
 
 
 class SearchFilter(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     category: str | None = None
     language: str | None = None
