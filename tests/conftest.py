@@ -1,4 +1,6 @@
-"""Shared fixtures: the repository, the sample index, and the local runtime."""
+"""Shared fixtures (the repository, the sample index, the local runtime) and the one place
+that marks tests: by the folder they live in (tests/unit → `unit`, tests/integration →
+`integration`, tests/e2e → `e2e`, tests/infra → `infra`)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,18 @@ for _name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 for _name in [n for n in os.environ if n.startswith("CONCIERGE_")]:
     os.environ.pop(_name)
+
+
+TESTS = Path(__file__).resolve().parent
+MARKED_FOLDERS = ("unit", "integration", "e2e", "infra")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(item.path).resolve().relative_to(TESTS).parts[0]
+        if folder not in MARKED_FOLDERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in one of {MARKED_FOLDERS}")
+        item.add_marker(getattr(pytest.mark, folder))
 
 
 @pytest.fixture(scope="session")

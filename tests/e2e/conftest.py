@@ -1,4 +1,4 @@
-"""Every test in this folder carries the `e2e` marker."""
+"""Fixtures of the end-to-end tests: one local runtime and one real HTTP server per module."""
 
 from __future__ import annotations
 
@@ -10,12 +10,6 @@ from e2e.http_support import ChatApi, empty_tables, serving
 
 from concierge.knowledge import IndexFile
 from concierge_cli.local.runtime import LocalRuntime
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/tests/e2e/" in str(item.path):
-            item.add_marker(pytest.mark.e2e)
 
 
 # One runtime and one server per module keeps the suite fast; every test still starts from

@@ -11,8 +11,6 @@ from infra import routes
 from infra.cfn_yaml import Evaluator
 from infra.tools import ENVIRONMENTS
 
-pytestmark = pytest.mark.infra
-
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 ROLE_HOLDERS = (

@@ -18,8 +18,6 @@ import pytest
 from concierge.adapters.dynamodb.formats import CHAIN_TABLES, ItemFormat
 from infra.tools import REPO_ROOT
 
-pytestmark = pytest.mark.infra
-
 DEFINITION = REPO_ROOT / "statemachine" / "chat.asl.json"
 _TASK = re.compile(r"^arn:aws:states:::(?:aws-sdk:)?dynamodb:(\w+)$")
 _TABLE = re.compile(r"^\$\{(\w+)\}$")

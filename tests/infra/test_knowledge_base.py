@@ -20,8 +20,6 @@ from infra.test_iam import (
     statements,
 )
 
-pytestmark = pytest.mark.infra
-
 KB_ID = "KBTEST1234"
 KB_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:knowledge-base/{KB_ID}"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"

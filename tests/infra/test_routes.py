@@ -19,8 +19,6 @@ from concierge.pricing import PriceTable
 from infra import routes
 from infra.tools import ENVIRONMENTS
 
-pytestmark = pytest.mark.infra
-
 
 def describe(access: routes.ModelAccess) -> dict[str, list[str]]:
     return {

@@ -9,8 +9,6 @@ import pytest
 
 from infra.tools import ENVIRONMENTS
 
-pytestmark = pytest.mark.infra
-
 MODEL_PARAMETERS = ("ClassifyModel", "CondenseModel", "AnswerModel")
 
 

@@ -13,8 +13,6 @@ import pytest
 from infra import tools
 from infra.cfn_yaml import Evaluator
 
-pytestmark = pytest.mark.infra
-
 FUNCTIONS = {
     "ApiFunction": "functions/api",
     "ClassifyFunction": "functions/classify",

@@ -8,8 +8,6 @@ import pytest
 
 from infra import tools
 
-pytestmark = pytest.mark.infra
-
 
 def test_sam_validate_with_lint_accepts_the_template() -> None:
     # Given the SAM CLI of .venv-sam

@@ -149,8 +149,15 @@ def test_categories_are_mapped_to_the_knowledge_base_labels_and_attribute_names_
         "retrieve", {"retrievalResults": []}, expected_request(equals("topic", "support"))
     )
 
-    kb.search(QUESTION, SearchFilter(category="products", language="de"), 6)
-    kb.search(QUESTION, SearchFilter(category="support"), 4)
+    # When it is searched for a mapped category and an unmapped one
+    found = [
+        kb.search(QUESTION, SearchFilter(category="products", language="de"), 6),
+        kb.search(QUESTION, SearchFilter(category="support"), 4),
+    ]
+
+    # Then both requests went out exactly as expected (Stubber compares them) and found nothing
+    stubber.assert_no_pending_responses()
+    assert found == [[], []]
 
 
 # -- responses -------------------------------------------------------------------------------

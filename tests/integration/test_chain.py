@@ -20,6 +20,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from concierge.adapters.llm.offline import OfflineModel
 from concierge.errors import ModelInvocationError, ModelThrottledError
+from concierge.models.state import CacheLookup, ChainInput
 from concierge_cli.local.runtime import LocalRuntime
 
 
@@ -131,25 +132,26 @@ def test_an_unanswerable_question_says_so_and_is_not_cached(runtime: LocalRuntim
 def test_a_retried_history_write_does_not_duplicate_the_turn(runtime: LocalRuntime) -> None:
     # Given one execution input run twice, as a retried request would be
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    payload = {
-        "request_id": "req1",
-        "session_id": "s3",
-        "question": "Do you repair tents?",
-        "lookup": {"cache_key": "q#test", "after": "start", "usage": []},
-        "cache_language": "en",
-        "cache_scope": "test",
-        "kb_version": "test",
-        "history_turns": 6,
-        "degraded": {},
-        "turn_key": "0000000000001#req1",
-        "now_epoch_seconds": f"{int(time.time()):010d}",
-        "deadline_ms": int(time.time() * 1000) + 27_000,
-        "cache_expires_at": int(time.time()) + 60,
-        "history_expires_at": int(time.time()) + 60,
-    }
+    question = "Do you repair tents?"
+    chain_input = ChainInput(
+        request_id="req1",
+        session_id="s3",
+        question=question,
+        lookup=CacheLookup(cache_key="q#test", question=question, language="en"),
+        cache_language="en",
+        cache_scope="test",
+        kb_version="test",
+        history_turns=6,
+        turn_key="0000000000001#req1",
+        now_epoch_seconds=f"{int(time.time()):010d}",
+        deadline_ms=int(time.time() * 1000) + 27_000,
+        cache_expires_at=int(time.time()) + 60,
+        history_expires_at=int(time.time()) + 60,
+    )
+    payload = chain_input.model_dump_json()
     for name in ("attempt-1", "attempt-2"):
         arn = sfn.start_execution(
-            stateMachineArn=runtime.state_machine_arn, name=name, input=json.dumps(payload)
+            stateMachineArn=runtime.state_machine_arn, name=name, input=payload
         )["executionArn"]
         while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
             time.sleep(0.01)

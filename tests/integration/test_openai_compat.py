@@ -17,8 +17,6 @@ from concierge.errors import (
     ModelTimeoutError,
 )
 
-pytestmark = pytest.mark.integration
-
 MODEL = "llama3.2:3b"
 SYSTEM = "Answer from the passages."
 PROMPT = "Question: what do you sell?"

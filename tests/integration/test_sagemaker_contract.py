@@ -26,8 +26,6 @@ from concierge.errors import (
     ModelTimeoutError,
 )
 
-pytestmark = pytest.mark.integration
-
 ENDPOINT = "jumpstart-dft-hf-llm-mistral-7b-instruct"
 SYSTEM = "Answer from the passages."
 PROMPT = "Question: what do you sell?"

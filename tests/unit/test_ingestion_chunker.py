@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -97,9 +101,36 @@ def test_text_without_any_boundary_is_cut_hard_but_kept_whole() -> None:
     assert "".join(c.text for c in chunks) == blob
 
 
-def test_chunking_is_deterministic() -> None:
+_CHUNK_IN_A_NEW_PROCESS = """
+import json, sys
+from concierge_cli.ingestion.chunker import chunk_text
+chunks = chunk_text(sys.stdin.read(), 350, 60)
+print(json.dumps([(chunk.heading, chunk.text) for chunk in chunks]))
+"""
+
+
+def test_chunking_is_the_same_in_every_process() -> None:
+    # Given a text chunked by two interpreters with different hash seeds (set and dict
+    # iteration order is where nondeterminism would come from)
     text = _long_section("## Care", 80) + "\n\n## More\nText."
-    assert chunk_text(text, 350, 60) == chunk_text(text, 350, 60)
+
+    # When each chunks it
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _CHUNK_IN_A_NEW_PROCESS],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    ]
+
+    # Then both give the same chunks, which are this process's too: an unchanged document
+    # keeps its chunks (and the knowledge-base version) on every ingest
+    expected = [[chunk.heading, chunk.text] for chunk in chunk_text(text, 350, 60)]
+    assert [json.loads(run) for run in runs] == [expected, expected]
 
 
 @pytest.mark.parametrize(("max_chars", "overlap"), [(100, 0), (1_000, 300), (1_000, -1)])
