@@ -150,7 +150,7 @@ def test_steps_use_adapters_only_through_their_ports() -> None:
 
 
 def test_there_is_no_import_cycle() -> None:
-    # Given the module graph / When it is searched depth first / Then no path comes back
+    # Given the module graph, and what a depth-first search has seen of it
     state: dict[str, str] = {}
     path: list[str] = []
     cycles: list[list[str]] = []
@@ -166,9 +166,12 @@ def test_there_is_no_import_cycle() -> None:
         path.pop()
         state[module] = "done"
 
+    # When it is searched depth first from every module
     for module in sorted(GRAPH):
         if module not in state:
             visit(module)
+
+    # Then no path comes back to a module it started from
     assert cycles == []
 
 
@@ -188,16 +191,25 @@ def _reads_environment(path: Path) -> list[int]:
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("concierge.")))
 def test_only_the_composition_root_reads_the_environment(module: str) -> None:
-    # Given a module of the Lambda layer / When it is read / Then it reads no variable itself
-    if module != COMPOSITION_ROOT:
-        assert _reads_environment(MODULES[module]) == [], (
+    # Given a module of the Lambda layer
+    path = MODULES[module]
+
+    # When the places where it reads the environment are found
+    reads = _reads_environment(path)
+
+    # Then the composition root does, and no other module reads a variable itself
+    if module == COMPOSITION_ROOT:
+        assert reads != [], f"{module} should read the settings from the environment"
+    else:
+        assert reads == [], (
             f"{module} reads the environment: take the setting as an argument from "
             f"{COMPOSITION_ROOT}"
         )
 
 
 def test_only_the_composition_root_builds_aws_clients() -> None:
-    # Given every import of the client factory and of boto3 in the Lambda layer
+    # Given the modules of the Lambda layer and the imports between them
+    # When the importers of the client factory and of boto3 are collected
     factory_users = sorted(
         edge.importer
         for imports in GRAPH.values()

@@ -12,15 +12,25 @@ def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_model_clients_make_one_attempt_and_honour_the_budget() -> None:
+    # When a model client is made with a seven-second budget
     client = aws_client("bedrock-runtime", read_timeout=7.0)
+
+    # Then it waits at most that long, and never retries on its own
     assert client.meta.config.read_timeout == 7.0
     assert client.meta.config.retries["total_max_attempts"] == 1
 
 
 def test_clients_honour_a_service_specific_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an endpoint for DynamoDB and a general one for everything else
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
     reset_clients()
-    assert aws_client("dynamodb").meta.endpoint_url == "http://127.0.0.1:8000"
-    assert aws_client("s3").meta.endpoint_url == "http://127.0.0.1:4566"
+
+    # When clients are made for DynamoDB and for S3
+    dynamodb = aws_client("dynamodb")
+    s3 = aws_client("s3")
+
+    # Then DynamoDB uses its own endpoint and S3 the general one
+    assert dynamodb.meta.endpoint_url == "http://127.0.0.1:8000"
+    assert s3.meta.endpoint_url == "http://127.0.0.1:4566"
     reset_clients()

@@ -27,11 +27,23 @@ def client_error(code: str, status: int) -> ClientError:
 def test_what_a_client_error_means_for_a_retry(
     code: str, status: int, retryable: bool, timed_out: bool
 ) -> None:
-    error = aws_error(client_error(code, status))
+    # Given a client error with this code and HTTP status
+    raised = client_error(code, status)
+
+    # When it is classified
+    error = aws_error(raised)
+
+    # Then it says whether a retry can help and whether the call timed out, by its code
     assert (error.retryable, error.timed_out) == (retryable, timed_out)
     assert error.code == code.lower()
 
 
 def test_an_error_without_code_or_status_is_described_as_unknown() -> None:
-    error = aws_error(ClientError({"Error": {}}, "Op"))
+    # Given a client error that carries neither a code nor a status
+    raised = ClientError({"Error": {}}, "Op")
+
+    # When it is classified
+    error = aws_error(raised)
+
+    # Then it has an empty code, status 0, and reads as an unknown error
     assert (error.code, error.status, error.describe()) == ("", 0, "unknown error")

@@ -30,8 +30,12 @@ def _run(root: Path, *args: str) -> int:
 def test_ingest_reports_skips_and_exits_zero_with_the_version(
     tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(tmp_path, "ingest", "kb") == 0
+    # Given a knowledge-base folder with two documents, a photo and an empty file
+    # When it is ingested
+    exit_code = _run(tmp_path, "ingest", "kb")
 
+    # Then the command succeeds, reports each file and the summary, and names the index it wrote
+    assert exit_code == 0
     out = capsys.readouterr().out
     index = IndexFile.model_validate_json((tmp_path / ".concierge" / "index.json").read_bytes())
     assert "  skipped    photo.jpg  unknown format: '.jpg' is not one of" in out
@@ -47,11 +51,15 @@ def test_ingest_reports_skips_and_exits_zero_with_the_version(
 def test_a_second_run_says_nothing_changed(
     tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given a folder already ingested
     _run(tmp_path, "ingest", "kb")
     capsys.readouterr()
 
-    assert _run(tmp_path, "ingest", "kb") == 0
+    # When it is ingested again, unchanged
+    exit_code = _run(tmp_path, "ingest", "kb")
 
+    # Then the command succeeds and reports every document as unchanged
+    assert exit_code == 0
     out = capsys.readouterr().out
     assert "  new " not in out
     assert "(0 new, 0 changed, 2 unchanged, 2 skipped)" in out
@@ -61,6 +69,7 @@ def test_a_second_run_says_nothing_changed(
 def test_nothing_ingestible_exits_one_and_keeps_the_previous_index(
     tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given an index from an earlier run, and a folder with nothing but a binary file
     _run(tmp_path, "ingest", "kb")
     index = tmp_path / ".concierge" / "index.json"
     before = index.read_bytes()
@@ -69,8 +78,11 @@ def test_nothing_ingestible_exits_one_and_keeps_the_previous_index(
     (junk / "a.bin").write_bytes(b"\x00\x01")
     capsys.readouterr()
 
-    assert _run(tmp_path, "ingest", "junk") == 1
+    # When that folder is ingested
+    exit_code = _run(tmp_path, "ingest", "junk")
 
+    # Then the command fails with 1, says why, and leaves the index as it was
+    assert exit_code == 1
     captured = capsys.readouterr()
     assert "  skipped    a.bin  unknown format" in captured.out
     assert "concierge: nothing could be ingested from" in captured.err
@@ -81,7 +93,12 @@ def test_nothing_ingestible_exits_one_and_keeps_the_previous_index(
 def test_a_missing_path_exits_two_with_its_name(
     tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(tmp_path, "ingest", "kb", "nowhere") == 2
+    # Given a folder that exists and a path that does not
+    # When both are ingested
+    exit_code = _run(tmp_path, "ingest", "kb", "nowhere")
+
+    # Then the command fails with 2, names the missing path and writes nothing
+    assert exit_code == 2
     assert f"no such file or folder: {tmp_path / 'nowhere'}" in capsys.readouterr().err
     assert not (tmp_path / ".concierge").exists()
 
@@ -89,13 +106,22 @@ def test_a_missing_path_exits_two_with_its_name(
 def test_index_is_an_alias_and_out_names_the_index_file(
     tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(tmp_path, "index", "kb", "--out", "build/kb.json") == 0
+    # When the folder is ingested with `index` and an --out file
+    exit_code = _run(tmp_path, "index", "kb", "--out", "build/kb.json")
+
+    # Then the command succeeds, with the index and its manifest next to the file named
+    assert exit_code == 0
     assert IndexFile.model_validate_json((tmp_path / "build" / "kb.json").read_bytes()).chunks
     assert (tmp_path / "build" / "kb.manifest.json").is_file()
 
 
 def test_category_option_applies_to_documents_without_one(tmp_path: Path, kb: Path) -> None:
-    assert _run(tmp_path, "ingest", "kb", "--category", "Outdoor") == 0
+    # Given documents that declare no category
+    # When they are ingested with --category
+    exit_code = _run(tmp_path, "ingest", "kb", "--category", "Outdoor")
+
+    # Then every chunk has that category, lower-cased
+    assert exit_code == 0
     index = IndexFile.model_validate_json((tmp_path / ".concierge" / "index.json").read_bytes())
     assert {c.category for c in index.chunks} == {"outdoor"}
 
@@ -117,7 +143,11 @@ def test_category_option_applies_to_documents_without_one(tmp_path: Path, kb: Pa
 def test_wrong_options_exit_two_with_a_message(
     tmp_path: Path, kb: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    assert _run(tmp_path, "ingest", "kb", *args) == 2
+    # When the folder is ingested with options that do not fit together or are out of range
+    exit_code = _run(tmp_path, "ingest", "kb", *args)
+
+    # Then the command fails with 2 and says what is wrong
+    assert exit_code == 2
     assert message in capsys.readouterr().err
 
 
@@ -130,17 +160,35 @@ def _screen(output: str) -> str:
 
 
 def test_the_progress_line_is_drawn_and_cleared_on_a_terminal_only() -> None:
+    # Given a progress line on a terminal
     terminal = io.StringIO()
     progress = Progress(terminal, enabled=True)
+
+    # When the first file is reported
     progress(1, 2, "a-long-name.md")
+
+    # Then the line shows it
     assert _screen(terminal.getvalue()) == "[1/2] a-long-name.md"
+
+    # When a shorter name follows
     progress(2, 2, "b.md")
+
+    # Then it replaces the first entirely
     assert _screen(terminal.getvalue()) == "[2/2] b.md"
+
+    # When the line is cleared
     progress.clear()
+
+    # Then nothing is left on it
     assert _screen(terminal.getvalue()) == ""
 
-    pipe = io.StringIO()  # not a TTY
+    # Given a progress line on a pipe (not a TTY)
+    pipe = io.StringIO()
     quiet = Progress(pipe)
+
+    # When a file is reported and the line cleared
     quiet(1, 1, "a.md")
     quiet.clear()
+
+    # Then nothing at all is written
     assert pipe.getvalue() == ""

@@ -40,8 +40,10 @@ def _edit_all(kb: Path) -> None:
 
 
 def test_publish_writes_the_index_and_its_manifest_beside_it(kb: Path, target: LocalTarget) -> None:
+    # When a folder is ingested and published locally
     version = _publish(kb, target)
 
+    # Then the index holds that version, with a manifest beside it listing every document
     assert load_index(str(target.index_path)).kb_version == version
     assert target.manifest_path == target.index_path.parent / "index.manifest.json"
     manifest = target.load_manifest()
@@ -53,6 +55,7 @@ def test_publish_writes_the_index_and_its_manifest_beside_it(kb: Path, target: L
 def test_a_run_interrupted_mid_ingest_leaves_the_previous_index_intact(
     kb: Path, target: LocalTarget
 ) -> None:
+    # Given a published index, every document edited since, and a run that stops at the third
     version = _publish(kb, target)
     before = target.index_path.read_bytes(), target.manifest_path.read_bytes()
     _edit_all(kb)
@@ -61,10 +64,12 @@ def test_a_run_interrupted_mid_ingest_leaves_the_previous_index_intact(
         if done == 3:
             raise KeyboardInterrupt
 
+    # When the folder is ingested and published again, and interrupted
     with pytest.raises(KeyboardInterrupt):
         result = ingest([kb], previous=target.load_manifest(), progress=interrupt_at_the_third_file)
         target.publish(result)
 
+    # Then the index and manifest are byte for byte the ones published before
     assert (target.index_path.read_bytes(), target.manifest_path.read_bytes()) == before
     assert load_index(str(target.index_path)).kb_version == version
 
@@ -72,16 +77,19 @@ def test_a_run_interrupted_mid_ingest_leaves_the_previous_index_intact(
 def test_a_write_that_fails_leaves_the_previous_index_whole_and_no_temporary_file(
     kb: Path, target: LocalTarget
 ) -> None:
+    # Given a published index, and a new ingest of every document edited
     version = _publish(kb, target)
     _edit_all(kb)
     result = ingest([kb], previous=target.load_manifest())
 
+    # When publishing it fails for a full disk
     with (
         mock.patch("json.dump", side_effect=OSError(28, "No space left on device")),
         pytest.raises(OSError, match="No space left"),
     ):
         target.publish(result)
 
+    # Then the previous index is still there, whole, and no temporary file is left behind
     assert load_index(str(target.index_path)).kb_version == version
     assert sorted(p.name for p in target.index_path.parent.iterdir()) == [
         "index.json",
@@ -92,10 +100,12 @@ def test_a_write_that_fails_leaves_the_previous_index_whole_and_no_temporary_fil
 def test_a_lost_manifest_write_only_costs_a_full_read_next_time(
     kb: Path, target: LocalTarget
 ) -> None:
+    # Given a published index, and a new ingest of every document edited
     _publish(kb, target)
     _edit_all(kb)
     result = ingest([kb], previous=target.load_manifest())
 
+    # When publishing it writes the index but fails to write the manifest
     with (
         mock.patch(
             "concierge_cli.ingestion.local_target.write_atomically",
@@ -105,8 +115,11 @@ def test_a_lost_manifest_write_only_costs_a_full_read_next_time(
     ):
         target.publish(result)
 
-    # The new index is complete; the stale manifest makes the next run re-read what changed.
+    # Then the new index is complete
     assert load_index(str(target.index_path)).kb_version == result.report.kb_version
+
+    # And the next run, with the stale manifest, re-reads what changed and comes to the same
+    # version
     again = ingest([kb], previous=target.load_manifest())
     assert again.report.kb_version == result.report.kb_version
 
@@ -114,6 +127,7 @@ def test_a_lost_manifest_write_only_costs_a_full_read_next_time(
 def test_index_files_written_before_chunk_ids_still_load_and_newer_formats_are_refused(
     tmp_path: Path,
 ) -> None:
+    # Given an index file of format 1, whose chunks have no ids
     old = {
         "format_version": 1,
         "kb_version": "abc",
@@ -121,6 +135,13 @@ def test_index_files_written_before_chunk_ids_still_load_and_newer_formats_are_r
             {"source": "a.md", "title": "A", "text": "x", "category": "general", "language": "en"}
         ],
     }
-    assert IndexFile.model_validate(old).chunks[0].chunk_id == ""
+
+    # When it is loaded
+    loaded = IndexFile.model_validate(old)
+
+    # Then its chunks load, with an empty id
+    assert loaded.chunks[0].chunk_id == ""
+
+    # When / Then the same file marked as format 2 is refused as newer than the code
     with pytest.raises(ValueError, match="index format 2 is newer than this code reads"):
         IndexFile.model_validate_json(json.dumps({**old, "format_version": 2}))

@@ -48,19 +48,31 @@ def tiny_pdf(lines: list[str], title: str | None = None) -> bytes:
 
 
 def test_markdown_front_matter_is_metadata_not_text() -> None:
+    # Given a Markdown file that starts with front matter (and has Windows line endings)
     raw = b"---\ntitle: Returns\ncategory: Policies\nlanguage: en\n---\n# Returns\r\nWithin 30 days.\n"
+
+    # When it is read
     document = read_document(raw, ".md")
+
+    # Then the front matter is what it declares, and the text is the rest, tidied
     assert document.declared == {"title": "Returns", "category": "Policies", "language": "en"}
     assert document.text == "# Returns\nWithin 30 days."
 
 
 def test_plain_text_is_read_as_is_with_a_byte_order_mark_dropped() -> None:
-    document = read_document("\ufeffLine one.\n\n\n\nLine two.   \n".encode(), ".txt")
+    # Given a text file with a byte order mark, blank lines and trailing spaces
+    raw = "\ufeffLine one.\n\n\n\nLine two.   \n".encode()
+
+    # When it is read
+    document = read_document(raw, ".txt")
+
+    # Then the text is as written, without the mark and the extra blanks, declaring nothing
     assert document.text == "Line one.\n\nLine two."
     assert document.declared == {}
 
 
 def test_html_keeps_headings_lists_and_declared_metadata_and_drops_scripts() -> None:
+    # Given an HTML page with metadata, navigation, styles, a list, a table and a script
     raw = b"""<!doctype html>
     <html lang="de-AT"><head><title>Versand &amp; Lieferung</title>
     <meta name="category" content="shipping"><style>h1 {color: red}</style></head>
@@ -70,7 +82,11 @@ def test_html_keeps_headings_lists_and_declared_metadata_and_drops_scripts() -> 
     <h2>Kosten</h2><ul><li>Standard: 4,90 &euro;</li><li>Express: 9,90 &euro;</li></ul>
     <table><tr><th>Land</th><th>Tage</th></tr><tr><td>AT</td><td>2</td></tr></table>
     <script>track("x")</script></body></html>"""
+
+    # When it is read
     document = read_document(raw, ".html")
+
+    # Then its content becomes Markdown, and its language, category and title are declared
     assert document.text == (
         "# Versand\n\nWir liefern in zwei Tagen.\nAuch samstags.\n\n## Kosten\n\n"
         "- Standard: 4,90 €\n- Express: 9,90 €\n\nLand | Tage\n\nAT | 2"
@@ -83,8 +99,14 @@ def test_html_keeps_headings_lists_and_declared_metadata_and_drops_scripts() -> 
 
 
 def test_pdf_text_and_title_are_extracted() -> None:
+    # Given a PDF with two lines of text and a title (and pypdf to read it)
     pytest.importorskip("pypdf")
-    document = read_document(tiny_pdf(["Tents sleep two.", "Pegs included."], "Tents"), ".pdf")
+    raw = tiny_pdf(["Tents sleep two.", "Pegs included."], "Tents")
+
+    # When it is read
+    document = read_document(raw, ".pdf")
+
+    # Then both lines are in the text, and the title is declared
     assert "Tents sleep two." in document.text
     assert "Pegs included." in document.text
     assert document.declared == {"title": "Tents"}
@@ -93,9 +115,14 @@ def test_pdf_text_and_title_are_extracted() -> None:
 def test_a_pdf_is_skipped_with_a_hint_when_pypdf_is_not_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Given pypdf cannot be imported
     monkeypatch.setitem(sys.modules, "pypdf", None)  # `import pypdf` raises ImportError
+
+    # When a PDF is read
     with pytest.raises(SkipDocument) as skipped:
         read_document(tiny_pdf(["Hello."]), ".pdf")
+
+    # Then it is skipped for a missing dependency, with a hint to install it
     assert skipped.value.reason == MISSING_DEPENDENCY
     assert "install pypdf" in skipped.value.detail
 
@@ -130,9 +157,14 @@ def test_a_pdf_is_skipped_with_a_hint_when_pypdf_is_not_installed(
     ],
 )
 def test_unusable_files_are_refused_with_a_reason(raw: bytes, suffix: str, reason: str) -> None:
+    # Given a file that is binary, not UTF-8, empty, of an unknown format or a broken PDF
     if suffix == ".pdf":
         pytest.importorskip("pypdf")
+
+    # When it is read
     with pytest.raises(SkipDocument) as skipped:
         read_document(raw, suffix)
+
+    # Then it is refused with the reason, which the message starts with
     assert skipped.value.reason == reason
     assert str(skipped.value).startswith(reason)

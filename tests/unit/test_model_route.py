@@ -49,79 +49,131 @@ def _route(*models: FlakyModel, waits: list[float] | None = None, attempts: int 
 
 
 def test_a_throttled_call_is_retried_on_the_same_model() -> None:
+    # Given a model that is throttled once
     waits: list[float] = []
     model = FlakyModel([ModelThrottledError("slow down")], spec="strong")
+
+    # When it is called
     answered_by, usage = _call(_route(model, waits=waits))
+
+    # Then it answers on the second attempt, after one jittered wait
     assert answered_by == "strong"
     assert usage.retries == 1 and usage.fallbacks == 0
     assert len(waits) == 1 and 0 <= waits[0] <= 0.2  # full jitter: anywhere up to the backoff
 
 
 def test_when_a_model_stays_unavailable_the_next_one_answers() -> None:
+    # Given a primary model that fails both its attempts, and a working fallback
     primary = FlakyModel([ModelThrottledError("a"), ModelTimeoutError("b")], spec="strong")
     fallback = FlakyModel([], spec="cheap")
+
+    # When the route is called
     answered_by, usage = _call(_route(primary, fallback))
+
+    # Then the fallback answers, and the usage counts the retry and the fallback
     assert answered_by == "cheap"
     assert usage.fallbacks == 1 and usage.retries == 1
     assert usage.model == "cheap"
 
 
 def test_a_client_error_fails_fast_without_trying_the_fallback() -> None:
+    # Given a primary model that is refused access, and a working fallback
     primary = FlakyModel([ModelInvocationError("AccessDeniedException")], spec="strong")
     fallback = FlakyModel([], spec="cheap")
+
+    # When / Then the route fails with the client error
     with pytest.raises(ModelInvocationError):
         _call(_route(primary, fallback))
+
+    # And the fallback is never called
     assert fallback.timeouts == []
 
 
 def test_when_every_model_fails_the_last_retryable_error_is_raised() -> None:
+    # Given two models that fail every attempt, the last with a timeout
     route = _route(
         FlakyModel([ModelThrottledError("1"), ModelThrottledError("2")], spec="strong"),
         FlakyModel([ModelTimeoutError("3"), ModelTimeoutError("4")], spec="cheap"),
     )
+
+    # When / Then the route fails with the last error
     with pytest.raises(ModelTimeoutError, match="4"):
         _call(route)
 
 
 def test_each_attempt_gets_the_remaining_budget_as_its_timeout() -> None:
+    # Given a model that is throttled once
     model = FlakyModel([ModelThrottledError("x")], spec="strong")
+
+    # When it is called with ten seconds left
     _call(_route(model), seconds=10)
+
+    # Then each attempt's timeout is within the budget, and the retry's no longer than the first
     assert all(0 < timeout <= 10 for timeout in model.timeouts)
     assert model.timeouts[1] <= model.timeouts[0]
 
 
 def test_no_call_starts_without_budget_left() -> None:
+    # Given a working model
     model = FlakyModel([], spec="strong")
+
+    # When / Then calling it with too little time left exceeds the budget
     with pytest.raises(BudgetExceededError):
         _call(_route(model), seconds=0.2)
+
+    # And the model was never called
     assert model.timeouts == []
 
 
 def test_a_retry_that_would_outlast_the_budget_goes_to_the_fallback_at_once() -> None:
+    # Given a throttled primary model whose backoff is far longer than the time left, and a
+    # working fallback
     waits: list[float] = []
     primary = FlakyModel([ModelThrottledError("x")], spec="strong")
     fallback = FlakyModel([], spec="cheap")
     route = _route(primary, fallback, waits=waits)
     route.policy = RetryPolicy(attempts_per_model=2, base_delay_s=30, max_delay_s=30)
     route.rng = random.Random(0)  # a draw far above the 1 s left
+
+    # When the route is called with 1.5 seconds left
     answered_by, _ = _call(route, seconds=1.5)
+
+    # Then the fallback answers, without any wait
     assert answered_by == "cheap"
     assert waits == []
 
 
 def test_cost_comes_from_the_price_table() -> None:
-    _, usage = _call(_route(FlakyModel([], spec="strong")))
+    # Given a model with a price in the table
+    model = FlakyModel([], spec="strong")
+
+    # When it answers
+    _, usage = _call(_route(model))
+
+    # Then the cost is its tokens at the table's prices
     assert usage.cost_usd == pytest.approx(1000 * 0.01 / 1000 + 500 * 0.03 / 1000)
     assert usage.priced is True
 
 
 def test_a_model_without_a_price_is_counted_as_unpriced() -> None:
-    _, usage = _call(_route(FlakyModel([], spec="mystery")))
+    # Given a model that is not in the price table
+    model = FlakyModel([], spec="mystery")
+
+    # When it answers
+    _, usage = _call(_route(model))
+
+    # Then it costs nothing and is marked as unpriced
     assert (usage.cost_usd, usage.priced) == (0.0, False)
 
 
 def test_inference_profiles_are_priced_as_their_base_model() -> None:
+    # Given the default price table
     table = PriceTable()
+
+    # When a model and a regional inference profile of it are priced
     base = table.cost("bedrock:anthropic.claude-3-haiku-20240307-v1:0", 1000, 1000)
-    assert table.cost("bedrock:eu.anthropic.claude-3-haiku-20240307-v1:0", 1000, 1000) == base
+    profile = table.cost("bedrock:eu.anthropic.claude-3-haiku-20240307-v1:0", 1000, 1000)
+
+    # Then both cost the same, the base model's price
+    assert profile == base
     assert base == pytest.approx(0.0015)

@@ -14,7 +14,7 @@ from concierge import wiring
 from concierge.adapters.retrieval.bedrock_kb import BedrockKnowledgeBase
 from concierge.adapters.retrieval.local_index import LocalIndex
 from concierge.adapters.retrieval.port import SearchFilter
-from concierge.config import KnowledgeBaseSettings, RetrieveSettings, load
+from concierge.config import KnowledgeBaseSettings, RetrieveSettings, SettingsGroup, load
 from concierge.errors import ConfigurationError
 from concierge.knowledge import IndexFile
 from concierge.models.state import Passage, RetrieveInput
@@ -25,10 +25,17 @@ KB = {"CONCIERGE_RETRIEVER": "bedrock-kb", "CONCIERGE_KNOWLEDGE_BASE_ID": "KBTES
 
 
 def test_the_local_index_is_the_default_and_needs_its_uri() -> None:
-    settings = load(RetrieveSettings, {"CONCIERGE_INDEX_URI": "s3://bucket/index/index.json"})
+    # Given only an index URI
+    environ = {"CONCIERGE_INDEX_URI": "s3://bucket/index/index.json"}
+
+    # When the retrieve settings are loaded
+    settings = load(RetrieveSettings, environ)
+
+    # Then the retriever is the local index, without a minimum score
     assert settings.retriever == "local"
     assert settings.min_score is None
 
+    # When / Then without the URI, the error says it is required
     with pytest.raises(ConfigurationError, match="CONCIERGE_INDEX_URI is required"):
         load(RetrieveSettings, {})
 
@@ -51,13 +58,15 @@ def test_a_knowledge_base_needs_its_id_and_not_an_index(
     environment.setenv("CONCIERGE_RETRIEVER", "bedrock-kb")
     environment.setenv("CONCIERGE_KNOWLEDGE_BASE_ID", "")
 
-    # When the retriever is built / Then the error names the missing variable
+    # When / Then building the retriever is an error naming the missing variable
     with pytest.raises(ConfigurationError, match="CONCIERGE_KNOWLEDGE_BASE_ID is required"):
         wiring.retriever()
 
-    # And with an id, no index is needed
+    # When the settings are loaded with an id, and no index or minimum score
     settings = load(RetrieveSettings, {**KB, "CONCIERGE_INDEX_URI": "", "CONCIERGE_MIN_SCORE": ""})
     knowledge_base = load(KnowledgeBaseSettings, KB)
+
+    # Then no index is needed, and the metadata attributes take their defaults
     assert (knowledge_base.knowledge_base_id, settings.index_uri, settings.min_score) == (
         "KBTEST1234",
         None,
@@ -70,48 +79,64 @@ def test_a_knowledge_base_needs_its_id_and_not_an_index(
 
 
 @pytest.mark.parametrize(
-    ("variables", "named"),
+    ("group", "variables", "named"),
     [
-        pytest.param({"CONCIERGE_RETRIEVER": "kendra"}, "CONCIERGE_RETRIEVER", id="backend"),
         pytest.param(
+            RetrieveSettings, {"CONCIERGE_RETRIEVER": "kendra"}, "CONCIERGE_RETRIEVER", id="backend"
+        ),
+        pytest.param(
+            KnowledgeBaseSettings,
             {**KB, "CONCIERGE_KNOWLEDGE_BASE_ID": "arn:aws:bedrock:eu-west-1:1:knowledge-base/X"},
             "CONCIERGE_KNOWLEDGE_BASE_ID",
             id="arn-not-id",
         ),
-        pytest.param({**KB, "CONCIERGE_MIN_SCORE": "-0.1"}, "CONCIERGE_MIN_SCORE", id="score"),
         pytest.param(
+            RetrieveSettings,
+            {**KB, "CONCIERGE_MIN_SCORE": "-0.1"},
+            "CONCIERGE_MIN_SCORE",
+            id="score",
+        ),
+        pytest.param(
+            KnowledgeBaseSettings,
             {**KB, "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": "products"},
             r"CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP: .*'products' is not category=label",
             id="map-pair",
         ),
         pytest.param(
+            KnowledgeBaseSettings,
             {**KB, "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": "products=a,products=b"},
             r"CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP: .*mapped twice",
             id="map-twice",
         ),
     ],
 )
-def test_invalid_values_name_their_variable(variables: dict[str, str], named: str) -> None:
-    # Given one invalid variable / When each group is loaded / Then the error names it
+def test_invalid_values_name_their_variable(
+    group: type[SettingsGroup], variables: dict[str, str], named: str
+) -> None:
+    # Given one invalid variable of a settings group
+    # When / Then loading that group is an error naming it
     with pytest.raises(ConfigurationError, match=named):
-        load(RetrieveSettings, variables)
-        load(KnowledgeBaseSettings, variables)
+        load(group, variables)
 
 
 def test_the_category_map_reads_category_label_pairs() -> None:
-    settings = load(
-        KnowledgeBaseSettings,
-        {
-            **KB,
-            "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": " products = catalogue ,,pricing=prices",
-            "CONCIERGE_MIN_SCORE": "0.35",
-        },
-    )
-    assert dict(settings.knowledge_base_category_map) == {
+    # Given a category map with spaces and an empty pair, and a minimum score
+    environ = {
+        **KB,
+        "CONCIERGE_KNOWLEDGE_BASE_CATEGORY_MAP": " products = catalogue ,,pricing=prices",
+        "CONCIERGE_MIN_SCORE": "0.35",
+    }
+
+    # When the knowledge-base and the retrieve settings are loaded
+    knowledge_base = load(KnowledgeBaseSettings, environ)
+    retrieve_settings = load(RetrieveSettings, {**KB, "CONCIERGE_MIN_SCORE": "0.35"})
+
+    # Then the map holds each category's label, trimmed, and the score is a number
+    assert dict(knowledge_base.knowledge_base_category_map) == {
         "products": "catalogue",
         "pricing": "prices",
     }
-    assert load(RetrieveSettings, {**KB, "CONCIERGE_MIN_SCORE": "0.35"}).min_score == 0.35
+    assert retrieve_settings.min_score == 0.35
 
 
 def test_the_settings_choose_the_backend(tmp_path: Path, environment: pytest.MonkeyPatch) -> None:
@@ -168,9 +193,12 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("concierge.adapte
 def test_a_cold_retrieve_function_imports_only_its_backend(
     tmp_path: Path, variables: dict[str, str], loaded: str, not_loaded: str
 ) -> None:
+    # Given an empty index file, and the variables of one backend
     (tmp_path / "index.json").write_text(
         IndexFile(kb_version="1", chunks=[]).model_dump_json(), encoding="utf-8"
     )
+
+    # When a fresh interpreter loads the retrieve function and builds its retriever
     result = subprocess.run(
         [sys.executable, "-c", _COLD_START, str(REPO_ROOT / "functions" / "retrieve")],
         cwd=tmp_path,
@@ -186,6 +214,8 @@ def test_a_cold_retrieve_function_imports_only_its_backend(
         timeout=60,
         check=False,
     )
+
+    # Then it imported that backend's adapter, and not the other's
     assert result.returncode == 0, result.stderr
     modules = json.loads(result.stdout)
     assert f"concierge.adapters.retrieval.{loaded}" in modules
@@ -208,6 +238,8 @@ class _Ranked:
 
 
 def test_a_minimum_score_applies_to_any_backend() -> None:
+    # Given a request, a backend with one strong and one weak passage, and one with only a
+    # weak passage
     request = RetrieveInput(
         request_id="r",
         question="q",
@@ -215,12 +247,17 @@ def test_a_minimum_score_applies_to_any_backend() -> None:
         language="en",
         deadline_ms=4_102_444_800_000,
     )
-
-    kept = retrieve(request, _Ranked(7.5, 2.0), 4, min_score=3.0)
+    mixed = _Ranked(7.5, 2.0)
     weak = _Ranked(1.0)
+
+    # When each is searched with a minimum score between the two
+    kept = retrieve(request, mixed, 4, min_score=3.0)
     nothing = retrieve(request, weak, 4, min_score=3.0)
 
+    # Then the strong passage is kept under the first filter
     assert [p.source for p in kept.passages] == ["doc0.md"]
     assert kept.filter_used == "category+language"
-    # Only weak passages under every filter: all three were tried, none is returned
+
+    # And with only weak passages under every filter, all three filters were tried and none
+    # is returned
     assert (nothing.passages, nothing.filter_used, len(weak.filters)) == ([], "none", 3)

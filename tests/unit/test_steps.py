@@ -37,23 +37,33 @@ def _passage(source: str, text: str = "Some text.", title: str = "T") -> Passage
 
 # -- classify ---------------------------------------------------------------------------------
 def test_classify_accepts_valid_model_output() -> None:
+    # Given a model that replies with a valid classification, in capitals
     model = ScriptedModel(['{"category": "Pricing", "language": "ES"}'])
+
+    # When a question is classified
     result = classify(
         ClassifyInput(request_id="r", question="¿Cuánto?", deadline_ms=_deadline()),
         SETTINGS,
         route_of(model),
     )
+
+    # Then the category and language are taken, lower-cased, from one model call
     assert (result.category, result.language) == ("pricing", "es")
     assert result.usage.llm_calls == 1
 
 
 def test_classify_finds_json_wrapped_in_prose() -> None:
+    # Given a model that wraps its JSON in chatter
     model = ScriptedModel(['Sure! {"category": "products", "language": "en"} Hope that helps.'])
+
+    # When a question is classified
     result = classify(
         ClassifyInput(request_id="r", question="Tents?", deadline_ms=_deadline()),
         SETTINGS,
         route_of(model),
     )
+
+    # Then the JSON inside is used
     assert result.category == "products"
 
 
@@ -62,49 +72,65 @@ def test_classify_finds_json_wrapped_in_prose() -> None:
     ["not json at all", '{"category": 3}', '{"category": "weather", "language": "english"}', "{"],
 )
 def test_invalid_model_output_falls_back_instead_of_failing(reply: str) -> None:
+    # Given a model that gives the same unusable reply twice, and a Spanish question
+    model = ScriptedModel([reply, reply])
     question = "¿Dónde está la tienda de Valencia?"
+
+    # When the question is classified
     result = classify(
         ClassifyInput(request_id="r", question=question, deadline_ms=_deadline()),
         SETTINGS,
-        route_of(ScriptedModel([reply, reply])),
+        route_of(model),
     )
+
+    # Then after one re-ask it falls back to the default category and the language detected
+    # from the question itself
     assert result.category == "general"
-    assert result.language == "es"  # detected from the question itself
+    assert result.language == "es"
     assert (result.usage.repairs, result.usage.defaulted, result.usage.llm_calls) == (1, True, 2)
 
 
 def test_an_unusable_reply_is_re_asked_once_with_the_problem() -> None:
+    # Given a model whose first reply names an unknown category and whose second is valid
     model = ScriptedModel(
         ['{"category": "weather", "language": "en"}', '{"category": "pricing", "language": "en"}']
     )
+
+    # When a question is classified
     result = classify(
         ClassifyInput(request_id="r", question="How much?", deadline_ms=_deadline()),
         SETTINGS,
         route_of(model),
     )
+
+    # Then the second reply is used, and the re-ask told the model what was wrong
     assert result.category == "pricing"
     assert (result.usage.repairs, result.usage.defaulted) == (1, False)
     assert "category must be one of products, pricing" in model.requests[1].prompt
 
 
 def test_no_model_call_is_started_after_the_deadline() -> None:
+    # Given a request whose deadline has passed
     model = ScriptedModel(["{}"])
+    request = ClassifyInput(request_id="r", question="q", deadline_ms=_deadline(-1))
+
+    # When / Then classifying it exceeds the budget
     with pytest.raises(BudgetExceededError):
-        classify(
-            ClassifyInput(request_id="r", question="q", deadline_ms=_deadline(-1)),
-            SETTINGS,
-            route_of(model),
-        )
+        classify(request, SETTINGS, route_of(model))
+
+    # And the model was never called
     assert model.requests == []
 
 
 def test_the_remaining_budget_is_passed_to_the_model() -> None:
+    # Given a request with seven seconds left
     model = ScriptedModel(['{"category": "products", "language": "en"}'])
-    classify(
-        ClassifyInput(request_id="r", question="q", deadline_ms=_deadline(7)),
-        SETTINGS,
-        route_of(model),
-    )
+    request = ClassifyInput(request_id="r", question="q", deadline_ms=_deadline(7))
+
+    # When it is classified
+    classify(request, SETTINGS, route_of(model))
+
+    # Then the model call's timeout is what is left of the seven seconds
     assert 6 < model.requests[0].timeout_s <= 7
 
 
@@ -145,13 +171,18 @@ def _condense(request: CondenseInput, model: ScriptedModel) -> Understanding:
 
 
 def test_condense_rewrites_and_classifies_in_one_call_and_keys_the_standalone_question() -> None:
+    # Given a model that rewrites the follow-up and classifies it
     model = ScriptedModel(
         ['{"question": "Which tent is the cheapest?", "category": "pricing", "language": "en"}']
     )
+
+    # When a follow-up to a question about tents is condensed
     result = _condense(
         _follow_up("Which is cheapest?", _item("Do you sell tents?", "Yes.")),
         model,
     )
+
+    # Then it becomes the standalone question, classified, in one call that saw the history
     assert (result.question, result.category, result.language) == (
         "Which tent is the cheapest?",
         "pricing",
@@ -159,28 +190,41 @@ def test_condense_rewrites_and_classifies_in_one_call_and_keys_the_standalone_qu
     )
     assert "Do you sell tents?" in model.requests[0].prompt
     assert result.usage.llm_calls == 1
-    # The same key as the standalone question asked as a first turn: one cache serves both.
+
+    # And its cache key is that of the standalone question asked as a first turn: one cache
+    # serves both
     assert result.cache_key == cache_key("which tent is the cheapest", "en", SCOPE)
     assert result.cache_language == "en"
 
 
 def test_an_empty_rewrite_keeps_the_original_question() -> None:
+    # Given a model that rewrites the question as blanks
     model = ScriptedModel(['{"question": "  ", "category": "products", "language": "en"}'])
+
+    # When a follow-up is condensed
     result = _condense(_follow_up("And that?", _item("q", "a")), model)
+
+    # Then the question as asked is kept, and keyed
     assert result.question == "And that?"
     assert result.cache_key == cache_key("And that?", "en", SCOPE)
 
 
 def test_unusable_condense_output_is_re_asked_once_then_defaulted_field_by_field() -> None:
+    # Given a model that replies without JSON, then with a question but no classification
     model = ScriptedModel(["Sure! Here you go.", '{"question": "¿Y cuánto cuesta la Cirrus 2?"}'])
+
+    # When a Spanish follow-up is condensed
     result = _condense(
         _follow_up("¿Y cuánto cuesta?", _item("¿Qué es la Cirrus 2?", "Una tienda.")),
         model,
     )
+
+    # Then the model is asked again, told its first reply could not be used
     assert len(model.requests) == 2
     assert "could not be used" in model.requests[1].prompt
-    # Nothing usable after the re-ask: the follow-up as asked, default category, detected
-    # language — an answer all the same.
+
+    # And with nothing usable after the re-ask: the follow-up as asked, default category,
+    # detected language — an answer all the same
     assert (result.question, result.category, result.language) == (
         "¿Y cuánto cuesta?",
         "general",
@@ -190,16 +234,24 @@ def test_unusable_condense_output_is_re_asked_once_then_defaulted_field_by_field
 
 
 def test_the_condense_transcript_keeps_the_newest_turns_that_fit_the_token_budget() -> None:
+    # Given five long turns
     turns = [HistoryTurn(question=f"question {n}", answer="word " * 100) for n in range(5)]
+
+    # When the transcript is made with room for about two of them, and with room for none
     kept = transcript(turns, token_budget=300)
+    tiny = transcript(turns, token_budget=10)
+
+    # Then the newest turns are kept and the oldest dropped
     assert "question 4" in kept and "question 3" in kept
     assert "question 0" not in kept
-    # The newest turn is kept even when it alone is over the budget.
-    assert "question 4" in transcript(turns, token_budget=10)
+
+    # And the newest turn is kept even when it alone is over the budget
+    assert "question 4" in tiny
 
 
 # -- retrieve ---------------------------------------------------------------------------------
 def test_retrieve_stops_widening_the_filter_when_the_budget_is_nearly_spent() -> None:
+    # Given an index that finds nothing, and a request with two seconds left
     searched: list[SearchFilter] = []
 
     class Empty:
@@ -210,8 +262,13 @@ def test_retrieve_stops_widening_the_filter_when_the_budget_is_nearly_spent() ->
     request = RetrieveInput(
         request_id="r", question="q", category="products", language="en", deadline_ms=_deadline(2)
     )
-    assert retrieve(request, Empty(), limit=4).passages == []
-    # One search with the classification; no wider one that could outlast the request.
+
+    # When passages are retrieved
+    result = retrieve(request, Empty(), limit=4)
+
+    # Then none are found, after one search with the classification and no wider one that
+    # could outlast the request
+    assert result.passages == []
     assert searched == [SearchFilter(category="products", language="en")]
 
 
@@ -226,8 +283,11 @@ class _Index:
 
 
 def test_retrieve_uses_the_classification_as_filter() -> None:
+    # Given an index with a passage under the question's category and language
     exact = SearchFilter(category="pricing", language="en")
     index = _Index({exact: [_passage("prices.md")]})
+
+    # When passages are retrieved for a question classified that way
     result = retrieve(
         RetrieveInput(
             request_id="r", question="q", category="pricing", language="en", deadline_ms=_deadline()
@@ -235,12 +295,17 @@ def test_retrieve_uses_the_classification_as_filter() -> None:
         index,
         4,
     )
+
+    # Then the passage is found with both as the filter
     assert result.filter_used == "category+language"
     assert [p.source for p in result.passages] == ["prices.md"]
 
 
 def test_retrieve_relaxes_a_filter_that_finds_nothing() -> None:
+    # Given an index with a passage under the language only
     index = _Index({SearchFilter(language="es"): [_passage("es-precios.md")]})
+
+    # When passages are retrieved for a question with a category as well
     result = retrieve(
         RetrieveInput(
             request_id="r", question="q", category="general", language="es", deadline_ms=_deadline()
@@ -248,19 +313,25 @@ def test_retrieve_relaxes_a_filter_that_finds_nothing() -> None:
         index,
         4,
     )
+
+    # Then the full filter is tried first, and the passage is found by the language alone
     assert result.filter_used == "language"
     assert index.filters[0] == SearchFilter(category="general", language="es")
 
 
 # -- answer -----------------------------------------------------------------------------------
 def test_no_passages_means_a_localised_no_answer_without_a_model_call() -> None:
+    # Given a Spanish question without any passages
     model = ScriptedModel([])
-    result = answer(
-        AnswerInput(
-            request_id="r", question="q", language="es", passages=[], deadline_ms=_deadline()
-        ),
-        route_of(model),
+    request = AnswerInput(
+        request_id="r", question="q", language="es", passages=[], deadline_ms=_deadline()
     )
+
+    # When it is answered
+    result = answer(request, route_of(model))
+
+    # Then the answer says, in Spanish, that nothing was found; it is not cached, cites
+    # nothing, and no model was called
     assert result.answer.startswith("No he encontrado")
     assert result.cacheable is False
     assert result.citations == []
@@ -268,6 +339,10 @@ def test_no_passages_means_a_localised_no_answer_without_a_model_call() -> None:
 
 
 def test_the_model_saying_no_answer_is_not_cached() -> None:
+    # Given a model that finds no answer in the passages
+    model = ScriptedModel(["NO_ANSWER"])
+
+    # When a German question is answered
     result = answer(
         AnswerInput(
             request_id="r",
@@ -276,14 +351,19 @@ def test_the_model_saying_no_answer_is_not_cached() -> None:
             passages=[_passage("a.md")],
             deadline_ms=_deadline(),
         ),
-        route_of(ScriptedModel(["NO_ANSWER"])),
+        route_of(model),
     )
+
+    # Then the user is told so, in German, and the answer is not cached
     assert result.answer.startswith("Dazu habe ich")
     assert result.cacheable is False
 
 
 def test_the_answer_is_asked_for_in_the_users_language() -> None:
+    # Given a model and a Spanish question
     model = ScriptedModel(["Sí. [1]"])
+
+    # When the question is answered
     answer(
         AnswerInput(
             request_id="r",
@@ -294,26 +374,42 @@ def test_the_answer_is_asked_for_in_the_users_language() -> None:
         ),
         route_of(model),
     )
+
+    # Then the model's instructions name Spanish
     assert '"es"' in model.requests[0].system
 
 
 def test_citations_are_the_cited_documents_renumbered_in_order_of_mention() -> None:
+    # Given four passages, two of them from the same document
     passages = [_passage("a.md"), _passage("b.md"), _passage("b.md"), _passage("c.md")]
+
+    # When an answer citing them out of order, and one that does not exist, is cited
     text, citations = cite("First [2]. Second [3]. Third [1]. Bogus [9].", passages)
+
+    # Then each cited document is listed once in order of mention, the markers renumbered to
+    # match, and the bogus one dropped
     assert [c.source for c in citations] == ["b.md", "a.md"]
     assert text == "First [1]. Second [1]. Third [2]. Bogus."
 
 
 def test_an_answer_without_markers_cites_the_top_passage() -> None:
-    _, citations = cite("Plain answer.", [_passage("a.md"), _passage("b.md")])
+    # Given two passages
+    passages = [_passage("a.md"), _passage("b.md")]
+
+    # When an answer without any marker is cited
+    _, citations = cite("Plain answer.", passages)
+
+    # Then the top passage is its citation
     assert [c.source for c in citations] == ["a.md"]
 
 
 def test_a_guardrail_refusal_is_shown_but_never_cached() -> None:
+    # Given a model whose guardrail refuses the answer
     class Guarded(ScriptedModel):
         def generate(self, request):  # type: ignore[no-untyped-def]
             return super().generate(request).model_copy(update={"refused": True})
 
+    # When a question is answered
     result = answer(
         AnswerInput(
             request_id="r",
@@ -324,5 +420,7 @@ def test_a_guardrail_refusal_is_shown_but_never_cached() -> None:
         ),
         route_of(Guarded(["I can't help with that."])),
     )
+
+    # Then the refusal is shown as it is, but neither cached nor cited
     assert result.answer == "I can't help with that."
     assert (result.cacheable, result.citations) == (False, [])
