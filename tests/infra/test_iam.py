@@ -93,9 +93,14 @@ def deployed_parameter_sets(env_parameters: dict[str, dict[str, str]]) -> list[d
 def test_no_model_or_dynamodb_action_is_granted_on_every_resource(
     template: dict[str, Any], env_parameters: dict[str, dict[str, str]]
 ) -> None:
+    # Given the parameter values of the template defaults and of every environment
     for parameters in deployed_parameter_sets(env_parameters):
         for holder in ROLE_HOLDERS:
+            # When the role's policies are resolved with them
             policies = resolved_policies(template, holder, parameters)
+
+            # Then no model or table action is granted on "*", and "*" carries only the
+            # actions that cannot be scoped to a resource
             for statement in statements(policies):
                 actions = as_list(statement.get("Action", []))
                 broad = "*" in as_list(statement["Resource"])
@@ -107,6 +112,7 @@ def test_no_model_or_dynamodb_action_is_granted_on_every_resource(
                 assert not (broad and risky), f"{holder} grants {risky} on '*' ({parameters})"
                 if broad:
                     assert set(actions) <= STAR_ONLY_ACTIONS, f"{holder} grants {actions} on '*'"
+            # And every SAM policy template is scoped to a resource
             for name, arguments in policy_templates(policies):
                 assert "*" not in arguments.values(), f"{holder}: {name} is not scoped: {arguments}"
 
@@ -114,13 +120,26 @@ def test_no_model_or_dynamodb_action_is_granted_on_every_resource(
 def test_raw_template_has_no_wildcard_model_or_dynamodb_resource(
     template: dict[str, Any],
 ) -> None:
-    # Independent of any parameter values: no literal "*" next to a model or table action.
-    for holder, body in template["Resources"].items():
-        for statement in statements(body.get("Properties", {})):
-            actions = [a for a in as_list(statement.get("Action", [])) if isinstance(a, str)]
-            if any(a.startswith((*MODEL_ACTIONS, "dynamodb:")) for a in actions):
-                assert statement["Resource"] != "*", holder
-                assert "*" not in as_list(statement["Resource"]), holder
+    # Given the template as written, independent of any parameter values
+    resources = template["Resources"]
+
+    # When the statements that grant a model or table action are picked out
+    guarded = [
+        (holder, statement)
+        for holder, body in resources.items()
+        for statement in statements(body.get("Properties", {}))
+        if any(
+            a.startswith((*MODEL_ACTIONS, "dynamodb:"))
+            for a in as_list(statement.get("Action", []))
+            if isinstance(a, str)
+        )
+    ]
+
+    # Then there are some, and none has a literal "*" as its resource
+    assert guarded
+    for holder, statement in guarded:
+        assert statement["Resource"] != "*", holder
+        assert "*" not in as_list(statement["Resource"]), holder
 
 
 def model_grants(
@@ -150,6 +169,9 @@ def test_step_roles_get_exactly_the_arns_of_a_sample_allow_list(template: dict[s
         "GuardrailVersion": "3",
     }
 
+    # When every role's model grants are resolved with them
+    grants = {holder: model_grants(template, holder, parameters) for holder in ROLE_HOLDERS}
+
     # Then each step role may invoke exactly these ARNs - the same union on all three
     expected = {
         "bedrock:InvokeModel": {
@@ -164,10 +186,10 @@ def test_step_roles_get_exactly_the_arns_of_a_sample_allow_list(template: dict[s
         "bedrock:ApplyGuardrail": {f"arn:aws:bedrock:{REGION}:{ACCOUNT}:guardrail/gr0abc123xyz"},
     }
     for holder in MODEL_STEPS:
-        assert model_grants(template, holder, parameters) == expected, holder
+        assert grants[holder] == expected, holder
     # And no other role may call a model
     for holder in set(ROLE_HOLDERS) - set(MODEL_STEPS):
-        assert model_grants(template, holder, parameters) == {}, holder
+        assert grants[holder] == {}, holder
 
 
 def test_offline_only_configuration_grants_no_model_access(template: dict[str, Any]) -> None:
@@ -176,10 +198,14 @@ def test_offline_only_configuration_grants_no_model_access(template: dict[str, A
     parameters = {"GuardrailId": "gr0abc123xyz"}
     evaluator = Evaluator(template, parameters)
 
+    # When the template is resolved with them
+    creates_model_policy = evaluator.creates("ModelAccessPolicy")
+    grants = {holder: model_grants(template, holder, parameters) for holder in ROLE_HOLDERS}
+
     # Then there is no model policy at all and no role has a Bedrock or SageMaker statement
-    assert not evaluator.creates("ModelAccessPolicy")
+    assert not creates_model_policy
     for holder in ROLE_HOLDERS:
-        assert model_grants(template, holder, parameters) == {}, holder
+        assert grants[holder] == {}, holder
 
 
 @pytest.mark.parametrize(
@@ -208,8 +234,13 @@ def test_offline_only_configuration_grants_no_model_access(template: dict[str, A
 def test_only_the_statements_of_configured_lists_are_present(
     template: dict[str, Any], parameters: dict[str, str], expected: dict[str, set[str]]
 ) -> None:
+    # Given a single allow-list configured, and no guardrail
+    # When the step roles' model grants are resolved
+    grants = {holder: model_grants(template, holder, parameters) for holder in MODEL_STEPS}
+
+    # Then each step role has that list's statement and no other
     for holder in MODEL_STEPS:
-        assert model_grants(template, holder, parameters) == expected, holder
+        assert grants[holder] == expected, holder
 
 
 def test_every_slot_of_every_list_is_granted(template: dict[str, Any]) -> None:
@@ -226,9 +257,12 @@ def test_every_slot_of_every_list_is_granted(template: dict[str, Any]) -> None:
         "SageMakerEndpointNames": ",".join(endpoints),
     }
 
+    # When the answer role's model grants are resolved with them
+    grants = model_grants(template, "AnswerFunction", parameters)
+
     # Then every item becomes an ARN: no slot is wired to the wrong item or left out
     access = routes.ModelAccess(frozenset(model_ids), frozenset(profile_ids), frozenset(endpoints))
-    assert model_grants(template, "AnswerFunction", parameters) == access.arns(REGION, ACCOUNT)
+    assert grants == access.arns(REGION, ACCOUNT)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -240,27 +274,32 @@ def test_each_environment_grants_what_its_routes_call(
     specs = routes.all_specs(parameters, routes.template_defaults(template))
 
     # When the template's policies are resolved with its parameters
-    # Then the step roles may invoke exactly what the routes call, no other role anything
+    grants = {holder: model_grants(template, holder, parameters) for holder in ROLE_HOLDERS}
+
+    # Then the step roles may invoke exactly what the routes call (and its guardrail)
     expected = routes.required_access(specs).arns(REGION, ACCOUNT)
     if parameters.get("GuardrailId"):
         expected["bedrock:ApplyGuardrail"] = {
             f"arn:aws:bedrock:{REGION}:{ACCOUNT}:guardrail/{parameters['GuardrailId']}"
         }
     for holder in MODEL_STEPS:
-        assert model_grants(template, holder, parameters) == expected, f"{env}: {holder}"
+        assert grants[holder] == expected, f"{env}: {holder}"
+    # And no other role may call a model
     for holder in set(ROLE_HOLDERS) - set(MODEL_STEPS):
-        grants = model_grants(template, holder, parameters)
+        others = grants[holder]
         # Searching a knowledge base is not a model call: tests/infra/test_knowledge_base.py.
         if holder == "RetrieveFunction":
-            grants.pop("bedrock:Retrieve", None)
-        assert grants == {}, f"{env}: {holder}"
+            others.pop("bedrock:Retrieve", None)
+        assert others == {}, f"{env}: {holder}"
 
 
 def test_api_function_starts_the_chain_and_can_only_forget_sessions(
     template: dict[str, Any],
 ) -> None:
+    # When the api function's policies are resolved for the template defaults
     policies = resolved_policies(template, "ApiFunction", {})
 
+    # Then it may start the chain and forget a session, and nothing else
     assert [(s["Action"], s["Resource"]) for s in statements(policies)] == [
         ("states:StartSyncExecution", "<ChatStateMachine>"),
         # DELETE /sessions/{id}: read and delete the session's turns, delete its cache entries.
@@ -271,8 +310,10 @@ def test_api_function_starts_the_chain_and_can_only_forget_sessions(
 
 
 def test_retrieve_function_only_reads_the_knowledge_bucket(template: dict[str, Any]) -> None:
+    # When the retrieve function's policies are resolved for the template defaults
     policies = resolved_policies(template, "RetrieveFunction", {})
 
+    # Then it may read the knowledge bucket, and has no statement of its own
     assert list(policy_templates(policies)) == [
         ("S3ReadPolicy", {"BucketName": "<KnowledgeBucket>"})
     ]
@@ -280,8 +321,10 @@ def test_retrieve_function_only_reads_the_knowledge_bucket(template: dict[str, A
 
 
 def test_state_machine_touches_only_its_functions_and_tables(template: dict[str, Any]) -> None:
+    # When the state machine's policies are resolved for the template defaults
     policies = resolved_policies(template, "ChatStateMachine", {})
 
+    # Then it may invoke exactly the chain's functions
     invoked = {
         arguments["FunctionName"]
         for name, arguments in policy_templates(policies)
@@ -294,6 +337,7 @@ def test_state_machine_touches_only_its_functions_and_tables(template: dict[str,
         "<AnswerFunction>",
         "<SemanticFunction>",
     }
+    # And only read and write the cache and the history, item by item
     table_access = {
         (action, statement["Resource"])
         for statement in statements(policies)
@@ -312,9 +356,11 @@ def test_state_machine_touches_only_its_functions_and_tables(template: dict[str,
 def test_customer_key_use_is_granted_only_when_a_key_is_configured(
     template: dict[str, Any],
 ) -> None:
+    # Given a customer-managed KMS key
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
     for holder in ("RetrieveFunction", "ChatStateMachine", "ApiFunction"):
+        # When each role's policies are resolved without the key and with it
         without = [
             s
             for s in statements(resolved_policies(template, holder, {}))
@@ -325,6 +371,8 @@ def test_customer_key_use_is_granted_only_when_a_key_is_configured(
             for s in statements(resolved_policies(template, holder, {"KmsKeyArn": key}))
             if "kms:" in str(s["Action"])
         ]
+
+        # Then it may use a key only when one is configured, and then only that key
         assert without == [], holder
         assert [s["Resource"] for s in with_key] == [key], holder
 
@@ -332,12 +380,18 @@ def test_customer_key_use_is_granted_only_when_a_key_is_configured(
 def test_semantic_function_reads_and_writes_the_cache_and_embeds_only_with_its_model(
     template: dict[str, Any],
 ) -> None:
+    # Given an embedding model
+    titan = "amazon.titan-embed-text-v2:0"
+
+    # When the semantic function's policies are resolved without a model and with it
     offline = resolved_policies(template, "SemanticFunction", {})
+    with_model = resolved_policies(template, "SemanticFunction", {"EmbeddingModelId": titan})
+
+    # Then without a model it only reads and writes the cache
     assert [(s["Action"], s["Resource"]) for s in statements(offline)] == [
         (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], "<CacheTable.Arn>")
     ]
-    titan = "amazon.titan-embed-text-v2:0"
-    with_model = resolved_policies(template, "SemanticFunction", {"EmbeddingModelId": titan})
+    # And with one it may invoke exactly that model
     assert [
         (s["Action"], s["Resource"]) for s in statements(with_model) if "bedrock" in str(s)
     ] == [

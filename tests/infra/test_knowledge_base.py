@@ -58,32 +58,40 @@ def retrieve_environment(template: dict[str, Any], parameters: dict[str, str]) -
 def test_retrieve_may_search_the_knowledge_base_iff_one_is_configured(
     template: dict[str, Any], parameters: dict[str, str]
 ) -> None:
+    # Given parameters with or without a knowledge base (and with or without a customer key)
     uses_kb = bool(parameters.get("KnowledgeBaseId"))
 
-    # The retrieve role may call Retrieve on exactly that knowledge base, and no other role may
-    assert retrieve_grants(template, "RetrieveFunction", parameters) == (
-        {KB_ARN} if uses_kb else set()
-    )
-    for holder in set(ROLE_HOLDERS) - {"RetrieveFunction"}:
-        assert retrieve_grants(template, holder, parameters) == set(), holder
-    # And it reads the index bucket (and its key) only when it searches the local index
-    assert reads_the_knowledge_bucket(template, parameters) is not uses_kb
+    # When the roles' policies are resolved with them
+    grants = {holder: retrieve_grants(template, holder, parameters) for holder in ROLE_HOLDERS}
+    reads_bucket = reads_the_knowledge_bucket(template, parameters)
     kms = [
         statement
         for statement in statements(resolved_policies(template, "RetrieveFunction", parameters))
         if "kms:Decrypt" in as_list(statement["Action"])
     ]
+
+    # Then the retrieve role may call Retrieve on exactly that knowledge base, and no other role may
+    assert grants["RetrieveFunction"] == ({KB_ARN} if uses_kb else set())
+    for holder in set(ROLE_HOLDERS) - {"RetrieveFunction"}:
+        assert grants[holder] == set(), holder
+    # And it reads the index bucket (and its key) only when it searches the local index
+    assert reads_bucket is not uses_kb
     assert bool(kms) is (not uses_kb and "KmsKeyArn" in parameters)
 
 
 def test_the_knowledge_base_statement_is_retrieve_only_and_never_a_wildcard(
     template: dict[str, Any],
 ) -> None:
+    # Given a knowledge base
+    parameters = {"KnowledgeBaseId": KB_ID}
+
+    # When the retrieve function's policies are resolved with it
+    policies = resolved_policies(template, "RetrieveFunction", parameters)
+
+    # Then its one Bedrock statement allows Retrieve on that knowledge base and nothing else
     bedrock = [
         statement
-        for statement in statements(
-            resolved_policies(template, "RetrieveFunction", {"KnowledgeBaseId": KB_ID})
-        )
+        for statement in statements(policies)
         if any(action.startswith("bedrock:") for action in as_list(statement["Action"]))
     ]
     assert bedrock == [
@@ -105,12 +113,16 @@ def test_each_environment_chooses_its_retriever_and_grants_only_that(
     assert "KnowledgeBaseId" in parameters, f"{env} does not choose its retriever"
     kb_id = parameters["KnowledgeBaseId"]
 
-    # Then the function is told the same backend its role may use
+    # When the retrieve function's environment and policies are resolved with them
     environment = retrieve_environment(template, parameters)
+    grants = retrieve_grants(template, "RetrieveFunction", parameters)
+    reads_bucket = reads_the_knowledge_bucket(template, parameters)
+
+    # Then the function is told the same backend its role may use
     assert environment["CONCIERGE_RETRIEVER"] == ("bedrock-kb" if kb_id else "local")
     expected = {f"arn:aws:bedrock:{REGION}:{ACCOUNT}:knowledge-base/{kb_id}"} if kb_id else set()
-    assert retrieve_grants(template, "RetrieveFunction", parameters) == expected
-    assert reads_the_knowledge_bucket(template, parameters) is not bool(kb_id)
+    assert grants == expected
+    assert reads_bucket is not bool(kb_id)
 
 
 def test_the_knowledge_base_parameters_reach_the_retrieve_settings(
@@ -172,10 +184,13 @@ print(json.dumps(output["Resources"]["RetrieveFunctionRole"]["Properties"]["Poli
 
 
 def test_sam_translates_the_retrieve_function_policies() -> None:
+    # Given the Python of .venv-sam, which has SAM's translator
     python = tools.sam().parent / "python"
 
+    # When it translates the template into CloudFormation
     result = tools.run([python, "-c", _TRANSLATE, tools.TEMPLATE])
 
+    # Then it accepts the template, and the retrieve role gets one policy per backend condition
     assert result.returncode == 0, tools.describe(result)
     conditions = [policy["Fn::If"][0] for policy in json.loads(result.stdout)]
     assert conditions == ["ReadsLocalIndex", "UsesKnowledgeBase", "DecryptsLocalIndex"]

@@ -42,9 +42,12 @@ def the_state_machine(template: dict[str, Any]) -> dict[str, Any]:
 def test_every_asl_placeholder_has_a_substitution_and_vice_versa(
     template: dict[str, Any], definition: Path
 ) -> None:
-    # Given the placeholders the definition uses and the substitutions the template supplies
-    used = set(PLACEHOLDER.findall(definition.read_text(encoding="utf-8")))
+    # Given the definition and the substitutions the template supplies for it
+    text = definition.read_text(encoding="utf-8")
     supplied = set(the_state_machine(template)["DefinitionSubstitutions"])
+
+    # When the placeholders the definition uses are collected
+    used = set(PLACEHOLDER.findall(text))
 
     # Then neither side has a name the other lacks
     assert used - supplied == set(), "placeholders without a DefinitionSubstitutions entry"
@@ -52,16 +55,23 @@ def test_every_asl_placeholder_has_a_substitution_and_vice_versa(
 
 
 def test_state_machine_file_is_the_one_the_template_deploys(template: dict[str, Any]) -> None:
+    # When the state machine's DefinitionUri is found in the checkout
     uri = the_state_machine(template)["DefinitionUri"]
+    deployed = (tools.REPO_ROOT / uri).resolve()
 
-    assert (tools.REPO_ROOT / uri).resolve() in {path.resolve() for path in tools.STATE_MACHINES}
+    # Then it is one of the definitions the tools check
+    assert deployed in {path.resolve() for path in tools.STATE_MACHINES}
 
 
 def test_substitutions_are_function_arns_and_table_names_the_local_runtime_can_resolve(
     template: dict[str, Any],
 ) -> None:
-    # `concierge serve` resolves exactly these two forms; anything else breaks the local run.
-    for name, value in the_state_machine(template)["DefinitionSubstitutions"].items():
+    # Given the state machine's substitutions (`concierge serve` resolves exactly two forms;
+    # anything else breaks the local run)
+    substitutions = the_state_machine(template)["DefinitionSubstitutions"]
+
+    # When / Then each is the Arn of a function or the name of a table
+    for name, value in substitutions.items():
         if name.endswith("FunctionArn"):
             logical_id, attribute = value["Fn::GetAtt"]
             assert attribute == "Arn"
@@ -74,8 +84,11 @@ def test_substitutions_are_function_arns_and_table_names_the_local_runtime_can_r
 def test_state_machine_is_express_traced_and_logs_without_execution_data(
     template: dict[str, Any],
 ) -> None:
+    # When the state machine's properties are read
     machine = the_state_machine(template)
 
+    # Then it is an Express workflow, traced, logging to a log group of the stack without the
+    # execution data
     assert machine["Type"] == "EXPRESS"
     assert machine["Tracing"] == {"Enabled": True}
     logging = machine["Logging"]
@@ -85,9 +98,11 @@ def test_state_machine_is_express_traced_and_logs_without_execution_data(
 
 
 def test_state_machine_has_no_http_api_event(template: dict[str, Any]) -> None:
-    # SAM rejects HttpApi events on a state machine; the api function fronts it instead.
+    # When the state machine's events are read
     events = the_state_machine(template).get("Events", {})
 
+    # Then none is an HttpApi event (SAM rejects them on a state machine; the api function
+    # fronts it instead)
     assert all(event["Type"] != "HttpApi" for event in events.values())
 
 
@@ -95,30 +110,40 @@ def test_state_machine_has_no_http_api_event(template: dict[str, Any]) -> None:
 
 
 def test_functions_are_the_expected_thin_handlers(template: dict[str, Any]) -> None:
+    # Given the template's functions and the handler they share
     functions = resources(template, "AWS::Serverless::Function")
-
-    assert {name: body["Properties"]["CodeUri"] for name, body in functions.items()} == FUNCTIONS
     handler = template["Globals"]["Function"]["Handler"]
     module, function = handler.split(".")
+
+    # When the handler module of each expected code folder is parsed
+    defined = {}
     for code_uri in FUNCTIONS.values():
         source = tools.REPO_ROOT / code_uri / f"{module}.py"
         tree = ast.parse(source.read_text(encoding="utf-8"))
-        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-        assert function in defined, f"{source} does not define {function}"
+        defined[source] = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+    # Then the functions are the expected ones, each with its own code folder
+    assert {name: body["Properties"]["CodeUri"] for name, body in functions.items()} == FUNCTIONS
+    # And each folder's module defines the handler
+    for source, names in defined.items():
+        assert function in names, f"{source} does not define {function}"
 
 
 def test_every_function_runs_on_arm64_with_the_layer_and_active_tracing(
     template: dict[str, Any],
 ) -> None:
+    # When the settings every function inherits, and each function's own, are read
     globals_ = template["Globals"]["Function"]
+    functions = resources(template, "AWS::Serverless::Function")
 
+    # Then the inherited ones are python3.11 on arm64, traced, with the shared layer
     assert globals_["Runtime"] == "python3.11"
     assert globals_["Architectures"] == ["arm64"]
     assert globals_["Tracing"] == "Active"
     assert {"Ref": "ConciergeLayer"} in globals_["Layers"]
-    for name, body in resources(template, "AWS::Serverless::Function").items():
+    # And no function overrides them (a function-level value would override the global one)
+    for name, body in functions.items():
         properties = body["Properties"]
-        # A function-level value would override the global one.
         assert properties.get("Architectures", ["arm64"]) == ["arm64"], name
         assert properties.get("Tracing", "Active") == "Active", name
         assert properties.get("Runtime", "python3.11") == "python3.11", name
@@ -126,8 +151,10 @@ def test_every_function_runs_on_arm64_with_the_layer_and_active_tracing(
 
 
 def test_layer_is_built_by_sam_for_arm64(template: dict[str, Any]) -> None:
+    # When the layer's resource is read
     layer = template["Resources"]["ConciergeLayer"]
 
+    # Then SAM builds it from layers/concierge and its requirements, for python3.11 on arm64
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/concierge"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.11"]
@@ -137,25 +164,33 @@ def test_layer_is_built_by_sam_for_arm64(template: dict[str, Any]) -> None:
 
 
 def test_every_function_logs_to_its_own_group_with_retention(template: dict[str, Any]) -> None:
-    groups = []
-    for name, body in resources(template, "AWS::Serverless::Function").items():
-        group = body["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
-        assert template["Resources"][group]["Type"] == "AWS::Logs::LogGroup", name
-        groups.append(group)
+    # When the log group of each function is looked up
+    groups = {
+        name: body["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        for name, body in resources(template, "AWS::Serverless::Function").items()
+    }
 
-    assert len(set(groups)) == len(groups)
+    # Then each is a log group of the stack, and no two functions share one
+    for name, group in groups.items():
+        assert template["Resources"][group]["Type"] == "AWS::Logs::LogGroup", name
+    assert len(set(groups.values())) == len(groups)
+    # And every log group keeps its logs for the configured number of days
     for name, body in resources(template, "AWS::Logs::LogGroup").items():
         assert body["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
 
 
 def test_api_function_serves_chat_and_health_over_the_http_api(template: dict[str, Any]) -> None:
+    # Given the api function's events
     events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
 
+    # When the routes of its events on the chat api are collected
     routes = {
         (event["Properties"]["Method"], event["Properties"]["Path"])
         for event in events.values()
         if event["Type"] == "HttpApi" and event["Properties"]["ApiId"] == {"Ref": "ChatApi"}
     }
+
+    # Then they are chat, health and forgetting a session
     assert routes == {
         ("POST", "/chat"),
         ("GET", "/health"),
@@ -164,8 +199,11 @@ def test_api_function_serves_chat_and_health_over_the_http_api(template: dict[st
 
 
 def test_http_api_has_narrow_cors_throttling_and_access_logs(template: dict[str, Any]) -> None:
+    # When the http api's properties are read
     api = template["Resources"]["ChatApi"]["Properties"]
 
+    # Then CORS allows the configured origins and the routes' methods only, every route is
+    # throttled, and the access logs name the request but not the caller's IP
     assert api["CorsConfiguration"]["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
     assert set(api["CorsConfiguration"]["AllowMethods"]) == {"GET", "POST", "DELETE", "OPTIONS"}
     assert api["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
@@ -219,13 +257,16 @@ def function_environment(
 def test_each_function_can_load_its_settings_from_the_template_environment(
     template: dict[str, Any], env_parameters: dict[str, dict[str, str]], env: str
 ) -> None:
-    # The package reads CONCIERGE_* variables into settings models per handler: every required
-    # setting must be set, every variable must be one of its models' fields, and the values the
-    # template produces (for the defaults and for each environment) must validate.
     from concierge import config
 
+    # Given the parameters of the template defaults or of an environment
     parameters = {} if env == "defaults" else env_parameters[env]
+
+    # When every function's environment is resolved with them
     environments = function_environment(template, parameters)
+
+    # Then the settings models of each handler (the package reads CONCIERGE_* variables into
+    # them) find every required setting, no variable they ignore, and values that validate
     for name, models in settings_models().items():
         shared, own = environments[name]
         known = {config.ENV_PREFIX + field.upper() for m in models for field in m.model_fields}
@@ -290,30 +331,36 @@ def test_model_steps_read_route_and_runtime_settings_from_the_parameters(
 
 
 def test_empty_runtime_parameters_mean_not_set(template: dict[str, Any]) -> None:
-    # CloudFormation cannot leave a variable out: "" must read as "no fallbacks", "bundled prices
-    # only" and "no guardrail", not as an error.
     from concierge import config
 
+    # Given the answer function's environment for the template defaults
     shared, own = function_environment(template, {})["AnswerFunction"]
     environ = {key: str(value) for key, value in {**shared, **own}.items()}
 
+    # When the handler loads its settings
+    runtime = config.load(config.ModelRuntimeSettings, environ)
+    route = config.load(config.AnswerRoute, environ)
+
+    # Then the optional settings are "" (CloudFormation cannot leave a variable out)
     assert environ["CONCIERGE_MODEL_PRICES"] == ""
     assert environ["CONCIERGE_ANSWER_FALLBACKS"] == ""
     assert environ["CONCIERGE_BEDROCK_GUARDRAIL_ID"] == ""
-    runtime = config.load(config.ModelRuntimeSettings, environ)
+    # And "" reads as "bundled prices only", "no guardrail" and "no fallbacks", not as an error
     assert runtime.model_prices is None
     assert runtime.bedrock_guardrail_id is None
     assert (runtime.model_attempts, runtime.bedrock_latency) == (2, "standard")
-    assert config.load(config.AnswerRoute, environ).answer_fallbacks == ()
+    assert route.answer_fallbacks == ()
 
 
 def test_retrieve_reads_the_index_from_the_knowledge_bucket(template: dict[str, Any]) -> None:
+    # Given the retrieve function's variables
     variables = template["Resources"]["RetrieveFunction"]["Properties"]["Environment"]["Variables"]
 
-    assert (
-        Evaluator(template).resolve(variables["CONCIERGE_INDEX_URI"])
-        == "s3://<KnowledgeBucket>/index/index.json"
-    )
+    # When the index location among them is resolved
+    index_uri = Evaluator(template).resolve(variables["CONCIERGE_INDEX_URI"])
+
+    # Then it is the index of the knowledge bucket
+    assert index_uri == "s3://<KnowledgeBucket>/index/index.json"
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -329,8 +376,11 @@ def test_retrieve_reads_the_index_from_the_knowledge_bucket(template: dict[str, 
 def test_tables_are_on_demand_with_ttl_pitr_and_literal_keys(
     template: dict[str, Any], table: str, keys: list[tuple[str, str]]
 ) -> None:
+    # When the table's properties are read
     properties = template["Resources"][table]["Properties"]
 
+    # Then it is billed on demand, keyed by its string keys, expires items, keeps point-in-time
+    # backups, and lets CloudFormation name it
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert [(key["AttributeName"], key["KeyType"]) for key in properties["KeySchema"]] == keys
     assert {
@@ -347,20 +397,27 @@ def test_tables_are_on_demand_with_ttl_pitr_and_literal_keys(
 def test_data_is_encrypted_with_the_customer_key_when_one_is_given(
     template: dict[str, Any], kms_key: str
 ) -> None:
+    # Given a customer key, or none
     evaluator = Evaluator(template, {"KmsKeyArn": kms_key})
 
-    for table in ("CacheTable", "HistoryTable"):
-        sse = evaluator.resolve(template["Resources"][table]["Properties"]["SSESpecification"])
-        expected = (
-            {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_key}
-            if kms_key
-            else {"SSEEnabled": False}
-        )
-        assert sse == expected, table
+    # When the encryption of the tables and of the knowledge bucket is resolved
+    table_encryption = {
+        table: evaluator.resolve(template["Resources"][table]["Properties"]["SSESpecification"])
+        for table in ("CacheTable", "HistoryTable")
+    }
     bucket = evaluator.resolve(template["Resources"]["KnowledgeBucket"]["Properties"])
     rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
         "ServerSideEncryptionByDefault"
     ]
+
+    # Then all of them use the customer key when one is given, AWS's keys otherwise
+    expected = (
+        {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_key}
+        if kms_key
+        else {"SSEEnabled": False}
+    )
+    for table, sse in table_encryption.items():
+        assert sse == expected, table
     assert rule == (
         {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key}
         if kms_key
@@ -369,16 +426,18 @@ def test_data_is_encrypted_with_the_customer_key_when_one_is_given(
 
 
 def test_knowledge_bucket_is_private_versioned_and_tls_only(template: dict[str, Any]) -> None:
+    # When the knowledge bucket's properties and its bucket policies are read
     bucket = template["Resources"]["KnowledgeBucket"]["Properties"]
-
-    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert all(bucket["PublicAccessBlockConfiguration"].values())
-    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
     policies = [
         body["Properties"]
         for body in resources(template, "AWS::S3::BucketPolicy").values()
         if body["Properties"]["Bucket"] == {"Ref": "KnowledgeBucket"}
     ]
+
+    # Then it is versioned, blocks every kind of public access, and denies requests without TLS
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
     assert any(
         statement["Effect"] == "Deny"
         and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -391,6 +450,7 @@ def test_knowledge_bucket_is_private_versioned_and_tls_only(template: dict[str, 
 
 
 def test_alarms_watch_the_chain_the_api_function_and_the_http_api(template: dict[str, Any]) -> None:
+    # When the metrics the alarms watch are collected
     watched = set()
     for body in resources(template, "AWS::CloudWatch::Alarm").values():
         properties = body["Properties"]
@@ -401,6 +461,7 @@ def test_alarms_watch_the_chain_the_api_function_and_the_http_api(template: dict
             if "MetricName" in metric:
                 watched.add((metric["Namespace"], metric["MetricName"]))
 
+    # Then the chain's failed executions, the functions' errors and the api's 5xx are among them
     assert {
         ("AWS/States", "ExecutionsFailed"),
         ("AWS/Lambda", "Errors"),
@@ -409,8 +470,11 @@ def test_alarms_watch_the_chain_the_api_function_and_the_http_api(template: dict
 
 
 def test_outputs_name_what_deployers_and_the_docs_use(template: dict[str, Any]) -> None:
+    # When the template's outputs are read, and the api url resolved
     outputs = template["Outputs"]
+    url = Evaluator(template).resolve(outputs["ApiUrl"]["Value"])
 
+    # Then the api, the state machine, the tables and the bucket are among them
     assert set(outputs) >= {
         "ApiUrl",
         "StateMachineArn",
@@ -418,21 +482,22 @@ def test_outputs_name_what_deployers_and_the_docs_use(template: dict[str, Any]) 
         "HistoryTableName",
         "KnowledgeBucketName",
     }
-    url = Evaluator(template).resolve(outputs["ApiUrl"]["Value"])
+    # And the url is the api's default endpoint
     assert url == "https://<ChatApi>.execute-api.eu-west-1.amazonaws.com/"
 
 
 def test_dashboard_body_is_json_over_the_metrics_the_package_emits(
     template: dict[str, Any],
 ) -> None:
-    # CloudFormation only sees a string: a stray comma or quote fails at deploy time.
+    # When the dashboard body is resolved and parsed (CloudFormation only sees a string: a
+    # stray comma or quote fails at deploy time)
     body = json.loads(
         Evaluator(template).resolve(
             template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
         )
     )
 
-    # Every Concierge metric on the dashboard is one the package emits (by name).
+    # Then it is JSON, and every Concierge metric on it is one the package emits (by name)
     shown = set()
     for widget in body["widgets"]:
         namespace = None
@@ -449,4 +514,5 @@ def test_dashboard_body_is_json_over_the_metrics_the_package_emits(
     )
     assert {"StepLatency", "LlmCalls", "CacheHit", "CacheMiss"} <= shown
     assert {name for name in shown if f'"{name}"' not in emitted} == set()
+    # And every widget shows the stack's region
     assert all(widget["properties"]["region"] == "eu-west-1" for widget in body["widgets"])

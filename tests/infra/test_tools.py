@@ -22,20 +22,34 @@ def test_sam_validate_with_lint_accepts_the_template() -> None:
 
 
 def test_cfn_lint_reports_nothing() -> None:
-    result = tools.run([tools.cfn_lint(), tools.TEMPLATE])
+    # Given the cfn-lint of .venv-sam
+    cfn_lint = tools.cfn_lint()
 
+    # When it lints the template
+    result = tools.run([cfn_lint, tools.TEMPLATE])
+
+    # Then it reports no error, warning or informational finding (each exits non-zero)
     assert result.returncode == 0, tools.describe(result)
 
 
 def test_there_is_a_state_machine_definition() -> None:
-    assert tools.STATE_MACHINES, "no statemachine/*.asl.json found"
+    # When statemachine/ is searched for definitions
+    definitions = tools.STATE_MACHINES
+
+    # Then there is at least one
+    assert definitions, "no statemachine/*.asl.json found"
 
 
 @pytest.mark.parametrize("definition", tools.STATE_MACHINES, ids=lambda path: path.name)
 def test_asl_validator_accepts_the_state_machine(definition: Path) -> None:
-    # cfn-lint does not open DefinitionUri files: the Amazon States Language is checked here.
-    result = tools.run([tools.asl_validator(), "--json-path", definition])
+    # Given the asl-validator (cfn-lint does not open DefinitionUri files: the Amazon States
+    # Language is checked here)
+    validator = tools.asl_validator()
 
+    # When it validates the definition
+    result = tools.run([validator, "--json-path", definition])
+
+    # Then the definition is valid
     assert result.returncode == 0, tools.describe(result)
 
 

@@ -42,6 +42,8 @@ def _request() -> ModelRequest:
 
 
 def test_converse_request_and_reply(runtime_client: tuple[Any, Stubber]) -> None:
+    # Given Converse replying with usage to exactly the expected request (Stubber compares the
+    # parameters, and validates them against the service model)
     client, stubber = runtime_client
     stubber.add_response(
         "converse",
@@ -65,7 +67,12 @@ def test_converse_request_and_reply(runtime_client: tuple[Any, Stubber]) -> None
             },
         },
     )
-    reply = BedrockConverseModel(MODEL_ID, client=lambda _timeout: client).generate(_request())
+    model = BedrockConverseModel(MODEL_ID, client=lambda _timeout: client)
+
+    # When the model generates
+    reply = model.generate(_request())
+
+    # Then the reply carries the text, the reported usage and the model's spec
     assert reply.text == "We sell tents. [1]"
     assert (reply.input_tokens, reply.output_tokens, reply.estimated) == (321, 12, False)
     assert reply.model == f"bedrock:{MODEL_ID}"
@@ -87,13 +94,19 @@ def test_converse_request_and_reply(runtime_client: tuple[Any, Stubber]) -> None
 def test_provider_errors_become_typed_errors(
     runtime_client: tuple[Any, Stubber], code: str, error: type[Exception]
 ) -> None:
+    # Given Converse failing with the provider's error code
     client, stubber = runtime_client
     stubber.add_client_error("converse", service_error_code=code, http_status_code=400)
+    model = BedrockConverseModel(MODEL_ID, client=lambda _timeout: client)
+
+    # When / Then generating raises the typed error of that code
     with pytest.raises(error):
-        BedrockConverseModel(MODEL_ID, client=lambda _timeout: client).generate(_request())
+        model.generate(_request())
 
 
 def test_guardrail_and_latency_options_are_sent(runtime_client: tuple[Any, Stubber]) -> None:
+    # Given a model with a guardrail and optimized latency, and Converse expecting both options
+    # and replying that the guardrail intervened
     client, stubber = runtime_client
     stubber.add_response(
         "converse",
@@ -129,7 +142,11 @@ def test_guardrail_and_latency_options_are_sent(runtime_client: tuple[Any, Stubb
         guardrail_version="3",
         latency="optimized",
     )
+
+    # When the model generates
     reply = model.generate(_request())
+
+    # Then the request carried both options (Stubber compares them), and the reply is a refusal
     assert reply.refused is True
     assert reply.text == "Sorry, I can't help with that."
 
@@ -137,11 +154,15 @@ def test_guardrail_and_latency_options_are_sent(runtime_client: tuple[Any, Stubb
 def test_connection_failures_are_retryable() -> None:
     from botocore.exceptions import EndpointConnectionError
 
+    # Given a client that cannot reach the endpoint
     class Unreachable:
         def converse(self, **kwargs: Any) -> Any:
             raise EndpointConnectionError(
                 endpoint_url="https://bedrock-runtime.eu-west-1.amazonaws.com"
             )
 
+    model = BedrockConverseModel(MODEL_ID, client=lambda _timeout: Unreachable())
+
+    # When / Then generating raises the retryable error
     with pytest.raises(ModelThrottledError):
-        BedrockConverseModel(MODEL_ID, client=lambda _timeout: Unreachable()).generate(_request())
+        model.generate(_request())

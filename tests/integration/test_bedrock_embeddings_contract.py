@@ -71,17 +71,22 @@ def is_unit(vector: list[float]) -> bool:
 
 # -- Titan Text Embeddings V2: one text a call -------------------------------------------------
 def test_titan_sends_one_text_a_call_and_reads_the_embedding(runtime: Runtime) -> None:
+    # Given Titan replying to two calls, the second with a vector not of unit length
     runtime.reply(TITAN, {"embedding": [0.6, 0.8, 0.0], "inputTextTokenCount": 7})
     runtime.reply(TITAN, {"embedding": [0.0, 3.0, 4.0], "inputTextTokenCount": 6})
+    embedder = BedrockEmbedder(TITAN, client=runtime.client)
 
-    vectors = BedrockEmbedder(TITAN, client=runtime.client).embed(
+    # When two texts are embedded
+    vectors = embedder.embed(
         ["How much is shipping to Austria?", "¿Cuánto cuesta el envío a Canarias?"]
     )
 
+    # Then each text is sent in a call of its own, asking for 1024 normalised dimensions
     assert runtime.bodies == [
         {"inputText": "How much is shipping to Austria?", "dimensions": 1024, "normalize": True},
         {"inputText": "¿Cuánto cuesta el envío a Canarias?", "dimensions": 1024, "normalize": True},
     ]
+    # And each embedding is read back, in order
     assert vectors[0] == pytest.approx([0.6, 0.8, 0.0])
     # normalised here as well, whatever the model returns
     assert vectors[1] == pytest.approx([0.0, 0.6, 0.8])
@@ -89,13 +94,20 @@ def test_titan_sends_one_text_a_call_and_reads_the_embedding(runtime: Runtime) -
 
 
 def test_titan_asks_for_the_configured_dimensions(runtime: Runtime) -> None:
+    # Given a Titan embedder configured for 256 dimensions
     runtime.reply(TITAN, {"embedding": [1.0, 0.0], "inputTextTokenCount": 3})
-    BedrockEmbedder(TITAN, client=runtime.client, dimensions=256).embed(["Cirrus 2"])
+    embedder = BedrockEmbedder(TITAN, client=runtime.client, dimensions=256)
+
+    # When it embeds a text
+    embedder.embed(["Cirrus 2"])
+
+    # Then the request asks for 256 dimensions
     assert runtime.bodies[0]["dimensions"] == 256
 
 
 # -- Cohere Embed v3: many texts a call ---------------------------------------------------------
 def test_cohere_sends_the_texts_together_and_reads_every_embedding(runtime: Runtime) -> None:
+    # Given two questions, and Cohere replying with an embedding for each
     texts = ["Wohin liefert ihr?", "Was kostet der Versand nach Spanien?"]
     runtime.reply(
         COHERE,
@@ -107,34 +119,47 @@ def test_cohere_sends_the_texts_together_and_reads_every_embedding(runtime: Runt
         },
     )
 
+    # When they are embedded
     vectors = BedrockEmbedder(COHERE, client=runtime.client).embed(texts)
 
+    # Then they are sent together, as search queries, truncated at the end if too long
     assert runtime.bodies == [{"texts": texts, "input_type": "search_query", "truncate": "END"}]
+    # And each embedding is read back, normalised, in order
     assert vectors[0] == pytest.approx([1.0, 0.0])
     assert vectors[1] == pytest.approx([math.sqrt(0.5), math.sqrt(0.5)])
 
 
 def test_cohere_reads_the_by_type_reply_too(runtime: Runtime) -> None:
+    # Given Cohere replying with its embeddings by type
     runtime.reply(
         COHERE,
         {"id": "a1", "response_type": "embeddings_by_type", "embeddings": {"float": [[0.0, 5.0]]}},
     )
-    assert BedrockEmbedder(COHERE, client=runtime.client).embed(["Cirrus 3"]) == [[0.0, 1.0]]
+
+    # When a text is embedded
+    vectors = BedrockEmbedder(COHERE, client=runtime.client).embed(["Cirrus 3"])
+
+    # Then the float embedding is read, normalised
+    assert vectors == [[0.0, 1.0]]
 
 
 def test_cohere_sends_at_most_96_texts_a_call_of_at_most_2048_characters(
     runtime: Runtime,
 ) -> None:
+    # Given 97 texts, the first of 3000 characters, and Cohere replying to two calls
     texts = [f"question {n}" for n in range(97)]
     texts[0] = "x" * 3000
     runtime.reply(COHERE, {"embeddings": [[1.0, 0.0]] * 96})
     runtime.reply(COHERE, {"embeddings": [[0.0, 1.0]]})
 
+    # When they are embedded
     vectors = BedrockEmbedder(COHERE, client=runtime.client).embed(texts)
 
+    # Then they are sent 96 and 1, the long one cut to 2048 characters
     assert [len(body["texts"]) for body in runtime.bodies] == [96, 1]
     assert runtime.bodies[0]["texts"][0] == "x" * 2048
     assert runtime.bodies[1]["texts"] == ["question 96"]
+    # And every embedding comes back, in order
     assert len(vectors) == 97
     assert vectors[-1] == [0.0, 1.0]
 
@@ -153,9 +178,13 @@ def test_cohere_sends_at_most_96_texts_a_call_of_at_most_2048_characters(
 def test_a_reply_without_usable_embeddings_is_an_invocation_error(
     runtime: Runtime, model_id: str, payload: dict[str, Any]
 ) -> None:
+    # Given a reply without usable embeddings
     runtime.reply(model_id, payload)
+    embedder = BedrockEmbedder(model_id, client=runtime.client)
+
+    # When / Then embedding raises an invocation error
     with pytest.raises(ModelInvocationError):
-        BedrockEmbedder(model_id, client=runtime.client).embed(["Cirrus 2"])
+        embedder.embed(["Cirrus 2"])
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -178,11 +207,15 @@ def test_a_reply_without_usable_embeddings_is_an_invocation_error(
 def test_provider_errors_become_typed_errors(
     runtime: Runtime, model_id: str, code: str, status: int, error: type[Exception]
 ) -> None:
+    # Given InvokeModel failing with the provider's error code and status
     runtime.stubber.add_client_error(
         "invoke_model", service_error_code=code, http_status_code=status
     )
+    embedder = BedrockEmbedder(model_id, client=runtime.client)
+
+    # When / Then embedding raises the typed error of that failure
     with pytest.raises(error):
-        BedrockEmbedder(model_id, client=runtime.client).embed(["Cirrus 2"])
+        embedder.embed(["Cirrus 2"])
 
 
 class _SlowClient:
@@ -191,8 +224,12 @@ class _SlowClient:
 
 
 def test_a_read_timeout_is_a_model_timeout() -> None:
+    # Given a client whose reads time out
+    embedder = BedrockEmbedder(TITAN, client=_SlowClient())
+
+    # When / Then embedding raises a model timeout
     with pytest.raises(ModelTimeoutError):
-        BedrockEmbedder(TITAN, client=_SlowClient()).embed(["Cirrus 2"])
+        embedder.embed(["Cirrus 2"])
 
 
 # -- the client the composition root gives it --------------------------------------------------

@@ -118,13 +118,19 @@ def test_each_classification_sends_its_metadata_filter(
     search_filter: SearchFilter,
     expected_filter: dict[str, Any] | None,
 ) -> None:
-    # Given a knowledge base with the default attribute names
+    # Given a knowledge base with the default attribute names, and Retrieve expecting the
+    # request with the classification's metadata filter
     client, stubber = agent_runtime
     stubber.add_response("retrieve", {"retrievalResults": []}, expected_request(expected_filter))
+    kb = BedrockKnowledgeBase(KB_ID, client)
 
-    # When it is searched with the filter, Then the request is exactly the expected one
-    # (Stubber compares the parameters, and validates them against the service model)
-    assert BedrockKnowledgeBase(KB_ID, client).search(QUESTION, search_filter, 4) == []
+    # When it is searched with the filter
+    found = kb.search(QUESTION, search_filter, 4)
+
+    # Then the request was exactly the expected one (Stubber compares the parameters, and
+    # validates them against the service model), and nothing was found
+    stubber.assert_no_pending_responses()
+    assert found == []
 
 
 def test_categories_are_mapped_to_the_knowledge_base_labels_and_attribute_names_configured(
@@ -166,8 +172,10 @@ def test_categories_are_mapped_to_the_knowledge_base_labels_and_attribute_names_
 def test_results_become_passages_with_source_title_metadata_and_score(
     agent_runtime: tuple[Any, Stubber],
 ) -> None:
+    # Given results of ingested documents (one stored under another name than it was ingested
+    # as) and of a document of another tool, with no title and no source attribute in its
+    # metadata
     client, stubber = agent_runtime
-    # A document of another tool: no title and no source attribute in its metadata
     untitled = s3_result("returns.md", "Returns are free for 30 days.", 0.61)
     del untitled["metadata"]["title"], untitled["metadata"]["source"]
     stubber.add_response(
@@ -182,8 +190,10 @@ def test_results_become_passages_with_source_title_metadata_and_score(
         expected_request(None),
     )
 
+    # When the knowledge base is searched
     passages = BedrockKnowledgeBase(KB_ID, client).search(QUESTION, SearchFilter(), 4)
 
+    # Then each result is a passage with its source, title, text, metadata and rounded score
     assert [p.model_dump() for p in passages] == [
         {
             "source": "warranty-policy.md",
@@ -237,8 +247,11 @@ def test_labels_map_back_to_categories_and_sources_fall_back_to_metadata(
     )
     kb = BedrockKnowledgeBase(KB_ID, client, category_map={"products": "catalogue"})
 
+    # When a knowledge base with its own category labels is searched
     passages = kb.search(QUESTION, SearchFilter(), 4)
 
+    # Then the labels map back to categories, the sources come from the metadata and the web
+    # location, and the row is left out
     assert [(p.source, p.category, p.title) for p in passages] == [
         ("tents.md", "products", "Tents"),
         ("https://example.com/contact", "company", "https://example.com/contact"),
@@ -380,12 +393,16 @@ def test_settings_select_the_knowledge_base_through_the_client_factory(
 def test_throttling_and_5xx_raise_the_error_the_state_machine_retries(
     agent_runtime: tuple[Any, Stubber], code: str, status: int
 ) -> None:
+    # Given Retrieve throttled or failing on the service's side
     client, stubber = agent_runtime
     stubber.add_client_error("retrieve", code, "slow down", http_status_code=status)
+    kb = BedrockKnowledgeBase(KB_ID, client)
 
+    # When / Then searching raises the throttled error, naming the knowledge base
     with pytest.raises(KnowledgeBaseThrottledError, match=KB_ID) as raised:
-        BedrockKnowledgeBase(KB_ID, client).search(QUESTION, SearchFilter(language="en"), 4)
+        kb.search(QUESTION, SearchFilter(language="en"), 4)
 
+    # And the state machine retries that error
     assert type(raised.value).__name__ in retry_errors_of_the_retrieve_state()
 
 
@@ -402,19 +419,25 @@ def test_throttling_and_5xx_raise_the_error_the_state_machine_retries(
 def test_client_errors_fail_fast_naming_the_knowledge_base(
     agent_runtime: tuple[Any, Stubber], code: str, status: int, hint: str
 ) -> None:
+    # Given Retrieve rejecting the request, with details that may quote the question
     client, stubber = agent_runtime
     stubber.add_client_error(
         "retrieve", code, f"details that may quote {QUESTION}", http_status_code=status
     )
+    kb = BedrockKnowledgeBase(KB_ID, client)
 
+    # When searching fails
     with pytest.raises(RetrievalError) as raised:
-        BedrockKnowledgeBase(KB_ID, client).search(QUESTION, SearchFilter(language="en"), 4)
+        kb.search(QUESTION, SearchFilter(language="en"), 4)
 
+    # Then the error names the knowledge base, the code and a hint, without AWS's message (it
+    # may quote the question)
     message = str(raised.value)
     assert KB_ID in message
     assert code in message
     assert hint in message
-    assert QUESTION not in message  # AWS's message is not repeated: it may quote the question
+    assert QUESTION not in message
+    # And the state machine does not retry it
     assert type(raised.value).__name__ not in retry_errors_of_the_retrieve_state()
 
 
@@ -427,13 +450,19 @@ class _FailingClient:
 
 
 def test_a_read_timeout_is_a_timeout_and_an_unreachable_endpoint_is_retryable() -> None:
-    timeout = _FailingClient(ReadTimeoutError(endpoint_url="https://bedrock-agent-runtime"))
-    unreachable = _FailingClient(
-        EndpointConnectionError(endpoint_url="https://bedrock-agent-runtime")
+    # Given a knowledge base whose reads time out, and one whose endpoint cannot be reached
+    slow = BedrockKnowledgeBase(
+        KB_ID, _FailingClient(ReadTimeoutError(endpoint_url="https://bedrock-agent-runtime"))
+    )
+    unreachable = BedrockKnowledgeBase(
+        KB_ID, _FailingClient(EndpointConnectionError(endpoint_url="https://bedrock-agent-runtime"))
     )
 
+    # When / Then searching the first raises a timeout, the second the throttled error, both
+    # naming the knowledge base
     with pytest.raises(KnowledgeBaseTimeoutError, match=KB_ID):
-        BedrockKnowledgeBase(KB_ID, timeout).search(QUESTION, SearchFilter(), 4)
+        slow.search(QUESTION, SearchFilter(), 4)
     with pytest.raises(KnowledgeBaseThrottledError, match=KB_ID) as raised:
-        BedrockKnowledgeBase(KB_ID, unreachable).search(QUESTION, SearchFilter(), 4)
+        unreachable.search(QUESTION, SearchFilter(), 4)
+    # And the state machine retries the second
     assert type(raised.value).__name__ in retry_errors_of_the_retrieve_state()

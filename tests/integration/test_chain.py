@@ -49,21 +49,31 @@ def model_calls() -> Iterator[list[str]]:
 def test_a_first_question_is_answered_with_citations_and_cached(
     runtime: LocalRuntime, model_calls: list[str]
 ) -> None:
+    # When a first question is asked, with no history
     status, body = ask(runtime, "What do you sell?")
+
+    # Then it is answered from the knowledge base, by classify and answer only (no condense
+    # without history)
     assert status == 200
     assert body["cached"] is False
     assert body["category"] == "products"
     assert body["citations"][0]["source"] == "en-product-overview.md"
-    assert model_calls == ["classify", "answer"]  # no condense without history
+    assert model_calls == ["classify", "answer"]
+    # And the answer is cached
     assert len(table_items(runtime, "CacheTable")) == 1
 
 
 def test_a_repeated_question_is_served_from_the_cache_without_model_calls(
     runtime: LocalRuntime, model_calls: list[str]
 ) -> None:
+    # Given a question answered once
     _, first = ask(runtime, "What do you sell?")
     model_calls.clear()
+
+    # When it is asked again, in other case and spacing
     status, second = ask(runtime, "  what do you SELL ")
+
+    # Then the same answer is served from the cache, without a model call
     assert status == 200
     assert second["cached"] is True
     assert second["usage"]["llm_calls"] == 0
@@ -72,27 +82,38 @@ def test_a_repeated_question_is_served_from_the_cache_without_model_calls(
 
 
 def test_an_expired_cache_entry_is_a_miss(runtime: LocalRuntime) -> None:
+    # Given a cached answer whose entry has expired
     ask(runtime, "What do you sell?")
     client = boto3.client("dynamodb", region_name="us-east-1")
     (item,) = table_items(runtime, "CacheTable")
     item["expires_at"] = {"N": str(int(time.time()) - 10)}
     client.put_item(TableName=runtime.table_names["CacheTable"], Item=item)
+
+    # When the question is asked again
     _, body = ask(runtime, "What do you sell?")
+
+    # Then it is not served from the cache
     assert body["cached"] is False
 
 
 def test_a_follow_up_is_condensed_against_the_session_history(
     runtime: LocalRuntime, model_calls: list[str]
 ) -> None:
+    # Given a session with one turn
     ask(runtime, "What do you sell?", session_id="s1")
     model_calls.clear()
+
+    # When a follow-up is asked in it
     status, body = ask(runtime, "Which of them is cheapest?", session_id="s1")
+
+    # Then one cheap call rewrites and classifies the follow-up (no separate classify), and
+    # the answer is about the earlier turn's subject
     assert status == 200
-    # One cheap call rewrites and classifies the follow-up; no separate classify.
     assert sorted(model_calls) == ["answer", "condense"]
     assert body["citations"][0]["source"] == "en-price-list.md"
     assert "Pika" in body["answer"]
     assert body["usage"]["llm_calls"] == 2
+    # And the session history holds both turns
     turns = table_items(runtime, "HistoryTable")
     assert sorted(t["question"]["S"] for t in turns) == [
         "What do you sell?",
@@ -101,36 +122,49 @@ def test_a_follow_up_is_condensed_against_the_session_history(
 
 
 def test_a_follow_up_is_never_looked_up_by_its_raw_wording(runtime: LocalRuntime) -> None:
-    _, first = ask(runtime, "Which of them is cheapest?")  # a first turn, cached as asked
+    # Given the words of a follow-up answered and cached as a first turn, and a session about
+    # something else
+    _, first = ask(runtime, "Which of them is cheapest?")
     assert first["cached"] is False
     ask(runtime, "Do you have a shop?", session_id="s2")
-    # The same words as a follow-up mean something else: "them" are this session's subject.
+
+    # When the same words are asked as a follow-up in that session
     _, body = ask(runtime, "Which of them is cheapest?", session_id="s2")
+
+    # Then the cached answer is not served: "them" are this session's subject
     assert body["cached"] is False
 
 
 def test_a_follow_up_that_stands_alone_is_served_from_the_cache_after_condense(
     runtime: LocalRuntime, model_calls: list[str]
 ) -> None:
+    # Given a question answered and cached as a first turn, and a session about something else
     question = "How long is the warranty on backpacks?"
-    ask(runtime, question)  # answered and cached as a first turn
+    ask(runtime, question)
     ask(runtime, "Do you have a shop?", session_id="s2")
     model_calls.clear()
+
+    # When the same question is asked as a follow-up in that session
     _, body = ask(runtime, question, session_id="s2")
+
+    # Then condense alone runs, and the cached answer of the question it stands for is served
     assert body["cached"] is True
     assert model_calls == ["condense"]
     assert body["usage"]["llm_calls"] == 1
 
 
 def test_an_unanswerable_question_says_so_and_is_not_cached(runtime: LocalRuntime) -> None:
+    # When a question the knowledge base has nothing on is asked
     _, body = ask(runtime, "What is the capital of Peru?")
+
+    # Then the answer says so, citing nothing, and is not cached
     assert body["citations"] == []
     assert "could not find" in body["answer"]
     assert table_items(runtime, "CacheTable") == []
 
 
 def test_a_retried_history_write_does_not_duplicate_the_turn(runtime: LocalRuntime) -> None:
-    # Given one execution input run twice, as a retried request would be
+    # Given one execution input
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     question = "Do you repair tents?"
     chain_input = ChainInput(
@@ -149,39 +183,50 @@ def test_a_retried_history_write_does_not_duplicate_the_turn(runtime: LocalRunti
         history_expires_at=int(time.time()) + 60,
     )
     payload = chain_input.model_dump_json()
+
+    # When it is run twice, as a retried request would be
+    statuses = []
     for name in ("attempt-1", "attempt-2"):
         arn = sfn.start_execution(
             stateMachineArn=runtime.state_machine_arn, name=name, input=payload
         )["executionArn"]
         while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
             time.sleep(0.01)
-        assert described["status"] == "SUCCEEDED"
-    # Then the session holds the turn once
+        statuses.append(described["status"])
+
+    # Then both runs succeed, and the session holds the turn once
+    assert statuses == ["SUCCEEDED", "SUCCEEDED"]
     assert len(table_items(runtime, "HistoryTable")) == 1
 
 
 def test_throttling_is_retried_then_reported_as_unavailable(
     runtime: LocalRuntime, retry_waits: list[float]
 ) -> None:
+    # Given a model that is always throttled
     attempts: list[str] = []
 
     def throttled(self: OfflineModel, request: Any) -> Any:
         attempts.append(request.task)
         raise ModelThrottledError("busy")
 
+    # When a question is asked
     with mock.patch.object(OfflineModel, "generate", throttled):
         status, body = ask(runtime, "What do you sell?")
+
+    # Then the model is reported unavailable
     assert status == 503
     assert body["error"]["code"] == "model_unavailable"
-    # Two attempts inside the step (one retry), then one more run of the step by Step Functions
+    # And after two attempts inside the step (one retry), then one more run of the step by
+    # Step Functions, with waits inside the budget (full jitter under MaxDelaySeconds)
     assert attempts == ["classify"] * 4
     assert len(retry_waits) == 1
-    assert sum(retry_waits) <= 4  # full jitter under MaxDelaySeconds keeps inside the budget
+    assert sum(retry_waits) <= 4
 
 
 def test_a_client_error_from_the_model_fails_fast(
     runtime: LocalRuntime, retry_waits: list[float]
 ) -> None:
+    # Given a model that is denied access when it answers
     original = OfflineModel.generate
     calls: list[str] = []
 
@@ -191,8 +236,12 @@ def test_a_client_error_from_the_model_fails_fast(
             raise ModelInvocationError("access denied")
         return original(self, request)
 
+    # When a question is asked
     with mock.patch.object(OfflineModel, "generate", spy):
         status, body = ask(runtime, "What do you sell?")
+
+    # Then a model error is reported after one attempt, without a retry, and without the
+    # provider's message
     assert status == 502
     assert body["error"]["code"] == "model_error"
     assert calls.count("answer") == 1
@@ -211,10 +260,15 @@ def degraded() -> Iterator[list[str]]:
 def test_the_history_store_being_down_still_gives_an_answer(
     runtime: LocalRuntime, degraded: list[str]
 ) -> None:
+    # Given the history table gone
     boto3.client("dynamodb", region_name="us-east-1").delete_table(
         TableName=runtime.table_names["HistoryTable"]
     )
+
+    # When a question is asked in a session
     status, body = ask(runtime, "What do you sell?", session_id="s4")
+
+    # Then it is answered, and the history read and write are counted as degraded
     assert status == 200
     assert body["citations"]
     assert sorted(degraded) == ["history_read", "history_write"]
@@ -223,10 +277,15 @@ def test_the_history_store_being_down_still_gives_an_answer(
 def test_the_cache_being_down_still_gives_an_answer(
     runtime: LocalRuntime, degraded: list[str]
 ) -> None:
+    # Given the cache table gone
     boto3.client("dynamodb", region_name="us-east-1").delete_table(
         TableName=runtime.table_names["CacheTable"]
     )
+
+    # When a question is asked
     status, body = ask(runtime, "What do you sell?")
+
+    # Then it is answered, and the cache read and write are counted as degraded
     assert status == 200
     assert body["cached"] is False
     assert sorted(degraded) == ["cache_read", "cache_write"]
@@ -235,9 +294,16 @@ def test_the_cache_being_down_still_gives_an_answer(
 def test_a_cache_entry_counts_its_hits_and_names_its_session_and_knowledge_base(
     runtime: LocalRuntime,
 ) -> None:
+    # Given a question answered in one session
     ask(runtime, "What do you sell?", session_id="producer")
-    for _ in range(2):
-        assert ask(runtime, "what do you sell")[1]["cached"] is True
+
+    # When it is asked twice more
+    replies = [ask(runtime, "what do you sell")[1] for _ in range(2)]
+
+    # Then both are served from the cache
+    for reply in replies:
+        assert reply["cached"] is True
+    # And its one entry counts the two hits and names the session and the knowledge base
     (entry,) = table_items(runtime, "CacheTable")
     assert entry["hits"]["N"] == "2"
     assert entry["session_id"]["S"] == "producer"
@@ -247,19 +313,29 @@ def test_a_cache_entry_counts_its_hits_and_names_its_session_and_knowledge_base(
 def test_a_bypass_answers_as_if_there_were_no_cache(
     runtime: LocalRuntime, model_calls: list[str]
 ) -> None:
+    # Given a cached answer
     ask(runtime, "What do you sell?")
     stored = table_items(runtime, "CacheTable")
     model_calls.clear()
+
+    # When the question is asked again, bypassing the cache
     status, body = ask(runtime, "What do you sell?", bypass_cache=True)
+
+    # Then the models answer it
     assert (status, body["cached"]) == (200, False)
     assert model_calls == ["classify", "answer"]
-    # Neither served nor stored: the entry is the first request's, untouched.
+    # And neither served nor stored: the entry is the first request's, untouched
     assert table_items(runtime, "CacheTable") == stored
+
+    # When a new question is asked, bypassing the cache
     ask(runtime, "How long is the warranty on backpacks?", bypass_cache=True)
+
+    # Then its answer is not stored either
     assert table_items(runtime, "CacheTable") == stored
 
 
 def test_an_answer_in_another_language_than_its_key_is_not_stored(runtime: LocalRuntime) -> None:
+    # Given a classify step that finds German in an English question
     original = OfflineModel.generate
 
     def says_german(self: OfflineModel, request: Any) -> Any:
@@ -268,15 +344,19 @@ def test_an_answer_in_another_language_than_its_key_is_not_stored(runtime: Local
             return reply
         return reply.model_copy(update={"text": reply.text.replace('"en"', '"de"')})
 
+    # When the question is asked
     with mock.patch.object(OfflineModel, "generate", says_german):
         _, body = ask(runtime, "What do you sell?")
-    # Looked up as English, answered in German: stored, it would greet the next English asker.
+
+    # Then it is answered in German, and not stored: looked up as English, it would greet the
+    # next English asker
     assert body["language"] == "de"
     assert table_items(runtime, "CacheTable") == []
 
 
 def test_concurrent_requests_each_get_their_own_answer(runtime: LocalRuntime) -> None:
-    # The local runtime shares one parsed definition between executions: no state may leak.
+    # Given questions and the answers they get one at a time (the local runtime shares one
+    # parsed definition between executions: no state may leak)
     questions = [
         "What do you sell?",
         "How long is the warranty on backpacks?",
@@ -284,10 +364,14 @@ def test_concurrent_requests_each_get_their_own_answer(runtime: LocalRuntime) ->
         "Wie lange dauert der Versand nach Österreich?",
     ] * 2
     expected = {question: ask(runtime, question, bypass_cache=True)[1] for question in questions}
+
+    # When they are asked all at once, each in a session of its own
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(
             pool.map(lambda q: ask(runtime, q, session_id=uuid.uuid4().hex)[1], questions)
         )
+
+    # Then each gets the answer it gets alone, in its language
     for question, body in zip(questions, answers, strict=True):
         assert (body["answer"], body["language"]) == (
             expected[question]["answer"],

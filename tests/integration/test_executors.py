@@ -14,6 +14,7 @@ ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:chat"
 
 
 def test_sync_executor_reads_a_failed_status_from_a_200_response() -> None:
+    # Given StartSyncExecution answering 200 for an execution that failed
     client = boto3.client(
         "stepfunctions", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
@@ -30,11 +31,16 @@ def test_sync_executor_reads_a_failed_status_from_a_200_response() -> None:
             },
             {"stateMachineArn": ARN, "name": "r1", "input": json.dumps({"a": 1})},
         )
+
+        # When the sync executor runs an input
         result = SyncExecutor(client, ARN).run("r1", {"a": 1}, timeout_s=5)
+
+    # Then the result is the failure, with its error and without output
     assert (result.status, result.error, result.output) == ("FAILED", "States.Runtime", None)
 
 
 def test_sync_executor_parses_the_output_of_a_success() -> None:
+    # Given StartSyncExecution answering with the JSON output of a successful execution
     client = boto3.client(
         "stepfunctions", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
@@ -49,16 +55,26 @@ def test_sync_executor_parses_the_output_of_a_success() -> None:
                 "output": '{"status": "answered"}',
             },
         )
+
+        # When the sync executor runs an input
         result = SyncExecutor(client, ARN).run("r2", {}, timeout_s=5)
+
+    # Then the result carries the parsed output
     assert result.output == {"status": "answered"}
 
 
 def test_polling_executor_runs_the_real_definition(runtime: LocalRuntime) -> None:
+    # Given a polling executor on the emulated state machine
     executor = PollingExecutor(
         boto3.client("stepfunctions", region_name="us-east-1"), runtime.state_machine_arn
     )
-    # An input missing its fields fails inside the chain and comes back as a structured failure.
+
+    # When it runs an input missing its fields
     result = executor.run("bad-input", {"request_id": "r"}, timeout_s=10)
-    assert result.status in {"SUCCEEDED", "FAILED"}
-    if result.status == "SUCCEEDED":
-        assert result.output is not None and result.output["status"] == "failed"
+
+    # Then the input fails inside the chain, whose last state turns the failure into a
+    # structured result of a succeeded execution
+    assert result.status == "SUCCEEDED"
+    assert result.error is None
+    assert result.output is not None and result.output["status"] == "failed"
+    assert result.output["error"] == "States.Runtime"

@@ -101,13 +101,18 @@ def _run(kb: Path, target: S3Target) -> tuple[Any, list[str]]:
 def test_documents_sidecars_index_and_manifest_are_written_and_a_job_started(
     s3: Any, agent: tuple[Any, Stubber], kb: Path
 ) -> None:
+    # Given an S3 target that syncs a knowledge base, and StartIngestionJob expected for the
+    # folder's knowledge-base version
     client, stubber = agent
     target = S3Target(f"s3://{BUCKET}/kb/", s3, KnowledgeBaseSync(KB_ID, DS_ID, client))
     version = ingest([kb]).report.kb_version
     _expect_job(stubber, "JOB0000001", version)
 
+    # When the folder is ingested to it
     result, lines = _run(kb, target)
 
+    # Then every document is stored as text with its metadata sidecar, beside the index and the
+    # manifest
     assert _keys(s3) == [
         "kb/documents/envios.txt",
         "kb/documents/envios.txt.metadata.json",
@@ -138,12 +143,15 @@ def test_documents_sidecars_index_and_manifest_are_written_and_a_job_started(
     }
     content_type = s3.head_object(Bucket=BUCKET, Key="kb/documents/returns.md")["ContentType"]
     assert content_type == "text/markdown; charset=utf-8"
+    # And the index is the ingest's version
     assert load_index(f"s3://{BUCKET}/kb/index.json", s3).kb_version == result.report.kb_version
+    # And the report says what was written, and which ingestion job was started
     assert lines == [
         f"uploaded 3 and deleted 0 documents under s3://{BUCKET}/kb/documents/",
         f"wrote s3://{BUCKET}/kb/index.json",
         f"started ingestion job JOB0000001 of knowledge base {KB_ID} (data source {DS_ID})",
     ]
+    # And the manifest records the version the knowledge base was synced to
     manifest = target.load_manifest()
     assert manifest is not None
     assert manifest.knowledge_base_synced == result.report.kb_version
@@ -152,6 +160,8 @@ def test_documents_sidecars_index_and_manifest_are_written_and_a_job_started(
 def test_a_re_ingest_uploads_the_changed_deletes_the_removed_and_leaves_the_rest(
     s3: Any, agent: tuple[Any, Stubber], kb: Path
 ) -> None:
+    # Given a folder ingested to S3, then one document changed and one removed, and a second
+    # ingestion job expected
     client, stubber = agent
     target = S3Target(f"s3://{BUCKET}/kb", s3, KnowledgeBaseSync(KB_ID, DS_ID, client))
     _expect_job(stubber, "JOB0000001", ingest([kb]).report.kb_version)
@@ -164,17 +174,21 @@ def test_a_re_ingest_uploads_the_changed_deletes_the_removed_and_leaves_the_rest
         "provide-client-params.s3.PutObject", lambda params, **_: written.append(params["Key"])
     )
 
+    # When it is ingested again
     _, lines = _run(kb, target)
 
+    # Then only the changed document and its sidecar are uploaded, then the index and manifest
     assert written == [
         "kb/documents/returns.md",
         "kb/documents/returns.md.metadata.json",
         "kb/index.json",
         "kb/manifest.json",
     ]
+    # And the removed document and its sidecar are deleted
     assert "kb/documents/envios.txt" not in _keys(s3)
     assert "kb/documents/envios.txt.metadata.json" not in _keys(s3)
     assert _body(s3, "kb/documents/returns.md") == "# Returns\nWithin 60 days."
+    # And the report says so, and names the new ingestion job
     assert lines[0] == f"uploaded 1 and deleted 1 documents under s3://{BUCKET}/kb/documents/"
     assert lines[-1].startswith("started ingestion job JOB0000002")
 
@@ -182,13 +196,17 @@ def test_a_re_ingest_uploads_the_changed_deletes_the_removed_and_leaves_the_rest
 def test_nothing_changed_means_no_upload_and_no_ingestion_job(
     s3: Any, agent: tuple[Any, Stubber], kb: Path
 ) -> None:
+    # Given a folder ingested to S3, with its one ingestion job
     client, stubber = agent
     target = S3Target(f"s3://{BUCKET}/kb", s3, KnowledgeBaseSync(KB_ID, DS_ID, client))
     _expect_job(stubber, "JOB0000001", ingest([kb]).report.kb_version)
     first, _ = _run(kb, target)
 
-    second, lines = _run(kb, target)  # the Stubber would fail on an unexpected job
+    # When it is ingested again, unchanged
+    second, lines = _run(kb, target)
 
+    # Then the version is the same, nothing is uploaded, and no job is started (the Stubber
+    # would fail on an unexpected one)
     assert second.report.kb_version == first.report.kb_version
     assert lines[0] == f"uploaded 0 and deleted 0 documents under s3://{BUCKET}/kb/documents/"
     assert lines[-1] == (
@@ -212,17 +230,24 @@ class _FailingS3:
 
 
 def test_a_failed_upload_never_publishes_a_half_ingested_index(s3: Any, kb: Path) -> None:
+    # Given a folder ingested to S3, then a document changed and one added, and an S3 that
+    # fails to store the new one
     first, _ = _run(kb, S3Target(f"s3://{BUCKET}/kb", s3))
     (kb / "returns.md").write_text("# Returns\nWithin 60 days.", encoding="utf-8")
     (kb / "zelte.md").write_text("# Zelte\nDas Cirrus 2 ist für zwei.", encoding="utf-8")
     failing = S3Target(f"s3://{BUCKET}/kb", _FailingS3(s3, "kb/documents/zelte.md"))
 
+    # When the ingest fails
     with pytest.raises(ClientError):
         _run(kb, failing)
 
+    # Then the published index is still the earlier one
     assert load_index(f"s3://{BUCKET}/kb/index.json", s3).kb_version == first.report.kb_version
-    # The next run completes the ingest.
+
+    # When the next run completes the ingest
     second, _ = _run(kb, S3Target(f"s3://{BUCKET}/kb", s3))
+
+    # Then the new index and the changed document are published
     assert load_index(f"s3://{BUCKET}/kb/index.json", s3).kb_version == second.report.kb_version
     assert _body(s3, "kb/documents/returns.md") == "# Returns\nWithin 60 days."
 
@@ -230,11 +255,13 @@ def test_a_failed_upload_never_publishes_a_half_ingested_index(s3: Any, kb: Path
 def test_the_cli_ingests_to_s3_through_the_client_factory(
     s3: Any, kb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # When the CLI ingests the folder to an S3 target
     code = main(["--root", str(tmp_path), "ingest", str(kb), "--target", f"s3://{BUCKET}/index"])
 
+    # Then it reports the documents and the index it wrote to S3, and writes nothing locally
     out = capsys.readouterr().out
     assert code == 0
     assert "ingested 3 documents (3 new, 0 changed, 0 unchanged)" in out
     assert f"wrote s3://{BUCKET}/index/index.json" in out
     assert "index/index.json" in _keys(s3)
-    assert not (tmp_path / ".concierge").exists()  # nothing written locally
+    assert not (tmp_path / ".concierge").exists()

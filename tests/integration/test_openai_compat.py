@@ -87,12 +87,15 @@ def test_request_carries_the_chat_and_the_key(server: FakeOpenAIServer) -> None:
 
 
 def test_no_key_no_authorization_header_and_no_empty_stop(server: FakeOpenAIServer) -> None:
+    # Given a model without an API key, on a base URL with a trailing slash
     server.reply(200, completion("Tents.", {"prompt_tokens": 3, "completion_tokens": 1}))
-    # A trailing slash on the base URL does not double up in the path.
     model = OpenAICompatibleModel(MODEL, server.base_url + "/")
 
+    # When it generates without stop sequences
     model.generate(_request(stop=()))
 
+    # Then the slash does not double up in the path, and the request has neither an
+    # authorization header nor an empty stop list
     (sent,) = server.requests
     assert sent.path == "/v1/chat/completions"
     assert "authorization" not in sent.headers
@@ -100,10 +103,14 @@ def test_no_key_no_authorization_header_and_no_empty_stop(server: FakeOpenAIServ
 
 
 def test_missing_usage_is_estimated(server: FakeOpenAIServer) -> None:
+    # Given a server that does not report usage
     server.reply(200, completion("We sell tents and stoves."))
+    model = OpenAICompatibleModel(MODEL, server.base_url)
 
-    reply = OpenAICompatibleModel(MODEL, server.base_url).generate(_request())
+    # When the model generates
+    reply = model.generate(_request())
 
+    # Then the reply's usage is estimated from the texts
     assert reply.text == "We sell tents and stoves."
     assert reply.estimated is True
     assert reply.input_tokens == estimate_tokens(f"{SYSTEM}\n\n{PROMPT}")
@@ -126,12 +133,16 @@ def test_missing_usage_is_estimated(server: FakeOpenAIServer) -> None:
 def test_http_errors_become_typed_errors(
     server: FakeOpenAIServer, status: int, error: type[Exception]
 ) -> None:
-    # The error body echoes the prompt, as some servers do.
+    # Given a server failing with the status, its error body echoing the prompt (as some
+    # servers do)
     server.reply(status, {"error": {"message": f"cannot handle {PROMPT}"}})
+    model = OpenAICompatibleModel(MODEL, server.base_url)
 
+    # When generating fails
     with pytest.raises(error) as raised:
-        OpenAICompatibleModel(MODEL, server.base_url).generate(_request())
+        model.generate(_request())
 
+    # Then the typed error names the model and the status, without repeating the prompt
     message = str(raised.value)
     assert f"openai:{MODEL}" in message
     assert f"HTTP {status}" in message
@@ -139,22 +150,32 @@ def test_http_errors_become_typed_errors(
 
 
 def test_slow_server_times_out(server: FakeOpenAIServer) -> None:
+    # Given a server that replies after a second
     server.reply_after(1.0, 200, completion("too late"))
+    model = OpenAICompatibleModel(MODEL, server.base_url)
 
+    # When / Then generating with 0.3 seconds left times out
     with pytest.raises(ModelTimeoutError):
-        OpenAICompatibleModel(MODEL, server.base_url).generate(_request(timeout_s=0.3))
+        model.generate(_request(timeout_s=0.3))
 
 
 def test_no_time_left_times_out_without_calling(server: FakeOpenAIServer) -> None:
-    with pytest.raises(ModelTimeoutError):
-        OpenAICompatibleModel(MODEL, server.base_url).generate(_request(timeout_s=0))
+    # Given a model of the server
+    model = OpenAICompatibleModel(MODEL, server.base_url)
 
+    # When / Then generating with no time left times out
+    with pytest.raises(ModelTimeoutError):
+        model.generate(_request(timeout_s=0))
+
+    # And the server was never called
     assert server.requests == []
 
 
 def test_connection_refused_is_retryable(closed_port: int) -> None:
+    # Given a model of a server that is not running
     model = OpenAICompatibleModel(MODEL, f"http://127.0.0.1:{closed_port}/v1")
 
+    # When / Then generating raises the retryable error
     with pytest.raises(ModelThrottledError):
         model.generate(_request())
 
@@ -171,13 +192,17 @@ def test_connection_refused_is_retryable(closed_port: int) -> None:
     ids=["not-json", "no-choices", "null-content", "no-choices-key", "not-an-object"],
 )
 def test_malformed_reply_is_an_invocation_error(server: FakeOpenAIServer, body: bytes) -> None:
+    # Given a server whose successful reply is not a usable chat completion
     server.reply_raw(200, body)
+    model = OpenAICompatibleModel(MODEL, server.base_url)
 
+    # When / Then generating raises an invocation error
     with pytest.raises(ModelInvocationError):
-        OpenAICompatibleModel(MODEL, server.base_url).generate(_request())
+        model.generate(_request())
 
 
 @pytest.mark.parametrize("base_url", ["file:///etc/passwd", "127.0.0.1:11434/v1", "ftp://host/v1"])
 def test_base_url_must_be_http(base_url: str) -> None:
+    # When / Then a model on a base URL that is not http(s) is a configuration error
     with pytest.raises(ConfigurationError):
         OpenAICompatibleModel(MODEL, base_url)

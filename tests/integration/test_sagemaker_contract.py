@@ -147,12 +147,14 @@ def test_messages_request_and_reply(runtime: Runtime) -> None:
 
 
 def test_messages_without_stops_or_usage(runtime: Runtime) -> None:
+    # Given an endpoint that does not report usage
     runtime.respond(_chat_completion("We sell tents."))
+    model = SageMakerEndpointModel(ENDPOINT, "messages", client=lambda _timeout: runtime.client)
 
-    reply = SageMakerEndpointModel(
-        ENDPOINT, "messages", client=lambda _timeout: runtime.client
-    ).generate(_request(stop=()))
+    # When the model generates without stop sequences
+    reply = model.generate(_request(stop=()))
 
+    # Then the body has no stop list, and the reply's usage is estimated from the texts
     assert "stop" not in runtime.sent_body()
     assert reply.estimated is True
     assert reply.input_tokens == estimate_tokens(RENDERED)
@@ -163,12 +165,14 @@ def test_messages_without_stops_or_usage(runtime: Runtime) -> None:
 
 
 def test_inputs_request(runtime: Runtime) -> None:
+    # Given a text-generation endpoint
     runtime.respond([{"generated_text": "We sell tents."}])
+    model = SageMakerEndpointModel(ENDPOINT, "inputs", client=lambda _timeout: runtime.client)
 
-    SageMakerEndpointModel(ENDPOINT, "inputs", client=lambda _timeout: runtime.client).generate(
-        _request()
-    )
+    # When the model generates
+    model.generate(_request())
 
+    # Then the body is the rendered prompt with TGI's generation parameters
     assert runtime.sent_body() == {
         "inputs": RENDERED,
         "parameters": {
@@ -182,13 +186,15 @@ def test_inputs_request(runtime: Runtime) -> None:
 
 
 def test_inputs_greedy_request_leaves_out_what_tgi_rejects(runtime: Runtime) -> None:
-    # TGI rejects temperature 0 and top_p 1.0: greedy decoding is asked for explicitly.
+    # Given a text-generation endpoint
     runtime.respond([{"generated_text": "Tents."}])
+    model = SageMakerEndpointModel(ENDPOINT, "inputs", client=lambda _timeout: runtime.client)
 
-    SageMakerEndpointModel(ENDPOINT, "inputs", client=lambda _timeout: runtime.client).generate(
-        _request(temperature=0.0, top_p=1.0, stop=())
-    )
+    # When the model generates greedily: temperature 0, top_p 1.0, no stop sequences
+    model.generate(_request(temperature=0.0, top_p=1.0, stop=()))
 
+    # Then greedy decoding is asked for explicitly, since TGI rejects temperature 0 and
+    # top_p 1.0
     assert runtime.sent_body() == {
         "inputs": RENDERED,
         "parameters": {"max_new_tokens": 800, "do_sample": False, "return_full_text": False},
@@ -229,12 +235,14 @@ def test_inputs_greedy_request_leaves_out_what_tgi_rejects(runtime: Runtime) -> 
 def test_inputs_response_shapes(
     runtime: Runtime, payload: Any, tokens: tuple[int, int] | None, estimated: bool
 ) -> None:
+    # Given a text-generation endpoint replying in one of the shapes it may use
     runtime.respond(payload)
+    model = SageMakerEndpointModel(ENDPOINT, "inputs", client=lambda _timeout: runtime.client)
 
-    reply = SageMakerEndpointModel(
-        ENDPOINT, "inputs", client=lambda _timeout: runtime.client
-    ).generate(_request())
+    # When the model generates
+    reply = model.generate(_request())
 
+    # Then the text is read, with the token counts the reply gives, estimated otherwise
     assert reply.text == "We sell tents."
     expected = tokens or (estimate_tokens(RENDERED), estimate_tokens("We sell tents."))
     assert (reply.input_tokens, reply.output_tokens) == expected
@@ -258,12 +266,13 @@ def test_inputs_response_shapes(
 def test_unexpected_responses_are_invocation_errors(
     runtime: Runtime, payload_family: Any, body: Any
 ) -> None:
+    # Given an endpoint replying with a body its payload family does not produce
     runtime.respond(body)
+    model = SageMakerEndpointModel(ENDPOINT, payload_family, client=lambda _timeout: runtime.client)
 
+    # When / Then generating raises an invocation error
     with pytest.raises(ModelInvocationError):
-        SageMakerEndpointModel(
-            ENDPOINT, payload_family, client=lambda _timeout: runtime.client
-        ).generate(_request())
+        model.generate(_request())
 
 
 # --- errors ---
@@ -287,15 +296,17 @@ def test_unexpected_responses_are_invocation_errors(
 def test_service_errors_become_typed_errors(
     runtime: Runtime, code: str, status: int, error: type[Exception]
 ) -> None:
+    # Given InvokeEndpoint failing with a service error
     runtime.stubber.add_client_error(
         "invoke_endpoint", service_error_code=code, http_status_code=status
     )
+    model = SageMakerEndpointModel(ENDPOINT, "messages", client=lambda _timeout: runtime.client)
 
+    # When generating fails
     with pytest.raises(error) as raised:
-        SageMakerEndpointModel(
-            ENDPOINT, "messages", client=lambda _timeout: runtime.client
-        ).generate(_request())
+        model.generate(_request())
 
+    # Then the typed error names the model and the code, without the prompt
     message = str(raised.value)
     assert f"sagemaker:{ENDPOINT}:messages" in message
     assert code.lower() in message.lower()
@@ -316,7 +327,8 @@ def test_service_errors_become_typed_errors(
 def test_model_errors_follow_the_container_status(
     runtime: Runtime, original_status: int, error: type[Exception]
 ) -> None:
-    # A ModelError is the container's own failure: its status is a modeled field.
+    # Given a ModelError, the container's own failure: its status is a modeled field, and its
+    # messages quote the prompt
     runtime.stubber.add_client_error(
         "invoke_endpoint",
         service_error_code="ModelError",
@@ -327,12 +339,14 @@ def test_model_errors_follow_the_container_status(
             "OriginalMessage": f"cannot handle {PROMPT}",
         },
     )
+    model = SageMakerEndpointModel(ENDPOINT, "inputs", client=lambda _timeout: runtime.client)
 
+    # When generating fails
     with pytest.raises(error) as raised:
-        SageMakerEndpointModel(ENDPOINT, "inputs", client=lambda _timeout: runtime.client).generate(
-            _request()
-        )
+        model.generate(_request())
 
+    # Then the error is typed by the container's status, and names the model and ModelError
+    # without the prompt
     message = str(raised.value)
     assert f"sagemaker:{ENDPOINT}:inputs" in message
     assert "modelerror" in message.lower()
@@ -351,17 +365,18 @@ def test_model_errors_follow_the_container_status(
 def test_model_error_status_in_the_error_section(
     runtime: Runtime, error_meta: dict[str, Any], error: type[Exception]
 ) -> None:
+    # Given a ModelError whose container status, if any, is in the error section
     runtime.stubber.add_client_error(
         "invoke_endpoint",
         service_error_code="modelError",
         http_status_code=424,
         service_error_meta=error_meta,
     )
+    model = SageMakerEndpointModel(ENDPOINT, "messages", client=lambda _timeout: runtime.client)
 
+    # When / Then generating raises the error of that status
     with pytest.raises(error):
-        SageMakerEndpointModel(
-            ENDPOINT, "messages", client=lambda _timeout: runtime.client
-        ).generate(_request())
+        model.generate(_request())
 
 
 @pytest.mark.parametrize(
@@ -377,22 +392,22 @@ def test_model_error_status_in_the_error_section(
 def test_transport_errors_become_typed_errors(
     transport_error: Exception, error: type[Exception]
 ) -> None:
-    # A real client whose HTTP send fails; no SDK retries, so the error surfaces at once.
+    # Given a real client whose HTTP send fails, without SDK retries so the error surfaces at once
     client = _client(Config(retries={"total_max_attempts": 1}))
 
     def fail(**kwargs: Any) -> None:
         raise transport_error
 
     client.meta.events.register(f"before-send.sagemaker-runtime.{OPERATION}", fail)
+    model = SageMakerEndpointModel(ENDPOINT, "messages", client=lambda _timeout: client)
 
+    # When / Then generating raises the typed error of that failure
     with pytest.raises(error):
-        SageMakerEndpointModel(ENDPOINT, "messages", client=lambda _timeout: client).generate(
-            _request()
-        )
+        model.generate(_request())
 
 
 def test_body_read_timeout_is_a_timeout(runtime: Runtime) -> None:
-    # The response headers arrive, then the streamed body stalls.
+    # Given an endpoint whose response headers arrive, then the streamed body stalls
     class StalledStream(io.BytesIO):
         def read(self, size: int | None = -1, /) -> bytes:
             raise URLLib3ReadTimeoutError(None, "https://runtime.sagemaker", "Read timed out.")  # type: ignore[arg-type]
@@ -401,11 +416,11 @@ def test_body_read_timeout_is_a_timeout(runtime: Runtime) -> None:
         "invoke_endpoint",
         {"Body": StreamingBody(StalledStream(), 100), "ContentType": "application/json"},
     )
+    model = SageMakerEndpointModel(ENDPOINT, "messages", client=lambda _timeout: runtime.client)
 
+    # When / Then generating times out
     with pytest.raises(ModelTimeoutError):
-        SageMakerEndpointModel(
-            ENDPOINT, "messages", client=lambda _timeout: runtime.client
-        ).generate(_request())
+        model.generate(_request())
 
 
 # --- client and configuration ---
@@ -415,6 +430,8 @@ def test_body_read_timeout_is_a_timeout(runtime: Runtime) -> None:
 def test_the_client_read_timeout_fits_the_budget(
     runtime: Runtime, timeout_s: float, read_timeout: float
 ) -> None:
+    # Given a model built by the registry through a client factory that records what it is
+    # asked for
     asked: list[tuple[str, float | None]] = []
 
     def factory(service: str, read_timeout: float | None = None) -> Any:
@@ -424,11 +441,14 @@ def test_the_client_read_timeout_fits_the_budget(
     runtime.respond(_chat_completion("Tents."))
     model = model_for(f"sagemaker:{ENDPOINT}:messages", ModelRuntimeSettings(), factory)
 
+    # When it generates with this much time left
     model.generate(_request().model_copy(update={"timeout_s": timeout_s}))
 
+    # Then it asks for one client, with a read timeout that fits the time left
     assert asked == [("sagemaker-runtime", read_timeout)]
 
 
 def test_unknown_payload_family_is_a_configuration_error() -> None:
+    # When / Then a model of a payload family that does not exist is a configuration error
     with pytest.raises(ConfigurationError):
         SageMakerEndpointModel(ENDPOINT, "completions", client=lambda _timeout: _client())  # type: ignore[arg-type]

@@ -62,8 +62,13 @@ def remember(dynamodb: Any, where: QuestionScope, key: str, vector: list[float])
 
 
 def test_vectors_survive_quantisation_to_a_byte_per_dimension() -> None:
+    # Given a unit vector
     vector = unit(0.3, -0.5, 0.1, 0.8)
+
+    # When it is packed to a byte per dimension and unpacked
     restored = unpack(pack(vector))
+
+    # Then it still points the same way
     assert cosine(vector, restored) > 0.999
 
 
@@ -88,9 +93,14 @@ def test_another_language_scope_or_embedding_model_is_another_bucket(dynamodb: A
     index = SemanticIndex(dynamodb, TABLE)
 
     # When the same vector is looked up in another language, scope or embedding model
+    found = [
+        index.find(other, unit(1, 0), 0.5)
+        for other in (scope(language="de"), scope("other kb"), scope(model="another model"))
+    ]
+
     # Then nothing is found
-    for other in (scope(language="de"), scope("other kb"), scope(model="another model")):
-        assert index.find(other, unit(1, 0), 0.5).cache_key is None
+    for match in found:
+        assert match.cache_key is None
 
 
 def test_a_remembered_entry_names_its_bucket_and_can_be_forgotten(dynamodb: Any) -> None:
@@ -99,13 +109,13 @@ def test_a_remembered_entry_names_its_bucket_and_can_be_forgotten(dynamodb: Any)
     remember(dynamodb, scope(), "q#2", unit(0, 1))
     index = SemanticIndex(dynamodb, TABLE)
     entry = dynamodb.get_item(TableName=TABLE, Key={"cache_key": {"S": "q#1"}})["Item"]
-    assert entry["semantic_bucket"]["S"] == bucket_key(scope())
 
     # When the first is forgotten (and a bucket that is gone is asked to forget)
     index.forget(bucket_key(scope()), "q#1")
     index.forget(bucket_key(scope("gone")), "q#2")
 
-    # Then only the second is found
+    # Then the first's cache entry named its bucket, and only the second is found
+    assert entry["semantic_bucket"]["S"] == bucket_key(scope())
     assert index.find(scope(), unit(1, 0), 0.9).cache_key is None
     assert index.find(scope(), unit(0, 1), 0.9).cache_key == "q#2"
 
@@ -142,9 +152,14 @@ def semantic_runtime(sample_index: tuple[Path, IndexFile]) -> Iterator[LocalRunt
 
 
 def test_a_paraphrase_is_served_the_earlier_answer(semantic_runtime: LocalRuntime) -> None:
+    # Given a question answered
     first = answer(semantic_runtime, "How much does shipping cost?")
+
+    # When a paraphrase of it is asked
     with mock.patch("concierge.api.record_cache_outcome") as counted:
         paraphrase = answer(semantic_runtime, "What do I pay for delivery?")
+
+    # Then it is served the cached answer without a model call, counted as a semantic hit
     assert paraphrase["cached"] is True
     assert paraphrase["answer"] == first["answer"]
     assert paraphrase["usage"]["llm_calls"] == 0
@@ -154,18 +169,28 @@ def test_a_paraphrase_is_served_the_earlier_answer(semantic_runtime: LocalRuntim
 def test_below_the_threshold_or_in_another_language_is_a_miss(
     semantic_runtime: LocalRuntime,
 ) -> None:
+    # Given a question answered
     answer(semantic_runtime, "How much does shipping cost?")
-    assert answer(semantic_runtime, "Do you ship to Switzerland?")["cached"] is False
+
+    # When a related question, and the same one in German, are asked
+    related = answer(semantic_runtime, "Do you ship to Switzerland?")
     german = answer(semantic_runtime, "Wie viel kostet der Versand?")
+
+    # Then neither is served from the cache, and the German one is answered in German
+    assert related["cached"] is False
     assert (german["cached"], german["language"]) == (False, "de")
 
 
 def test_an_embedder_failure_is_a_counted_miss(semantic_runtime: LocalRuntime) -> None:
+    # Given an embedder that is down
+    # When a question is asked
     with (
         mock.patch.object(ScriptedEmbedder, "embed", side_effect=RuntimeError("down")),
         mock.patch("concierge.api.record_degraded") as degraded,
     ):
         body = answer(semantic_runtime, "How much does shipping cost?")
+
+    # Then it is a cache miss, counted as a degraded semantic read
     assert body["cached"] is False
     assert list(degraded.call_args.args[0]) == ["semantic_read"]
 
@@ -173,11 +198,18 @@ def test_an_embedder_failure_is_a_counted_miss(semantic_runtime: LocalRuntime) -
 def test_deleting_the_session_takes_its_questions_vectors_too(
     semantic_runtime: LocalRuntime,
 ) -> None:
+    # Given a question answered in a session
     answer(semantic_runtime, "How much does shipping cost?", session_id="alice")
-    assert call(semantic_runtime, "DELETE", "/sessions/alice")[1]["cache_entries"] == 1
-    assert answer(semantic_runtime, "What do I pay for delivery?")["cached"] is False
+
+    # When the session is deleted, and a paraphrase of its question is asked
+    deleted = call(semantic_runtime, "DELETE", "/sessions/alice")[1]
+    paraphrase = answer(semantic_runtime, "What do I pay for delivery?")
+
+    # Then the session's cache entry is deleted, and the paraphrase is not served its answer
+    assert deleted["cache_entries"] == 1
+    assert paraphrase["cached"] is False
+    # And only the question asked after the deletion is remembered now
     items = table_items(semantic_runtime, "CacheTable")
     buckets = [item for item in items if item["cache_key"]["S"].startswith("sem#")]
     remembered = {key for bucket in buckets for key in bucket["entries"]["M"]}
-    # Only the question asked after the deletion is remembered now.
     assert len(remembered) == 1
