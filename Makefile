@@ -8,7 +8,7 @@ ENV ?= dev
 CONCIERGE_PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench lock clean
+.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench lock openapi clean
 
 help:
 	@echo "make run              local chat API on http://127.0.0.1:$(CONCIERGE_PORT) (offline models)"
@@ -18,6 +18,7 @@ help:
 	@echo "make build            sam build (arm64, no Docker)"
 	@echo "make deploy ENV=dev   sam build + sam deploy --config-env ENV (dev|staging|prod)"
 	@echo "make bench            benchmarks -> BENCHMARKS.md figures"
+	@echo "make openapi          regenerate docs/openapi.json from the api function's routes"
 
 # --- environments -------------------------------------------------------------------------
 $(BIN)/concierge: pyproject.toml requirements/dev.txt
@@ -89,7 +90,7 @@ deploy: build
 	$(SAM) deploy --config-env $(ENV)
 
 # --- benchmarks (never part of `make test`) ------------------------------------------------
-bench: install
+bench: install $(SAM)
 	$(BIN)/python -m bench.run
 
 lock: install
@@ -97,5 +98,9 @@ lock: install
 	  echo "# Regenerate with: make lock"; \
 	  $(BIN)/pip freeze --exclude-editable; } > requirements/dev.txt
 
+# The HTTP API's OpenAPI document, generated from concierge.api (a unit test compares them).
+openapi: install
+	$(BIN)/python -m concierge_cli.openapi docs/openapi.json
+
 clean:
-	rm -rf .aws-sam .concierge .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .concierge .pytest_cache .mypy_cache .ruff_cache .hypothesis

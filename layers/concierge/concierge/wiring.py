@@ -21,6 +21,8 @@ from concierge import config
 from concierge.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
     from concierge.adapters.dynamodb.semantic import SemanticIndex
     from concierge.adapters.dynamodb.sessions import SessionStore
     from concierge.adapters.embeddings.port import Embedder
@@ -170,7 +172,7 @@ def api_services() -> ApiServices:
 
 
 @_once
-def http_api() -> Any:
+def http_api() -> APIGatewayHttpResolver:
     """The HTTP edge; its services are built on the first request that needs them."""
     from concierge.api import create_app
 

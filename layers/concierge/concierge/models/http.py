@@ -26,7 +26,16 @@ class Citation(BaseModel):
     snippet: str
 
 
+# A response model's defaults are for building it; every field is in each response, so the
+# OpenAPI document lists them all as required.
+_ALWAYS_SENT = ConfigDict(
+    json_schema_mode_override="serialization", json_schema_serialization_defaults_required=True
+)
+
+
 class Usage(BaseModel):
+    model_config = _ALWAYS_SENT
+
     llm_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -53,6 +62,8 @@ class SessionDeletion(BaseModel):
 
 
 class Health(BaseModel):
+    model_config = _ALWAYS_SENT
+
     status: str = "ok"
 
 
