@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import boto3
 
 from concierge_cli.local.runtime import REGION, LocalRuntime
+from concierge_cli.local.server import http_api_event
 
 
 def call(runtime: LocalRuntime, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """(status, JSON body) of one request."""
-    event = {
-        "rawPath": path,
-        "requestContext": {"http": {"method": method}, "requestId": uuid.uuid4().hex},
-        "body": json.dumps(body) if body is not None else None,
-    }
+    # The event API Gateway (and the local server) would send for the same request.
+    data = json.dumps(body).encode("utf-8") if body is not None else b""
+    event = http_api_event(method, path, {"content-type": "application/json"}, data)
     response = runtime.api(event)
     return response["statusCode"], json.loads(response["body"])
 
