@@ -1,6 +1,2 @@
-"""Benchmarks for Concierge: `make bench` (never part of `make test`).
-
-`bench.run` measures the local chain's latency (cache miss, follow-up, cache hit), the cold
-import time of every Lambda handler, and a replay of scripted conversations against the naive
-chain (calls, cost, follow-up latency), and prints one Markdown report.
-"""
+"""Benchmarks for Concierge: `make bench` (never part of `make test`); BENCHMARKS.md has the
+method and the figures."""

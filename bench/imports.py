@@ -1,45 +1,32 @@
-"""Cold import time of each Lambda handler against importing its bare dependencies.
-
-Every sample is a fresh interpreter (`python -c PROBE`) that times, with time.perf_counter,
-only the import itself: a handler module loaded from functions/<step>/app.py the way the
-Lambda runtime loads `app` (function folder first on sys.path), or the dependencies alone.
-The child then reports which heavy packages ended up in sys.modules.
-
-Two environments are measured:
-
-* plain      only POWERTOOLS_SERVICE_NAME and AWS_DEFAULT_REGION set;
-* in-Lambda  LAMBDA_TASK_ROOT set as well, which Powertools and the X-Ray SDK read to decide
-             they run in Lambda (Tracer enabled and auto-patching; X-Ray local sampling).
-"""
+"""Cold import time of each Lambda handler against importing its bare dependencies, outside
+and inside a Lambda-like environment."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from bench.stats import median
+from bench.figures import goals, median, ms, ratio, reproduce, table, verdict, x
 
+TITLE = "Handler cold import vs bare dependencies"
+RUNS = 10
+GOAL = 1.25  # handler / bare dependencies, in-Lambda environment, every handler
 STEPS = ("api", "classify", "condense", "retrieve", "answer", "semantic")
-DEPS = "deps: import"
-DEPS_INIT = "deps: import + Logger/Metrics/Tracer()"
-BASELINES = (DEPS, DEPS_INIT)
+DEPS, DEPS_INIT = "deps: import", "deps: import + Logger/Metrics/Tracer()"
 PLAIN, IN_LAMBDA = "plain", "in-Lambda"
-ENVIRONMENTS = (PLAIN, IN_LAMBDA)
-# Packages worth knowing about after an import; the first group must never be in a handler.
+# A handler must never load the first three (the offline stack); the others are worth knowing.
 MUST_NOT_LOAD = ("moto", "yaml", "concierge_cli")
 WATCHED = (*MUST_NOT_LOAD, "boto3", "botocore", "aws_xray_sdk", "requests", "urllib3", "pydantic")
 _START, _END = "--bench-import-start--", "--bench-import-end--"
-
-# Runs in the child. Only the import between the two perf_counter calls is timed; the report
-# (json) is imported after it so it is not counted.
+# Runs in a fresh interpreter; only the import between the two perf_counter calls is timed.
 PROBE = f"""
 import importlib.util, os, sys, time
 kind, target = sys.argv[1], sys.argv[2]
@@ -61,22 +48,10 @@ else:
 elapsed = time.perf_counter() - started
 print({_END!r}, file=sys.stderr, flush=True)
 import json
-watched = {list(WATCHED)!r}
-print(json.dumps({{
-    "seconds": elapsed,
-    "modules": len(sys.modules),
-    "loaded": [name for name in watched if name in sys.modules],
-}}))
+loaded = [name for name in {list(WATCHED)!r} if name in sys.modules]
+print(json.dumps({{"seconds": elapsed, "modules": len(sys.modules), "loaded": loaded}}))
 """
-_IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    kind: str  # "handler" or "deps"
-    argument: str  # the handler's path, or "bare" / "init"
-    lambda_task_root: str
+_IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|\s*(\S+)\s*$")
 
 
 @dataclass
@@ -89,127 +64,182 @@ class Measured:
     def median_ms(self) -> float:
         return median(self.seconds) * 1000
 
-    @property
-    def min_ms(self) -> float:
-        return min(self.seconds) * 1000 if self.seconds else float("nan")
-
 
 @dataclass
 class ImportResult:
-    runs: int = 0
-    # environment -> target name -> measurements
+    runs: int = RUNS
+    # environment -> target (a step or a baseline) -> measurements
     measured: dict[str, dict[str, Measured]] = field(default_factory=dict)
-    # handler -> top-level package -> self time in ms (one `-X importtime` run, plain env)
+    # step -> top-level package -> self time in ms (one `-X importtime` run, plain environment)
     attribution: dict[str, dict[str, float]] = field(default_factory=dict)
-    wall_seconds: float = 0.0
-
-    def flagged(self) -> dict[str, list[str]]:
-        """Handler -> packages it must not load but did (in any environment)."""
-        found: dict[str, list[str]] = {}
-        for by_target in self.measured.values():
-            for step in STEPS:
-                bad = [name for name in by_target[step].loaded if name in MUST_NOT_LOAD]
-                for name in bad:
-                    found.setdefault(step, [])
-                    if name not in found[step]:
-                        found[step].append(name)
-        return found
+    errors: list[str] = field(default_factory=list)
 
 
-def targets(root: Path) -> list[Target]:
-    functions = root / "functions"
-    handlers = [
-        Target(step, "handler", str(functions / step / "app.py"), str(functions / step))
-        for step in STEPS
-    ]
-    task_root = str(functions / STEPS[0])
-    return [
-        *handlers,
-        Target(DEPS, "deps", "bare", task_root),
-        Target(DEPS_INIT, "deps", "init", task_root),
-    ]
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--imports",
+        type=int,
+        default=RUNS,
+        help=f"imports: fresh interpreters per target and environment (default {RUNS})",
+    )
 
 
-def child_environment(environment: str, target: Target) -> dict[str, str]:
-    """A clean environment: no AWS credentials or CONCIERGE_* settings from the caller's shell."""
-    kept = {
+def _probe(root: Path, environment: str, target: str, importtime: bool = False) -> tuple[Any, str]:
+    handler = root / "functions" / target / "app.py"
+    kind, argument = ("handler", str(handler)) if target in STEPS else ("deps", target)
+    argument = {DEPS: "bare", DEPS_INIT: "init"}.get(argument, argument)
+    # A clean environment: no credentials or CONCIERGE_* settings from the caller's shell.
+    env = {
         name: os.environ[name]
         for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
         if name in os.environ
     }
-    env = {**kept, "POWERTOOLS_SERVICE_NAME": "concierge", "AWS_DEFAULT_REGION": "us-east-1"}
+    env |= {"POWERTOOLS_SERVICE_NAME": "concierge", "AWS_DEFAULT_REGION": "us-east-1"}
     if environment == IN_LAMBDA:
-        env["LAMBDA_TASK_ROOT"] = target.lambda_task_root
-    return env
-
-
-def _probe(
-    root: Path, environment: str, target: Target, importtime: bool = False
-) -> tuple[dict[str, Any], str]:
-    command = [
-        sys.executable,
-        *(["-X", "importtime"] if importtime else []),
-        "-c",
-        PROBE,
-        target.kind,
-        target.argument,
-    ]
+        env["LAMBDA_TASK_ROOT"] = str(root / "functions" / (target if target in STEPS else "api"))
+    command = [sys.executable, *["-X", "importtime"] * importtime, "-c", PROBE, kind, argument]
     done = subprocess.run(
-        command,
-        cwd=root,
-        env=child_environment(environment, target),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+        command, cwd=root, env=env, capture_output=True, text=True, check=False, timeout=120
     )
     if done.returncode != 0:
-        raise RuntimeError(
-            f"import probe {target.name} ({environment}) failed:\n{done.stderr[-2000:]}"
-        )
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report, done.stderr
+        raise RuntimeError(f"import probe {target} ({environment}) failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
 def _self_time_by_package(stderr: str) -> dict[str, float]:
-    """Sum `-X importtime` self times (ms) by top-level package, between the probe's markers."""
+    """`-X importtime` self times (ms) summed by top-level package, between the markers."""
     totals: dict[str, float] = defaultdict(float)
     inside = False
     for line in stderr.splitlines():
-        if line.strip() == _START:
-            inside = True
-        elif line.strip() == _END:
-            inside = False
+        if line.strip() in (_START, _END):
+            inside = line.strip() == _START
         elif inside and (match := _IMPORTTIME.match(line)):
-            package = match.group(4).split(".")[0]
-            totals[package] += int(match.group(1)) / 1000
+            totals[match.group(3).split(".")[0]] += int(match.group(1)) / 1000
     return dict(totals)
 
 
-def run(root: Path, repeats: int = 10, log: Any = sys.stderr) -> ImportResult:
-    wall = time.perf_counter()
-    result = ImportResult(runs=repeats)
-    plan = [(environment, target) for environment in ENVIRONMENTS for target in targets(root)]
-    result.measured = {environment: {} for environment in ENVIRONMENTS}
-
-    # One discarded run each: bytecode written, files in the OS cache, for every target alike.
-    for environment, target in plan:
+def run(args: argparse.Namespace, root: Path, log: TextIO) -> ImportResult:
+    result = ImportResult(runs=args.imports)
+    plan = [(env, target) for env in (PLAIN, IN_LAMBDA) for target in (*STEPS, DEPS, DEPS_INIT)]
+    for environment, target in plan:  # one discarded run each: bytecode and OS cache warm
         _probe(root, environment, target)
-
-    # Interleaved rounds, the order rotated each round, so noise spreads over all targets.
-    for round_number in range(repeats):
-        shift = (round_number * 3) % len(plan)
+    for number in range(args.imports):
+        shift = (number * 3) % len(plan)  # interleaved, the order rotated every round
         for environment, target in plan[shift:] + plan[:shift]:
             report, _ = _probe(root, environment, target)
-            entry = result.measured[environment].setdefault(target.name, Measured())
+            entry = result.measured.setdefault(environment, {}).setdefault(target, Measured())
             entry.seconds.append(float(report["seconds"]))
             entry.modules = int(report["modules"])
-            entry.loaded = sorted(set(entry.loaded) | set(report["loaded"]), key=WATCHED.index)
-        print(f"  imports: round {round_number + 1}/{repeats}", file=log)
-
-    # Where the time goes: one `-X importtime` run per handler (slower; used for shares only).
-    for target in targets(root)[: len(STEPS)]:
-        _, stderr = _probe(root, PLAIN, target, importtime=True)
-        result.attribution[target.name] = _self_time_by_package(stderr)
-    result.wall_seconds = time.perf_counter() - wall
+            entry.loaded = [name for name in WATCHED if name in {*entry.loaded, *report["loaded"]}]
+        print(f"  imports: round {number + 1}/{args.imports}", file=log)
+    for step in STEPS:
+        result.attribution[step] = _self_time_by_package(_probe(root, PLAIN, step, True)[1])
+    for environment, measured in result.measured.items():
+        for step in STEPS:
+            if bad := [name for name in measured[step].loaded if name in MUST_NOT_LOAD]:
+                result.errors.append(f"functions/{step}/app.py imports {bad} ({environment})")
     return result
+
+
+def _rows(result: ImportResult, environment: str) -> list[list[str]]:
+    measured = result.measured[environment]
+    deps, deps_init = measured[DEPS].median_ms, measured[DEPS_INIT].median_ms
+    rows = []
+    for step in STEPS:
+        entry = measured[step]
+        share = ratio(entry.median_ms, deps)
+        heavy = [f"`{name}`" for name in entry.loaded if name not in MUST_NOT_LOAD]
+        bad = [name for name in entry.loaded if name in MUST_NOT_LOAD]
+        row = [
+            f"`functions/{step}/app.py`",
+            str(len(entry.seconds)),
+            ms(entry.median_ms),
+            ms(min(entry.seconds) * 1000),
+            ms(entry.median_ms - deps),
+            x(share),
+            ms(entry.median_ms - deps_init),
+            str(entry.modules),
+            ", ".join(heavy) + (f" **BUG: {', '.join(bad)}**" if bad else ""),
+        ]
+        rows.append([*row, verdict(share <= GOAL)] if environment == IN_LAMBDA else row)
+    return rows
+
+
+def render(result: ImportResult) -> str:
+    headers = ["handler", "n", "median (ms)", "min (ms)", "handler - deps (ms)"]
+    headers += ["handler / deps", "handler - deps+instances (ms)", "modules", "heavy modules"]
+    lam = result.measured[IN_LAMBDA]
+    shares = {step: ratio(lam[step].median_ms, lam[DEPS].median_ms) for step in STEPS}
+    passed = sum(share <= GOAL for share in shares.values())
+    worst = max(shares, key=lambda step: shares[step])
+    baselines = [
+        [
+            name,
+            str(len(result.measured[PLAIN][name].seconds)),
+            ms(result.measured[PLAIN][name].median_ms),
+            ms(lam[name].median_ms),
+            str(result.measured[PLAIN][name].modules),
+            ", ".join(f"`{n}`" for n in result.measured[PLAIN][name].loaded),
+        ]
+        for name in (DEPS, DEPS_INIT)
+    ]
+    steps = list(result.attribution)
+    totals: dict[str, float] = defaultdict(float)
+    for step in steps:
+        for package, value in result.attribution[step].items():
+            totals[package] += value
+    top = sorted(totals, key=lambda name: -totals[name])[:10]
+    attribution = [
+        [f"`{package}`", *(ms(result.attribution[step].get(package, 0.0)) for step in steps)]
+        for package in top
+    ]
+    attribution.append(
+        ["**all packages**", *(ms(sum(result.attribution[s].values())) for s in steps)]
+    )
+    offline_stack = (
+        "; ".join(result.errors) or "none (no handler loads `moto`, `yaml` or `concierge_cli`)"
+    )
+    return "\n".join(
+        [
+            reproduce(TITLE, "imports", ("--imports", result.runs, RUNS)),
+            "",
+            goals(
+                (
+                    "cold import of each handler, in-Lambda environment, vs bare dependencies",
+                    f"≤ {GOAL:.2f}x",
+                    f"{min(shares.values()):.2f}x to {shares[worst]:.2f}x (highest: `{worst}`); "
+                    f"{passed} of {len(STEPS)} handlers within",
+                    passed == len(STEPS),
+                )
+            ),
+            "",
+            "### In-Lambda environment (`LAMBDA_TASK_ROOT` set)",
+            "",
+            table([*headers, f"≤ {GOAL:.2f}x"], _rows(result, IN_LAMBDA), "lrrrrrrrll"),
+            "",
+            "### Plain environment (`POWERTOOLS_SERVICE_NAME`, `AWS_DEFAULT_REGION` only)",
+            "",
+            table(headers, _rows(result, PLAIN), "lrrrrrrrl"),
+            "",
+            "### Baselines",
+            "",
+            table(
+                [
+                    "baseline",
+                    "n",
+                    "plain median (ms)",
+                    "in-Lambda median (ms)",
+                    "modules",
+                    "loaded",
+                ],
+                baselines,
+                "lrrrrl",
+            ),
+            "",
+            f"Offline stack loaded by a handler: {offline_stack}.",
+            "",
+            "### Where the import time goes (`-X importtime` self time by package, ms)",
+            "",
+            table(["package", *steps], attribution),
+        ]
+    )

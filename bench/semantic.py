@@ -1,55 +1,26 @@
-"""False hits of the semantic cache tier, measured before any threshold is recommended (#5).
-
-The semantic tier would serve the cached answer of an earlier question whose vector is at
-least `threshold` similar to the new one (same language and knowledge-base version only). Its
-risk is a false hit: serving an answer to a question that only looks like the one asked.
-
-`bench/semantic_pairs.jsonl` holds question pairs written for this benchmark, one JSON object a
-line: `a`, `b`, `language`, `kind`, `same_answer`. Kinds:
-
-* paraphrase                    same question in other words (same_answer true);
-* negation                      "Can I return sale items?" / "Which items can't I return?";
-* swapped_entity                another country, product or shop ("to Austria" / "to Spain");
-* different_quantity_or_detail  another amount, time, size or variant ("€60" / "€120").
-
-Every distinct question is embedded once, on its own (as the chain's lookup does), timed with
-`time.perf_counter()` after a few warm-up questions that are not in the set. For every
-threshold the report gives the false-hit rate (pairs with a different answer at or above it)
-and the paraphrase hit rate, overall and per language, and the lowest threshold with no false
-hit.
-
-Only the `offline` embedder runs by default (`make bench`). A Bedrock embedder is measured only
-when named explicitly (`--semantic-model bedrock:<model id>`): it calls Bedrock with the
-caller's credentials, once per distinct question.
-"""
+"""False hits of the semantic cache tier for each embedder: how similar questions that need
+different answers score, against paraphrases, at every threshold."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
-from bench.stats import Summary, percentile
-from concierge.adapters.embeddings.offline import OFFLINE_SPEC
-from concierge.adapters.embeddings.port import cosine
-from concierge.adapters.embeddings.registry import embedder_for
-from concierge.errors import ConciergeError
+from bench.figures import Summary, ms, percentile, reproduce, table
 
+TITLE = "Semantic cache tier: false hits before any threshold"
 PAIRS_PATH = Path("bench") / "semantic_pairs.jsonl"
 PARAPHRASE = "paraphrase"
 FALSE_KINDS = ("negation", "swapped_entity", "different_quantity_or_detail")
 KINDS = (PARAPHRASE, *FALSE_KINDS)
 LANGUAGES = ("en", "es", "de")
-# Every threshold examined (0.01 steps); the report shows the coarser REPORTED rows plus the
-# lowest threshold without a false hit.
-THRESHOLDS = tuple(round(0.70 + 0.01 * step, 2) for step in range(29))
+THRESHOLDS = tuple(round(0.70 + 0.01 * step, 2) for step in range(29))  # 0.70 .. 0.98
 REPORTED = tuple(t for t in THRESHOLDS if t >= 0.90 or round(t * 100) % 2 == 0)
-# Below this paraphrase hit rate at its safe threshold, a tier is not worth an embedding call
-# on every exact miss: the report calls such an embedder "no useful threshold".
-USEFUL_HIT_RATE = 0.5
-# Embedded before timing starts (not in the pair set, not scored).
+USEFUL_HIT_RATE = 0.5  # paraphrase hits at the lowest threshold without a false hit
 WARM_UP = (
     "Do you sell hiking poles?",
     "¿Tenéis tienda en Madrid?",
@@ -66,133 +37,189 @@ class Pair:
     same_answer: bool
 
 
-def load_pairs(path: Path) -> list[Pair]:
-    pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        pair = Pair(
-            a=str(record["a"]),
-            b=str(record["b"]),
-            language=str(record["language"]),
-            kind=str(record["kind"]),
-            same_answer=record["same_answer"],
-        )
-        if pair.kind not in KINDS or pair.language not in LANGUAGES:
-            raise ValueError(f"{path}:{number}: unknown kind or language: {line}")
-        if pair.same_answer is not (pair.kind == PARAPHRASE):
-            raise ValueError(f"{path}:{number}: only paraphrases share an answer: {line}")
-        pairs.append(pair)
-    return pairs
-
-
-@dataclass(frozen=True)
-class Rate:
-    hits: int
-    n: int
-
-    @property
-    def rate(self) -> float:
-        return self.hits / self.n if self.n else float("nan")
-
-
 @dataclass
 class Measured:
-    """One embedder over every pair: a cosine per pair (file order), a time per question."""
+    """One embedder: a cosine per pair (file order), a time per distinct question."""
 
     spec: str
     pairs: list[Pair]
     cosines: list[float] = field(default_factory=list)
     embed_seconds: list[float] = field(default_factory=list)
     dimensions: int = 0
-    # Set when the embedder could not be measured (no credentials, no model access, …).
-    error: str | None = None
+    error: str | None = None  # why it could not be measured (credentials, model access, …)
 
-    def _scored(self, language: str | None, kinds: Iterable[str]) -> list[float]:
-        wanted = set(kinds)
+    def scores(self, kinds: tuple[str, ...], language: str | None = None) -> list[float]:
         return [
             score
             for pair, score in zip(self.pairs, self.cosines, strict=True)
-            if pair.kind in wanted and language in (None, pair.language)
+            if pair.kind in kinds and language in (None, pair.language)
         ]
 
-    def false_hits(
-        self, threshold: float, language: str | None = None, kind: str | None = None
-    ) -> Rate:
-        """Pairs with different answers at or above `threshold`."""
-        scores = self._scored(language, [kind] if kind else FALSE_KINDS)
-        return Rate(sum(score >= threshold for score in scores), len(scores))
-
-    def paraphrase_hits(self, threshold: float, language: str | None = None) -> Rate:
-        scores = self._scored(language, [PARAPHRASE])
-        return Rate(sum(score >= threshold for score in scores), len(scores))
+    def hits(self, threshold: float, kinds: tuple[str, ...], language: str | None = None) -> str:
+        scores = self.scores(kinds, language)
+        hits = sum(score >= threshold for score in scores)
+        return f"{hits}/{len(scores)} ({hits / len(scores):.0%})" if scores else "-"
 
     def lowest_safe(self, language: str | None = None) -> float | None:
-        """The lowest examined threshold with no false hit, None when even 0.98 has one."""
-        for threshold in THRESHOLDS:
-            if self.false_hits(threshold, language).hits == 0:
-                return threshold
-        return None
-
-    def distribution(self, kind: str, language: str | None = None) -> list[float]:
-        """n, min, p25, median, p75, max of the cosines of one kind."""
-        scores = self._scored(language, [kind])
-        if not scores:
-            return []
-        quartiles = [percentile(scores, q) for q in (0.25, 0.5, 0.75)]
-        return [len(scores), min(scores), *quartiles, max(scores)]
-
-    def closest_false(self, count: int) -> list[tuple[float, Pair]]:
-        """The pairs with different answers that score highest."""
-        ranked = [
-            (score, pair)
-            for pair, score in zip(self.pairs, self.cosines, strict=True)
-            if not pair.same_answer
-        ]
-        return sorted(ranked, key=lambda item: -item[0])[:count]
-
-    def embed_summary(self) -> Summary:
-        return Summary.of(self.embed_seconds)
-
-    def useful(self) -> bool:
-        safe = self.lowest_safe()
-        return safe is not None and self.paraphrase_hits(safe).rate >= USEFUL_HIT_RATE
+        """The lowest threshold examined with no false hit (None: even 0.98 has one)."""
+        wrong = self.scores(FALSE_KINDS, language)
+        return next((t for t in THRESHOLDS if all(s < t for s in wrong)), None)
 
 
 @dataclass
 class SemanticResult:
     pairs: list[Pair]
     measured: list[Measured]
-
-    def questions(self) -> int:
-        return len({text for pair in self.pairs for text in (pair.a, pair.b)})
-
-    def count(self, kind: str, language: str | None = None) -> int:
-        return sum(p.kind == kind and language in (None, p.language) for p in self.pairs)
+    errors: list[str] = field(default_factory=list)
 
 
-def measure(spec: str, pairs: list[Pair]) -> Measured:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--semantic-model",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="semantic: also measure this embedder, e.g. bedrock:amazon.titan-embed-text-v2:0 "
+        "(calls Bedrock with your credentials, once per question; repeatable; `offline` is "
+        "always measured)",
+    )
+
+
+def _load_pairs(path: Path) -> list[Pair]:
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            pair = Pair(**json.loads(line))
+            if pair.kind not in KINDS or pair.language not in LANGUAGES:
+                raise ValueError(f"{path}:{number}: unknown kind or language: {line}")
+            if pair.same_answer is not (pair.kind == PARAPHRASE):
+                raise ValueError(f"{path}:{number}: only paraphrases share an answer: {line}")
+            pairs.append(pair)
+    return pairs
+
+
+def _measure(spec: str, pairs: list[Pair]) -> Measured:
+    from concierge import wiring
+    from concierge.adapters.embeddings.port import cosine
+    from concierge.adapters.embeddings.registry import embedder_for
+    from concierge.errors import ConciergeError
+
     result = Measured(spec=spec, pairs=pairs)
+    vectors: dict[str, list[float]] = {}
     try:
-        embedder = embedder_for(spec)
+        embedder = embedder_for(spec, wiring.aws_client)
         embedder.embed(list(WARM_UP))
-        vectors: dict[str, list[float]] = {}
         for text in dict.fromkeys(text for pair in pairs for text in (pair.a, pair.b)):
             started = time.perf_counter()
-            (vectors[text],) = embedder.embed([text])
+            (vectors[text],) = embedder.embed([text])  # alone, as the chain's lookup does
             result.embed_seconds.append(time.perf_counter() - started)
     except ConciergeError as exc:
         result.error = f"{type(exc).__name__}: {exc}"
-        result.embed_seconds.clear()
         return result
     result.dimensions = len(next(iter(vectors.values())))
     result.cosines = [cosine(vectors[pair.a], vectors[pair.b]) for pair in pairs]
     return result
 
 
-def run(root: Path, models: Sequence[str] = ()) -> SemanticResult:
-    """The offline embedder, then each of `models` named explicitly (never by default)."""
-    pairs = load_pairs(root / PAIRS_PATH)
-    specs = list(dict.fromkeys([OFFLINE_SPEC, *models]))
-    return SemanticResult(pairs=pairs, measured=[measure(spec, pairs) for spec in specs])
+def run(args: argparse.Namespace, root: Path, log: TextIO) -> SemanticResult:
+    from concierge.adapters.embeddings.offline import OFFLINE_SPEC
+
+    pairs = _load_pairs(root / PAIRS_PATH)
+    specs = dict.fromkeys([OFFLINE_SPEC, *args.semantic_model])
+    result = SemanticResult(pairs, [_measure(spec, pairs) for spec in specs])
+    result.errors = [f"{m.spec} not measured: {m.error}" for m in result.measured if m.error]
+    return result
+
+
+def _distribution(scores: list[float]) -> list[str]:
+    quartiles = (percentile(scores, q) for q in (0.25, 0.5, 0.75))
+    return [str(len(scores)), *(f"{v:.3f}" for v in (min(scores), *quartiles, max(scores)))]
+
+
+def _safe_line(measured: Measured, label: str, language: str | None) -> str:
+    safe = measured.lowest_safe(language)
+    worst = max(measured.scores(FALSE_KINDS, language))
+    if safe is None:
+        return f"- {label}: none up to {THRESHOLDS[-1]:.2f} (highest wrong pair: {worst:.3f})"
+    n = len(measured.scores(FALSE_KINDS, language))
+    return (
+        f"- {label}: **{safe:.2f}** (highest wrong pair: {worst:.3f}); paraphrase hits there: "
+        f"**{measured.hits(safe, (PARAPHRASE,), language)}**; no false hit in {n} pairs allows "
+        f"up to about {3 / n:.0%} (95%, rule of three)"
+    )
+
+
+def _section(measured: Measured) -> list[str]:
+    if measured.error is not None:
+        return [f"### `{measured.spec}`", "", f"Not measured: {measured.error}"]
+    timing = Summary.of(measured.embed_seconds)
+    best = {lang: max(measured.scores((PARAPHRASE,), lang)) for lang in LANGUAGES}
+    worst = {lang: max(measured.scores(FALSE_KINDS, lang)) for lang in LANGUAGES}
+    thresholds = [
+        [
+            f"{t:.2f}",
+            measured.hits(t, FALSE_KINDS),
+            *(measured.hits(t, (kind,)) for kind in FALSE_KINDS),
+            measured.hits(t, (PARAPHRASE,)),
+        ]
+        for t in REPORTED
+    ]
+    wrong = sorted(
+        (
+            (score, pair)
+            for pair, score in zip(measured.pairs, measured.cosines, strict=True)
+            if not pair.same_answer
+        ),
+        key=lambda item: -item[0],
+    )
+    closest = [[f"{s:.3f}", p.language, f"`{p.kind}`", p.a, p.b] for s, p in wrong[:8]]
+    safe = measured.lowest_safe()
+    paraphrases = measured.scores((PARAPHRASE,))
+    useful = safe is not None and sum(s >= safe for s in paraphrases) >= USEFUL_HIT_RATE * len(
+        paraphrases
+    )
+    above = measured.hits(max(paraphrases), FALSE_KINDS)
+    return [
+        f"### `{measured.spec}` ({measured.dimensions} dimensions)",
+        "",
+        f"Embedding one question: p50 **{ms(timing.p50_ms, 3)} ms**, p95 {ms(timing.p95_ms, 3)} "
+        f"ms, max {ms(timing.max_ms, 3)} ms ({timing.n} questions).",
+        "",
+        table(
+            ["pairs", "n", "min", "p25", "median", "p75", "max"],
+            [[f"`{kind}`", *_distribution(measured.scores((kind,)))] for kind in KINDS],
+        ),
+        "",
+        "Best paraphrase / highest pair with a different answer, per language: "
+        + ", ".join(f"{lang} {best[lang]:.3f} / {worst[lang]:.3f}" for lang in LANGUAGES)
+        + ".",
+        "",
+        table(
+            ["threshold", "false hits, all", *FALSE_KINDS, "paraphrase hits"],
+            thresholds,
+        ),
+        "",
+        "Lowest threshold without a false hit (0.01 steps from 0.70 to 0.98):",
+        "",
+        _safe_line(measured, "all languages", None),
+        *(_safe_line(measured, f"`{language}` only", language) for language in LANGUAGES),
+        "",
+        f"**Useful threshold (paraphrase hits ≥ {USEFUL_HIT_RATE:.0%} without a false hit): "
+        f"{'yes' if useful else 'no'}.** The best paraphrase ({max(paraphrases):.3f}) scores "
+        f"below {above} of the pairs with different answers.",
+        "",
+        table(["cosine", "lang", "kind", "a", "b"], closest, "rllll"),
+    ]
+
+
+def render(result: SemanticResult) -> str:
+    options = [("--semantic-model", m.spec, "offline") for m in result.measured]
+    parts = [
+        reproduce(TITLE, "semantic", *options),
+        "",
+        f"{len(result.pairs)} pairs, "
+        f"{len({text for pair in result.pairs for text in (pair.a, pair.b)})} distinct questions.",
+    ]
+    for measured in result.measured:
+        parts += ["", *_section(measured)]
+    return "\n".join(parts)

@@ -1,53 +1,24 @@
-"""Simulated language models for the replay: the offline model's content, a model's latency.
-
-A `SimulatedModel` is a ChatModel (see concierge.adapters.llm.port) with spec `sim:cheap` or
-`sim:strong`. It lets the `offline` model write the reply, so classify output stays valid and
-answers stay grounded in the passages, then sleeps the profile's latency and returns the reply
-under its own spec, with token counts estimated from the real rendered prompt
-(`estimate_tokens`, as the offline model does).
-
-One correction to the offline content: when the offline classifier finds no category (no
-word of the question matches a category description, e.g. a short follow-up such as "And how
-heavy is it?"), it names the default category, which is not in the configured list, and the
-classify step re-asks the model once. A real model asked to pick one of the listed categories
-hardly ever does that, and the extra call would fall on the naive chain's strong model and
-flatter Concierge. So the simulated model replaces an unlisted category by a listed one: the
-category whose name and description share the most word beginnings (4 letters) with the
-question, else the first listed. Both chains get the same choice; `CallLog.corrected` counts
-them.
-
-Its price is not computed here: the bench
-hands the profiles' prices to the product through CONCIERGE_MODEL_PRICES (`price_overrides`),
-so every cost in the report comes from the product's own price table code.
-
-`installed(...)` replaces `concierge.adapters.llm.registry.model_for` for the duration of a
-`with` block, so that `route_for` (which looks `model_for` up when it builds a route) resolves
-`sim:*` specs; every other spec goes to the original function. It clears the `route_for`
-cache on the way in and out, and puts the original back even when the block fails.
-"""
+"""Simulated models for the replay, `sim:cheap` and `sim:strong`: the offline model's replies
+with a hosted model's latency, spec and list price."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from concierge.adapters.llm.offline import OfflineModel
-from concierge.adapters.llm.port import ChatModel, ModelReply, ModelRequest, estimate_tokens
-from concierge.config import ModelRuntimeSettings
+from concierge.adapters.llm.port import ModelReply, ModelRequest, estimate_tokens
 from concierge.text import STOPWORDS, words
-
-SIM_PREFIX = "sim:"
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Latency (base + per output token, in ms) and list price (USD per 1,000 tokens)."""
+    """Latency (base + per output token, ms) and list price (USD per 1,000 tokens)."""
 
     spec: str
     base_ms: float
@@ -56,65 +27,33 @@ class Profile:
     output_usd_per_1k: float
     priced_as: str
 
-    def latency_ms(self, output_tokens: int) -> float:
-        return self.base_ms + self.per_output_token_ms * output_tokens
 
-
-# Latencies are assumptions of the order of a small and a large hosted model (time to the
-# first token, then output speed), not measurements. Prices are Bedrock on-demand list prices
-# (us-east-1) of Claude 3 Haiku and Claude 3.5 Sonnet, as in the product's prices.toml.
-CHEAP = Profile(
-    spec="sim:cheap",
-    base_ms=300,
-    per_output_token_ms=2,
-    input_usd_per_1k=0.00025,
-    output_usd_per_1k=0.00125,
-    priced_as="Claude 3 Haiku",
-)
-STRONG = Profile(
-    spec="sim:strong",
-    base_ms=900,
-    per_output_token_ms=10,
-    input_usd_per_1k=0.003,
-    output_usd_per_1k=0.015,
-    priced_as="Claude 3.5 Sonnet",
-)
+# Latencies: assumptions for a small and a large hosted model. Prices: Bedrock list prices.
+CHEAP = Profile("sim:cheap", 300, 2, 0.00025, 0.00125, "Claude 3 Haiku")
+STRONG = Profile("sim:strong", 900, 10, 0.003, 0.015, "Claude 3.5 Sonnet")
 PROFILES = {profile.spec: profile for profile in (CHEAP, STRONG)}
-
-
-def price_overrides() -> str:
-    """The CONCIERGE_MODEL_PRICES value that prices both simulated models."""
-    return json.dumps(
-        {
-            profile.spec: {"input": profile.input_usd_per_1k, "output": profile.output_usd_per_1k}
-            for profile in PROFILES.values()
-        }
-    )
+# For the product's price table (CONCIERGE_MODEL_PRICES), so every cost is computed by it.
+PRICES = json.dumps(
+    {p.spec: {"input": p.input_usd_per_1k, "output": p.output_usd_per_1k} for p in (CHEAP, STRONG)}
+)
 
 
 @dataclass
 class CallLog:
-    """Every simulated call: (spec, task) counts and when the model was "busy" (the interval
-    it slept, perf_counter seconds). Thread-safe: the emulator runs Parallel branches in
-    threads."""
+    """Every simulated call: the intervals a model was busy (perf_counter seconds).
+    Thread-safe: the emulator runs Parallel branches in threads."""
 
-    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     intervals: list[tuple[float, float]] = field(default_factory=list)
-    # Classify replies whose unlisted category was replaced (see the module docstring).
-    corrected: int = 0
+    corrected: int = 0  # classify replies whose unlisted category was replaced
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(
-        self, spec: str, task: str, started: float, ended: float, corrected: bool = False
-    ) -> None:
+    def record(self, span: tuple[float, float], corrected: bool) -> None:
         with self._lock:
-            self.calls[(spec, task)] += 1
-            self.intervals.append((started, ended))
+            self.intervals.append(span)
             self.corrected += corrected
 
     def reset(self) -> None:
         with self._lock:
-            self.calls.clear()
             self.intervals.clear()
             self.corrected = 0
 
@@ -123,39 +62,28 @@ class CallLog:
             return len(self.intervals)
 
     def busy_seconds(self, since: int) -> float:
-        """How long at least one model call was running, over the calls recorded since `mark`
-        returned `since` (overlapping calls, e.g. of a Parallel state, count once)."""
+        """How long a model was running, over the calls since `mark` returned `since`
+        (overlapping calls count once)."""
         with self._lock:
             spans = sorted(self.intervals[since:])
         busy, end = 0.0, float("-inf")
         for started, ended in spans:
-            if ended <= end:
-                continue
-            busy += ended - max(started, end)
-            end = ended
+            if ended > end:
+                busy += ended - max(started, end)
+                end = ended
         return busy
 
     @property
     def total(self) -> int:
         with self._lock:
-            return sum(self.calls.values())
+            return len(self.intervals)
 
 
 class SimulatedModel:
-    """Offline content, simulated latency (scaled by `scale`), the profile's spec."""
+    """A ChatModel: offline content, the profile's latency times `scale`, the profile's spec."""
 
-    def __init__(
-        self,
-        profile: Profile,
-        scale: float,
-        log: CallLog | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.spec = profile.spec
-        self.profile = profile
-        self._scale = scale
-        self._log = log
-        self._sleep = sleep
+    def __init__(self, profile: Profile, scale: float, log: CallLog) -> None:
+        self.spec, self.profile, self._scale, self._log = profile.spec, profile, scale, log
         self._content = OfflineModel()
 
     def generate(self, request: ModelRequest) -> ModelReply:
@@ -163,14 +91,15 @@ class SimulatedModel:
         corrected = False
         if request.task in ("classify", "condense"):
             text, corrected = listed_category(text, request.inputs)
-        if request.inputs.get("reply_format") == "text":
-            # The naive chain's plain condense prompt asks for the rewritten question only.
+        if request.inputs.get("reply_format") == "text":  # the naive chain's plain rewrite
             text = json.loads(text)["question"]
         output_tokens = estimate_tokens(text)
+        profile = self.profile
         started = time.perf_counter()
-        self._sleep(self.profile.latency_ms(output_tokens) * self._scale / 1000)
-        if self._log is not None:
-            self._log.record(self.spec, request.task, started, time.perf_counter(), corrected)
+        time.sleep(
+            (profile.base_ms + profile.per_output_token_ms * output_tokens) * self._scale / 1000
+        )
+        self._log.record((started, time.perf_counter()), corrected)
         return ModelReply(
             text=text,
             model=self.spec,
@@ -181,53 +110,44 @@ class SimulatedModel:
 
 
 _STOPWORDS = frozenset().union(*STOPWORDS.values())
-_PREFIX = 4
 
 
 def _beginnings(text: str) -> set[str]:
-    return {word[:_PREFIX] for word in words(text) if len(word) >= _PREFIX} - _STOPWORDS
+    return {word[:4] for word in words(text) if len(word) >= 4} - _STOPWORDS
 
 
 def listed_category(text: str, inputs: dict[str, Any]) -> tuple[str, bool]:
-    """The offline classify (or condense) reply with a listed category, and whether it had to
-    be replaced."""
+    """The offline reply with a listed category: an unlisted one (the default, when no word
+    matched) becomes the listed category sharing the most word beginnings with the question,
+    else the first listed. Whether it was replaced."""
     reply = json.loads(text)
     categories: dict[str, str] = inputs["categories"]
     if reply.get("category") in categories or not categories:
         return text, False
     question = _beginnings(inputs["question"])
-    overlap = {
-        name: len(question & _beginnings(f"{name} {description}"))
-        for name, description in categories.items()
-    }
-    # max() keeps the first of equals, so no overlap at all means the first listed category.
-    reply["category"] = max(categories, key=lambda name: overlap[name])
+    overlap = {name: len(question & _beginnings(f"{name} {d}")) for name, d in categories.items()}
+    reply["category"] = max(categories, key=lambda name: overlap[name])  # first of equals
     return json.dumps(reply), True
-
-
-def simulated(spec: str, scale: float, log: CallLog | None = None) -> SimulatedModel:
-    try:
-        return SimulatedModel(PROFILES[spec], scale, log)
-    except KeyError:
-        raise ValueError(f"unknown simulated model {spec!r}: use {', '.join(PROFILES)}") from None
 
 
 @contextmanager
 def installed(scale: float, log: CallLog) -> Iterator[None]:
-    """`sim:*` specs resolvable through the product's registry while the block runs."""
+    """`sim:*` specs resolvable through the product's model registry while the block runs:
+    every call this module makes into concierge's wiring is here."""
+    from concierge import wiring
     from concierge.adapters.llm import registry
 
     original = registry.model_for
 
-    def model_for(spec: str, settings: ModelRuntimeSettings | None = None) -> ChatModel:
-        if spec.startswith(SIM_PREFIX):
-            return simulated(spec, scale, log)
-        return original(spec, settings)
+    def model_for(spec: str, *args: Any) -> Any:
+        if spec in PROFILES:
+            return SimulatedModel(PROFILES[spec], scale, log)
+        return original(spec, *args)
 
     registry.model_for = model_for
-    registry.route_for.cache_clear()
+    wiring.route.cache_clear()  # routes built before now hold the real adapters
     try:
         yield
     finally:
         registry.model_for = original
-        registry.route_for.cache_clear()
+        wiring.route.cache_clear()
