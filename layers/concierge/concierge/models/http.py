@@ -9,7 +9,13 @@ SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 MAX_QUESTION_CHARS = 4000
 
 
-class ChatRequest(BaseModel):
+class _Contract(BaseModel):
+    # defer_build: the step functions import Citation with the state models, and build the
+    # validators of none of the rest.
+    model_config = ConfigDict(defer_build=True)
+
+
+class ChatRequest(_Contract):
     model_config = ConfigDict(extra="ignore")
 
     # StrictStr: a number or a list is a bad request, not something to coerce.
@@ -20,7 +26,7 @@ class ChatRequest(BaseModel):
     bypass_cache: StrictBool = False
 
 
-class Citation(BaseModel):
+class Citation(_Contract):
     source: str
     title: str
     snippet: str
@@ -29,11 +35,12 @@ class Citation(BaseModel):
 # A response model's defaults are for building it; every field is in each response, so the
 # OpenAPI document lists them all as required.
 _ALWAYS_SENT = ConfigDict(
-    json_schema_mode_override="serialization", json_schema_serialization_defaults_required=True
+    json_schema_mode_override="serialization",
+    json_schema_serialization_defaults_required=True,
 )
 
 
-class Usage(BaseModel):
+class Usage(_Contract):
     model_config = _ALWAYS_SENT
 
     llm_calls: int = 0
@@ -42,7 +49,7 @@ class Usage(BaseModel):
     cost_usd: float = 0.0
 
 
-class ChatResponse(BaseModel):
+class ChatResponse(_Contract):
     answer: str
     citations: list[Citation]
     category: str
@@ -53,7 +60,7 @@ class ChatResponse(BaseModel):
     usage: Usage
 
 
-class SessionDeletion(BaseModel):
+class SessionDeletion(_Contract):
     """DELETE /sessions/{session_id}: what was deleted (zeros when there was nothing)."""
 
     session_id: str
@@ -61,17 +68,17 @@ class SessionDeletion(BaseModel):
     cache_entries: int
 
 
-class Health(BaseModel):
+class Health(_Contract):
     model_config = _ALWAYS_SENT
 
     status: str = "ok"
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Contract):
     code: str
     message: str
     request_id: str
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Contract):
     error: ErrorDetail
