@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ("latency", "imports", "replay", "retrieval", "semantic", "build")
+MODULES = ("latency", "imports", "replay", "retrieval", "semantic", "build", "local_state")
 
 
 def _cpu() -> str:

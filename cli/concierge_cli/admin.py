@@ -1,24 +1,26 @@
 """`concierge history delete` and `concierge cache flush`: the tables, outside a chat request.
 
-Without table names they work on the local run's tables (.concierge/state.json, as `concierge
-serve` and `concierge ask` keep them). With `--history-table`/`--cache-table` (or
-CONCIERGE_HISTORY_TABLE / CONCIERGE_CACHE_TABLE, e.g. the stack outputs HistoryTableName and
-CacheTableName) they work on those DynamoDB tables through the standard AWS configuration.
+Without table names they work on the local run's tables (.concierge/tables.sqlite3, as
+`concierge serve` and `concierge ask` keep them; a running `concierge serve` sees the change at
+once). With `--history-table`/`--cache-table` (or CONCIERGE_HISTORY_TABLE /
+CONCIERGE_CACHE_TABLE, e.g. the stack outputs HistoryTableName and CacheTableName) they work on
+those DynamoDB tables through the standard AWS configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from concierge.models.http import SESSION_ID_PATTERN
-from concierge_cli.support import WORK_DIR, UsageError, require_repository
+if TYPE_CHECKING:
+    from concierge.adapters.dynamodb.sessions import SessionStore
+
+from concierge_cli.support import WORK_DIR, UsageError, default_store, require_repository
 
 
 def add_commands(commands: Any) -> None:
@@ -44,69 +46,74 @@ def add_commands(commands: Any) -> None:
 
 def delete_history(root: Path, args: argparse.Namespace) -> int:
     """`concierge history delete --session ID`: prints what was deleted, as JSON."""
+    # Here, not at the top: `concierge ask` loads this module and must start without pydantic.
+    from concierge.models.http import SESSION_ID_PATTERN
+
     if not re.fullmatch(SESSION_ID_PATTERN, args.session):
         raise UsageError(f"--session must match {SESSION_ID_PATTERN}")
-    from concierge.stores import delete_session
-
-    with _tables(args, root) as (dynamodb, history_table, cache_table):
-        deletion = delete_session(dynamodb, history_table, cache_table, args.session)
+    with _store(args, root) as store:
+        deletion = store.delete_session(args.session)
     print(json.dumps(deletion.model_dump()))
     return 0
 
 
 def flush_cache(root: Path, args: argparse.Namespace) -> int:
     """`concierge cache flush --all | --kb-version V`: prints how many entries went, as JSON."""
-    from concierge import stores
-
-    with _tables(args, root) as (dynamodb, _, cache_table):
-        flushed = stores.flush_cache(dynamodb, cache_table, kb_version=args.kb_version)
+    with _store(args, root) as store:
+        flushed = store.flush_cache(kb_version=args.kb_version)
     print(json.dumps(flushed.model_dump()))
     return 0
 
 
 def _table_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--state", type=Path, help="the local run's tables (default: .concierge/state.json)"
+        "--state",
+        type=Path,
+        help="the local run's tables, a SQLite file (default: .concierge/tables.sqlite3)",
     )
     parser.add_argument(
         "--history-table",
-        default=os.environ.get("CONCIERGE_HISTORY_TABLE"),
         help="DynamoDB table (default: $CONCIERGE_HISTORY_TABLE, else the local run's)",
     )
     parser.add_argument(
         "--cache-table",
-        default=os.environ.get("CONCIERGE_CACHE_TABLE"),
         help="DynamoDB table (default: $CONCIERGE_CACHE_TABLE, else the local run's)",
     )
 
 
 @contextmanager
-def _tables(args: argparse.Namespace, root: Path) -> Iterator[tuple[Any, str, str]]:
-    if args.history_table or args.cache_table:
-        if not (args.history_table and args.cache_table):
-            raise UsageError("give both --history-table and --cache-table, or neither")
-        from concierge.adapters.aws import aws_client
+def _store(args: argparse.Namespace, root: Path) -> Iterator[SessionStore]:
+    """The stack's tables when named (options, else CONCIERGE_HISTORY_TABLE and
+    CONCIERGE_CACHE_TABLE), else the local run's."""
+    from concierge import wiring
+    from concierge.config import TableSettings
 
-        yield aws_client("dynamodb"), args.history_table, args.cache_table
+    configured = wiring.settings(TableSettings)
+    history = args.history_table or configured.history_table
+    cache = args.cache_table or configured.cache_table
+    if history or cache:
+        if not (history and cache):
+            raise UsageError("give both --history-table and --cache-table, or neither")
+        yield wiring.session_store(history, cache)
         return
-    with _local_tables(root, args.state or root / WORK_DIR / "state.json") as tables:
-        yield tables
+    with _local_tables(root, args.state or default_store(root)) as (_, history, cache):
+        yield wiring.session_store(history, cache)
 
 
 @contextmanager
-def _local_tables(root: Path, state: Path) -> Iterator[tuple[Any, str, str]]:
-    """The local run's tables, loaded from and saved back to its state file."""
+def _local_tables(root: Path, store: Path) -> Iterator[tuple[Any, str, str]]:
+    """The local run's tables, read and written in place in its store."""
     import boto3
 
-    from concierge_cli.local.runtime import REGION, LocalRuntime
+    from concierge_cli.local.runtime import LEGACY_STATE, REGION, LocalRuntime
 
     require_repository(root)
-    if not state.is_file():
-        raise UsageError(f"no local state at {state}: nothing has been asked locally yet")
-    with LocalRuntime(root, root / WORK_DIR / "index.json", state_path=state) as runtime:
+    # An earlier version's state.json is moved into the store when the runtime starts.
+    if not store.is_file() and not store.with_name(LEGACY_STATE).is_file():
+        raise UsageError(f"no local tables at {store}: nothing has been asked locally yet")
+    with LocalRuntime(root, root / WORK_DIR / "index.json", state_path=store) as runtime:
         yield (
             boto3.client("dynamodb", region_name=REGION),
             runtime.table_names["HistoryTable"],
             runtime.table_names["CacheTable"],
         )
-        runtime.save_state()

@@ -4,12 +4,15 @@
                                            index documents (default: knowledge/sample) into
                                            .concierge/index.json or S3; `index` is an alias
     concierge serve [--port N]             the HTTP API at http://127.0.0.1:3000 (CONCIERGE_PORT)
-    concierge ask "question" [--session ID] [--json]
+    concierge ask "question" [--session ID] [--json] [--url URL | --in-process]
+                                           through the running `serve` if there is one,
+                                           else in this process
     concierge history delete --session ID  delete a session and the cache entries it produced
     concierge cache flush --all | --kb-version V
                                            delete cached answers (local run, or --cache-table)
 
-Local runs keep history and cache in .concierge/state.json, so a session survives restarts.
+Local runs keep history and cache in .concierge/tables.sqlite3 (`--state`), item by item, so a
+session survives restarts and a large history costs nothing at start or per request.
 """
 
 from __future__ import annotations
@@ -17,14 +20,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-import uuid
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from concierge.errors import ConfigurationError
 from concierge_cli import admin as admin_cli
-from concierge_cli.support import WORK_DIR, UsageError, require_repository
+from concierge_cli.support import (
+    WORK_DIR,
+    ServerRecord,
+    UsageError,
+    default_store,
+    require_repository,
+)
 
 DEFAULT_KB = Path("knowledge/sample")
 
@@ -45,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     run: Callable[[Path, argparse.Namespace], int] = args.run
     try:
         return run(args.root.resolve(), args)
-    except UsageError as error:
+    except (UsageError, ConfigurationError) as error:
         print(f"concierge: {error}", file=sys.stderr)
         return 2
     except _Failure as error:
@@ -102,13 +113,11 @@ def _add_ingest(commands: Subcommands) -> None:
     )
     ingest.add_argument(
         "--knowledge-base-id",
-        default=os.environ.get("CONCIERGE_KNOWLEDGE_BASE_ID") or None,
         help="S3 target: start an ingestion job of this Bedrock knowledge base "
         "(CONCIERGE_KNOWLEDGE_BASE_ID)",
     )
     ingest.add_argument(
         "--data-source-id",
-        default=os.environ.get("CONCIERGE_DATA_SOURCE_ID") or None,
         help="S3 target: its data source (CONCIERGE_DATA_SOURCE_ID)",
     )
     ingest.set_defaults(run=_ingest)
@@ -183,7 +192,8 @@ def _ingest_target(root: Path, args: argparse.Namespace) -> Any:
     if args.index is not None:
         raise UsageError("--index is for the local target; S3 gets <prefix>/index.json")
 
-    from concierge.adapters.aws import aws_client
+    from concierge import wiring
+    from concierge.config import KnowledgeBaseSettings
     from concierge_cli.ingestion.knowledge_base import KnowledgeBaseSync
     from concierge_cli.ingestion.s3_target import S3Target, parse_s3_uri
 
@@ -191,58 +201,120 @@ def _ingest_target(root: Path, args: argparse.Namespace) -> Any:
         parse_s3_uri(args.target)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    ids = (args.knowledge_base_id, args.data_source_id)
+    configured = wiring.settings(KnowledgeBaseSettings)
+    ids = (
+        args.knowledge_base_id or configured.knowledge_base_id,
+        args.data_source_id or configured.data_source_id,
+    )
     if any(ids) and not all(ids):
         raise UsageError(
             "an ingestion job needs both --knowledge-base-id and --data-source-id "
             "(CONCIERGE_KNOWLEDGE_BASE_ID, CONCIERGE_DATA_SOURCE_ID)"
         )
-    sync = KnowledgeBaseSync(*ids, aws_client("bedrock-agent")) if all(ids) else None
-    return S3Target(args.target, aws_client("s3"), sync)
+    knowledge_base_id, data_source_id = ids
+    sync = (
+        KnowledgeBaseSync(knowledge_base_id, data_source_id, wiring.aws_client("bedrock-agent"))
+        if knowledge_base_id and data_source_id
+        else None
+    )
+    return S3Target(args.target, wiring.aws_client("s3"), sync)
 
 
 # --- serve and ask ------------------------------------------------------------------------
+# A chat request runs the whole chain (the state machine allows 27 s); this only stops a hang.
+_CHAT_TIMEOUT_S = 60.0
+# A server that takes longer than this to say it is up is not used: ask runs in-process.
+_HEALTH_TIMEOUT_S = 1.0
+
+
 def _add_serve(commands: Subcommands) -> None:
-    serve = commands.add_parser("serve", help="serve the chat API on this machine")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the chat API on this machine",
+        description="Serve the chat API on this machine. While it runs, `concierge ask` sends "
+        "its questions to it (the record is .concierge/server.json, next to the tables).",
+    )
     serve.add_argument("--host", default=os.environ.get("CONCIERGE_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("CONCIERGE_PORT", "3000")))
     serve.add_argument("--index", type=Path, help="index file (default: .concierge/index.json)")
+    _state_option(serve)
     serve.add_argument("--quiet", action="store_true", help="no access log")
-    serve.set_defaults(
-        run=lambda root, args: _serve(root, args.index, args.host, args.port, not args.quiet)
-    )
+    serve.set_defaults(run=_serve)
 
 
 def _add_ask(commands: Subcommands) -> None:
-    ask = commands.add_parser("ask", help="ask one question through the local chain")
+    ask = commands.add_parser(
+        "ask",
+        help="ask one question through the local chain",
+        description="Ask one question through the local chain. When a `concierge serve` "
+        "(`make run`) is running on the same tables and index, the question goes to it over "
+        "HTTP, which skips starting the chain here; otherwise the chain runs in this process. "
+        "The output and the exit code are the same either way.",
+    )
     ask.add_argument("question")
     ask.add_argument("--session", help="continue this session (its history is kept)")
     ask.add_argument("--json", action="store_true", help="print the HTTP response body")
     ask.add_argument("--index", type=Path, help="index file (default: .concierge/index.json)")
-    ask.set_defaults(
-        run=lambda root, args: _ask(root, args.index, args.question, args.session, args.json)
+    _state_option(ask)
+    where = ask.add_mutually_exclusive_group()
+    where.add_argument(
+        "--url",
+        help="send the question to the API at this URL (e.g. http://127.0.0.1:3000), "
+        "running or not; --index and --state are then the server's business",
+    )
+    where.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the chain in this process even when a server is running",
+    )
+    ask.set_defaults(run=_ask)
+
+
+def _state_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state",
+        type=Path,
+        help="the local run's history and cache tables, a SQLite file "
+        "(default: .concierge/tables.sqlite3)",
     )
 
 
-def _runtime(root: Path, index_path: Path | None) -> Any:
+def _local_paths(root: Path, args: argparse.Namespace) -> tuple[Path, Path]:
+    """The index and the store a local command uses, absolute."""
+    index = args.index or WORK_DIR / "index.json"
+    store = args.state or default_store(root)
+    return (
+        (index if index.is_absolute() else root / index).resolve(),
+        (store if store.is_absolute() else root / store).resolve(),
+    )
+
+
+def _runtime(root: Path, index_path: Path, store: Path) -> Any:
     from concierge.knowledge import IndexFile
     from concierge_cli.local.runtime import LocalRuntime
 
     require_repository(root)
-    path = index_path or root / WORK_DIR / "index.json"
-    if not path.is_file():
-        raise UsageError(f"no index at {path}: run `concierge ingest` first (make run does)")
-    kb_version = IndexFile.model_validate_json(path.read_bytes()).kb_version
-    return LocalRuntime(root, path, kb_version, state_path=root / WORK_DIR / "state.json")
+    if not index_path.is_file():
+        raise UsageError(f"no index at {index_path}: run `concierge ingest` first (make run does)")
+    kb_version = IndexFile.model_validate_json(index_path.read_bytes()).kb_version
+    return LocalRuntime(root, index_path, kb_version, state_path=store)
 
 
-def _serve(root: Path, index_path: Path | None, host: str, port: int, access_log: bool) -> int:
+def _serve(root: Path, args: argparse.Namespace) -> int:
     from concierge_cli.local.server import LocalApiServer
 
-    with _runtime(root, index_path) as runtime:
-        server = LocalApiServer(runtime, host, port, access_log=access_log)
+    index, store = _local_paths(root, args)
+    with _runtime(root, index, store) as runtime:
+        server = LocalApiServer(runtime, args.host, args.port, access_log=not args.quiet)
+        record = ServerRecord(
+            url=f"http://{_client_host(args.host)}:{server.server_port}",
+            pid=os.getpid(),
+            store=store,
+            index=index,
+        )
         print(
-            f"Concierge local API on http://{host}:{server.server_port} (POST /chat, GET /health)"
+            f"Concierge local API on http://{args.host}:{server.server_port} "
+            "(POST /chat, GET /health)"
         )
         print(
             "models: "
@@ -252,37 +324,137 @@ def _serve(root: Path, index_path: Path | None, host: str, port: int, access_log
             ),
             flush=True,
         )
+        record.write()
+        previous_handler = _stop_on_sigterm()
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
+            record.remove()
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, previous_handler)
             server.server_close()
     return 0
 
 
-def _ask(
-    root: Path, index_path: Path | None, question: str, session: str | None, as_json: bool
-) -> int:
-    body = {"question": question, **({"session_id": session} if session else {})}
-    event = {
-        "version": "2.0",
-        "rawPath": "/chat",
-        "requestContext": {
-            "http": {"method": "POST", "path": "/chat"},
-            "requestId": uuid.uuid4().hex,
-        },
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
-    with _runtime(root, index_path) as runtime:
+def _client_host(host: str) -> str:
+    """Where a client on this machine reaches a server listening on `host`."""
+    return "127.0.0.1" if host in {"", "0.0.0.0"} else host  # noqa: S104 - compared, not bound
+
+
+def _stop_on_sigterm() -> Any:
+    """`kill` stops the server as Ctrl-C does, so that it removes its record on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        return None  # only the main thread may set handlers (a server started by a test)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _ask(root: Path, args: argparse.Namespace) -> int:
+    body = {"question": args.question, **({"session_id": args.session} if args.session else {})}
+    if args.url:
+        reply = _ask_server(args.url, body)
+        if reply is None:
+            raise _Failure(f"no Concierge API answers at {args.url}")
+        return _print_reply(*reply, as_json=args.json)
+    index, store = _local_paths(root, args)
+    if not args.in_process and (url := _running_server(store, index)) is not None:
+        reply = _ask_server(url, body)
+        if reply is not None:
+            return _print_reply(*reply, as_json=args.json)
+        # It stopped since it said it was up, before taking the question: ask here instead.
+    return _print_reply(*_ask_in_process(root, index, store, body), as_json=args.json)
+
+
+def _running_server(store: Path, index: Path) -> str | None:
+    """The URL of a `concierge serve` that serves this store with this index and is up."""
+    record = ServerRecord.read(store)
+    if record is None or record.store != store or record.index != index:
+        return None
+    if not record.process_alive():
+        return None
+    return record.url if _answers_health(record.url) else None
+
+
+def _connection(url: str, timeout: float) -> Any:
+    from http.client import HTTPConnection, HTTPSConnection
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise UsageError(f"--url must be http://host[:port] or https://…, not {url!r}")
+    kind = HTTPSConnection if parts.scheme == "https" else HTTPConnection
+    return kind(parts.hostname, parts.port, timeout=timeout), parts.path.rstrip("/")
+
+
+def _answers_health(url: str) -> bool:
+    try:
+        connection, prefix = _connection(url, _HEALTH_TIMEOUT_S)
+    except UsageError:
+        return False  # a record no server wrote
+    try:
+        connection.request("GET", f"{prefix}/health")
+        response = connection.getresponse()
+        response.read()
+    except OSError:
+        return False
+    finally:
+        connection.close()
+    return bool(response.status == 200)
+
+
+def _ask_server(url: str, body: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+    """(status, body) of POST /chat at `url`; None when nothing listens there (so the question
+    was not taken)."""
+    connection, prefix = _connection(url, _CHAT_TIMEOUT_S)
+    try:
+        connection.request(
+            "POST",
+            f"{prefix}/chat",
+            body=json.dumps(body).encode("utf-8"),
+            headers={"content-type": "application/json"},
+        )
+        response = connection.getresponse()
+        data = response.read()
+    except ConnectionRefusedError:
+        return None
+    except OSError as error:
+        raise _Failure(f"the API at {url} did not answer: {error}") from None
+    finally:
+        connection.close()
+    try:
+        document: dict[str, Any] = json.loads(data)
+    except ValueError:
+        raise _Failure(f"the API at {url} answered {response.status} without JSON") from None
+    return response.status, document
+
+
+def _ask_in_process(
+    root: Path, index: Path, store: Path, body: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    from concierge_cli.local.server import http_api_event
+
+    # The event the local server would make of the same request, so the answer is the same.
+    event = http_api_event(
+        "POST", "/chat", {"content-type": "application/json"}, json.dumps(body).encode("utf-8")
+    )
+    with _runtime(root, index, store) as runtime:
         response = runtime.api(event)
-        runtime.save_state()
-    document = json.loads(response["body"])
+    return int(response["statusCode"]), json.loads(response["body"])
+
+
+def _print_reply(status: int, document: dict[str, Any], as_json: bool) -> int:
     if as_json:
         print(json.dumps(document, ensure_ascii=False, indent=2))
     elif "error" in document:
-        print(f"error {response['statusCode']}: {document['error']['message']}", file=sys.stderr)
+        print(f"error {status}: {document['error']['message']}", file=sys.stderr)
+    elif status != 200:
+        # Refused before the api function saw it (an HTTP server's own limits).
+        print(f"error {status}: {document.get('message', '')}", file=sys.stderr)
     else:
         print(document["answer"])
         for number, citation in enumerate(document["citations"], start=1):
@@ -291,7 +463,7 @@ def _ask(
         print(
             f"-- {document['category']}/{document['language']}, {calls}, session {document['session_id']}"
         )
-    return 0 if response["statusCode"] == 200 else 1
+    return 0 if status == 200 else 1
 
 
 if __name__ == "__main__":

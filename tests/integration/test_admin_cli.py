@@ -1,4 +1,4 @@
-"""`concierge history delete` and `concierge cache flush` on a local run's saved tables."""
+"""`concierge history delete` and `concierge cache flush` on a local run's stored tables."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from local_api import answer
+from local_api import answer, table_items
 
 from concierge.knowledge import IndexFile
 from concierge_cli.local.runtime import LocalRuntime
@@ -21,19 +21,19 @@ def concierge(*argv: str) -> int:
 
 @pytest.fixture
 def saved_state(tmp_path: Path, sample_index: tuple[Path, IndexFile]) -> Path:
-    """A local run's state file: two sessions, each with a cached first answer."""
-    state = tmp_path / "state.json"
+    """A local run's store: two sessions, each with a cached first answer."""
+    store = tmp_path / "tables.sqlite3"
     index_path, index = sample_index
-    with LocalRuntime(REPO_ROOT, index_path, index.kb_version, state_path=state) as runtime:
+    with LocalRuntime(REPO_ROOT, index_path, index.kb_version, state_path=store) as runtime:
         answer(runtime, "What do you sell?", "alice")
         answer(runtime, "How long is the warranty on backpacks?", "bob")
-        runtime.save_state()
-    return state
+    return store
 
 
-def tables(state: Path) -> dict[str, list[dict[str, dict[str, str]]]]:
-    snapshot: dict[str, list[dict[str, dict[str, str]]]] = json.loads(state.read_text("utf-8"))
-    return snapshot
+def tables(store: Path) -> dict[str, list[dict[str, dict[str, str]]]]:
+    """Every item of each table, as the next local run finds them."""
+    with LocalRuntime(REPO_ROOT, store.with_name("index.json"), state_path=store) as runtime:
+        return {logical_id: table_items(runtime, logical_id) for logical_id in runtime.table_names}
 
 
 def test_history_delete_forgets_the_session_in_the_saved_state(
@@ -69,7 +69,7 @@ def test_cache_flush_by_version_and_all(
     ("argv", "message"),
     [
         (["history", "delete", "--session", "no spaces"], "--session must match"),
-        (["cache", "flush", "--all", "--state", "/nonexistent/state.json"], "nothing has been"),
+        (["cache", "flush", "--all", "--state", "/nonexistent/tables.sqlite3"], "nothing has been"),
         (["cache", "flush", "--all", "--cache-table", "t"], "both --history-table"),
     ],
 )

@@ -11,8 +11,9 @@ import boto3
 import pytest
 from local_api import answer, call, table_items
 
+from concierge import wiring
+from concierge.adapters.dynamodb.sessions import SessionStore
 from concierge.knowledge import IndexFile
-from concierge.stores import delete_session, flush_cache
 from concierge_cli.local.runtime import LocalRuntime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +101,9 @@ def test_deletion_pages_through_long_sessions(runtime: LocalRuntime) -> None:
                 "answer": {"S": "a"},
             },
         )
-    deletion = delete_session(dynamodb, table, runtime.table_names["CacheTable"], "long")
+    deletion = SessionStore(dynamodb, table, runtime.table_names["CacheTable"]).delete_session(
+        "long"
+    )
     assert deletion.turns == 60
     assert sessions_in_history(runtime) == []
 
@@ -115,22 +118,22 @@ def test_flush_by_knowledge_base_version_keeps_the_other_versions(
             TableName=table, Item={"cache_key": {"S": key}, "kb_version": {"S": version}}
         )
 
-    assert flush_cache(dynamodb, table, kb_version="old").entries == 2
+    store = SessionStore(dynamodb, runtime.table_names["HistoryTable"], table)
+    assert store.flush_cache(kb_version="old").entries == 2
     assert [item["cache_key"]["S"] for item in table_items(runtime, "CacheTable")] == ["q#3"]
-    assert flush_cache(dynamodb, table).entries == 1
+    assert store.flush_cache().entries == 1
     assert table_items(runtime, "CacheTable") == []
 
 
 def test_a_new_knowledge_base_version_never_serves_the_old_answers(
     tmp_path: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
-    state = tmp_path / "state.json"
+    store = tmp_path / "tables.sqlite3"
     index_path, _ = sample_index
 
     def cached_after_asking(kb_version: str) -> bool:
-        with LocalRuntime(REPO_ROOT, index_path, kb_version, state_path=state) as local:
+        with LocalRuntime(REPO_ROOT, index_path, kb_version, state_path=store) as local:
             body = answer(local, "What do you sell?", uuid.uuid4().hex)
-            local.save_state()
         return bool(body["cached"])
 
     assert cached_after_asking("v1") is False
@@ -143,5 +146,9 @@ def test_a_new_knowledge_base_version_never_serves_the_old_answers(
 def test_a_new_prompt_version_never_serves_the_old_answers(runtime: LocalRuntime) -> None:
     assert answer(runtime, "What do you sell?", "s1")["cached"] is False
     assert answer(runtime, "What do you sell?", "s2")["cached"] is True
-    with mock.patch("concierge.api.prompt_versions", return_value="classify-1,condense-2,answer-2"):
+    with mock.patch(
+        "concierge.prompt_library.prompt_versions", return_value="classify-1,condense-2,answer-2"
+    ):
+        wiring.api_services.cache_clear()  # type: ignore[attr-defined]
         assert answer(runtime, "What do you sell?", "s3")["cached"] is False
+    wiring.api_services.cache_clear()  # type: ignore[attr-defined]

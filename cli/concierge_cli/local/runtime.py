@@ -1,13 +1,19 @@
 """The local runtime: statemachine/chat.asl.json executed by moto's Step Functions emulator,
-its Lambda tasks calling the real handlers in-process, DynamoDB emulated in memory.
+its Lambda tasks calling the real handlers in-process, DynamoDB emulated by moto.
 
 Everything is built from template.yaml: the tables' keys, the functions' code folders and the
 definition's substitutions. Model calls use whatever the settings name: `offline` needs
 nothing; `bedrock:…` with real credentials passes through the emulator to Bedrock.
+
+With a `state_path` the tables keep their items in that SQLite file (see tables.py), item by
+item, so history and cache survive restarts at no cost per stored item; without one they live
+in memory and go with the runtime. A `state.json` snapshot left next to the file by earlier
+versions is moved into it once, at start, and renamed `state.json.migrated`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -23,14 +29,13 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.dynamodb.models import dynamodb_backends
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-from concierge.adapters.aws import reset_clients
-from concierge.adapters.llm.registry import route_for
-from concierge.config import get_settings
-from concierge.handlers import retriever_for
+from concierge import wiring
 from concierge.observability import logger, metrics
 from concierge_cli.local import template as cfn
+from concierge_cli.local.tables import StoredTable, TableStore, backend_patches
 
 REGION = "us-east-1"
 _ROLE_NAME = "concierge-local"
@@ -56,6 +61,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 # handles (IsPresent on a missing cache item, a caught step failure). The chain's outcome is
 # reported by the execution result and the api function's logs instead.
 _EMULATOR_EVALUATION_LOGGER = "moto.stepfunctions.parser.asl.component.eval_component"
+# What earlier versions kept the tables in: a JSON snapshot, rewritten after every request.
+LEGACY_STATE = "state.json"
 
 
 def local_environment(index_path: Path, kb_version: str) -> dict[str, str]:
@@ -77,22 +84,21 @@ def local_environment(index_path: Path, kb_version: str) -> dict[str, str]:
     }
 
 
-def _parsed_once(worker: type[ExecutionWorker]) -> Callable[[ExecutionWorker], Any]:
-    """moto parses the whole definition with ANTLR for every execution: about 100 ms here,
-    a third of a local request. The parsed program is a tree of declarations (the state of an
-    execution lives in its Environment), so one parse per definition serves every execution."""
-    parse = worker._get_evaluation_entrypoint
+def _parsed_once(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """moto parses the whole definition with ANTLR when the state machine is created (to
+    validate it) and again for every execution: 100 ms to 500 ms each, most of a local request
+    and of a runtime's start. The parsed program is a tree of declarations (the state of an
+    execution lives in its Environment), so one parse per definition serves them all."""
     programs: dict[str, Any] = {}
     lock = threading.Lock()
 
-    def entrypoint(self: ExecutionWorker) -> Any:
-        definition = self._evaluation_details.state_machine_details.definition
+    def parse_once(definition: str) -> Any:
         with lock:
             if definition not in programs:
-                programs[definition] = parse(self)
+                programs[definition] = parse(definition)
             return programs[definition]
 
-    return entrypoint
+    return parse_once
 
 
 class _LambdaContext:
@@ -148,8 +154,9 @@ class LocalRuntime:
         self.state_machine_arn = ""
         self._role_arn = ""
         self.table_names: dict[str, str] = {}
-        # Where the emulated tables are kept between runs (history, cache); None keeps nothing.
+        # The SQLite file the tables keep their items in between runs; None keeps nothing.
         self.state_path = state_path
+        self.store: TableStore | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -192,9 +199,14 @@ class LocalRuntime:
         self._patches = [
             mock.patch.object(LambdaSimpleBackend, "invoke", self._make_invoke()),
             mock.patch.object(
-                ExecutionWorker, "_get_evaluation_entrypoint", _parsed_once(ExecutionWorker)
+                AmazonStateLanguageParser,
+                "parse",
+                staticmethod(_parsed_once(AmazonStateLanguageParser.parse)),
             ),
         ]
+        if self.state_path is not None:
+            self.store = TableStore(self.state_path)
+            self._patches += backend_patches()
         for patch in self._patches:
             patch.start()
         _forget_cached_state()
@@ -202,7 +214,6 @@ class LocalRuntime:
             RoleName=_ROLE_NAME, AssumeRolePolicyDocument=_TRUST_POLICY
         )["Role"]["Arn"]
         self._create_tables()
-        self._load_state()
         substitutions = self._create_functions()
         self._create_state_machine(substitutions)
         self._set_environment({"CONCIERGE_STATE_MACHINE_ARN": self.state_machine_arn}, force=True)
@@ -215,6 +226,9 @@ class LocalRuntime:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
         for name, value in self._saved_environment.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -236,36 +250,6 @@ class LocalRuntime:
             metrics.clear_metrics()
         return result
 
-    # -- keeping the emulated tables between runs -----------------------------------------
-    def save_state(self) -> None:
-        """Write every item of every table to `state_path`, atomically."""
-        if self.state_path is None:
-            return
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        snapshot = {
-            logical_id: [
-                item
-                for page in dynamodb.get_paginator("scan").paginate(TableName=name)
-                for item in page["Items"]
-            ]
-            for logical_id, name in self.table_names.items()
-        }
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(snapshot), encoding="utf-8")
-        os.replace(temporary, self.state_path)
-
-    def _load_state(self) -> None:
-        if self.state_path is None or not self.state_path.is_file():
-            return
-        snapshot: dict[str, list[dict[str, Any]]] = json.loads(self.state_path.read_text("utf-8"))
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        for logical_id, items in snapshot.items():
-            # A table the template no longer has is ignored, not recreated.
-            if (name := self.table_names.get(logical_id)) is not None:
-                for item in items:
-                    dynamodb.put_item(TableName=name, Item=item)
-
     # -- building the emulated resources ---------------------------------------------------
     def _set_environment(self, values: Mapping[str, str], force: bool = False) -> None:
         """Set variables, remembering old values; without `force` the user's own settings win."""
@@ -277,10 +261,18 @@ class LocalRuntime:
 
     def _create_tables(self) -> None:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
+        stored: dict[str, StoredTable] = {}
         for logical_id, definition in cfn.table_definitions(self.template).items():
             name = f"concierge-local-{logical_id}"
-            dynamodb.create_table(TableName=name, **definition)
+            created = dynamodb.create_table(TableName=name, **definition)
             self.table_names[logical_id] = name
+            if self.store is not None:
+                # The emulated account is moto's default unless MOTO_ACCOUNT_ID says otherwise.
+                account = created["TableDescription"]["TableArn"].split(":")[4]
+                table = dynamodb_backends[account][REGION].get_table(name)
+                stored[logical_id] = self.store.keep(table)
+        if self.store is not None:
+            self._migrate_legacy_state(self.store, stored)
         # The api function reaches the tables itself for DELETE /sessions/{id}.
         self._set_environment(
             {
@@ -288,6 +280,29 @@ class LocalRuntime:
                 "CONCIERGE_CACHE_TABLE": self.table_names["CacheTable"],
             },
             force=True,
+        )
+
+    def _migrate_legacy_state(self, store: TableStore, tables: dict[str, StoredTable]) -> None:
+        legacy = store.path.with_name(LEGACY_STATE)
+        try:
+            snapshot: dict[str, list[dict[str, Any]]] = json.loads(legacy.read_text("utf-8"))
+        except FileNotFoundError:
+            return
+        with store.transaction():
+            for logical_id, items in snapshot.items():
+                # A table the template no longer has is left behind.
+                if (table := tables.get(logical_id)) is not None:
+                    for item in items:
+                        table.put_item(item)
+        # Another runtime starting at the same moment may have moved it first: same items.
+        with contextlib.suppress(FileNotFoundError):
+            legacy.rename(legacy.with_name(f"{LEGACY_STATE}.migrated"))
+        logging.getLogger(__name__).warning(
+            "moved the tables of %s into %s (%s kept as %s.migrated)",
+            legacy,
+            store.path.name,
+            LEGACY_STATE,
+            LEGACY_STATE,
         )
 
     def _create_functions(self) -> dict[str, str]:
@@ -365,7 +380,4 @@ class LocalRuntime:
 
 def _forget_cached_state() -> None:
     """Clients, settings and adapters are cached per process; a new runtime needs new ones."""
-    reset_clients()
-    get_settings.cache_clear()
-    route_for.cache_clear()
-    retriever_for.cache_clear()
+    wiring.reset()

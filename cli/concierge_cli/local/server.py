@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from concierge.api import openapi_document
 from concierge_cli.local.runtime import LocalRuntime
 
 # API Gateway refuses bodies over 10 MB before the function sees them; so do we.
@@ -63,6 +63,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        if self.command == "GET" and urlsplit(self.path).path == "/openapi.json":
+            # The API's OpenAPI document, from the routes' code (the same as docs/openapi.json);
+            # served by this server only, not a route of the deployed API.
+            self._reply(HTTPStatus.OK, openapi_document())
+            if self.headers.get("content-length"):
+                self.close_connection = True  # a body it came with is left unread
+            return
         length = int(self.headers.get("content-length") or 0)
         if length > MAX_GATEWAY_BODY:
             self._reply(
@@ -73,8 +80,6 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         event = http_api_event(self.command, self.path, dict(self.headers.items()), body)
         response = self.server.runtime.api(event)
-        if self.command != "GET":
-            self.server.persist()
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
         self.send_response(int(response.get("statusCode", 200)))
@@ -107,8 +112,3 @@ class LocalApiServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.runtime = runtime
         self.access_log = access_log
-        self._persist_lock = threading.Lock()
-
-    def persist(self) -> None:
-        with self._persist_lock:
-            self.runtime.save_state()
