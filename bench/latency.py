@@ -77,18 +77,14 @@ class Chat:
         body: dict[str, Any] = {"question": question, "session_id": session_id}
         if bypass_cache:
             body["bypass_cache"] = True
+        from concierge_cli.local.server import http_api_event
+
         request_id = uuid.uuid4().hex
-        event = {
-            "version": "2.0",
-            "rawPath": "/chat",
-            "requestContext": {
-                "http": {"method": "POST", "path": "/chat"},
-                "requestId": request_id,
-            },
-            "headers": {"content-type": "application/json"},
-            "body": json.dumps({k: v for k, v in body.items() if v}, ensure_ascii=False),
-            "isBase64Encoded": False,
-        }
+        data = json.dumps({k: v for k, v in body.items() if v}, ensure_ascii=False)
+        event = http_api_event(
+            "POST", "/chat", {"content-type": "application/json"}, data.encode("utf-8")
+        )
+        event["requestContext"]["requestId"] = request_id
         started = time.perf_counter()
         response = self.runtime.api(event)
         seconds = time.perf_counter() - started

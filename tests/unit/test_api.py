@@ -720,18 +720,6 @@ def test_unknown_routes_and_wrong_methods(
     assert edge.executor.payloads == []
 
 
-def test_an_event_without_a_stage_is_the_default_stage(edge: Edge) -> None:
-    # Given an event made by hand, without a stage
-    request = chat({"question": "q"})
-    del request["requestContext"]["stage"]
-
-    # When it is resolved
-    reply = edge.call(request)
-
-    # Then it is answered as API Gateway's $default stage would have it
-    assert reply.status == 200
-
-
 # -- one request at a time ----------------------------------------------------------------
 def test_concurrent_requests_each_get_their_own_answer() -> None:
     # Given one app, and a chain that echoes each question after a pause

@@ -196,7 +196,6 @@ class HttpApi(APIGatewayHttpResolver):
         request_id = _request_id(event)
         with self._one_at_a_time:
             try:
-                event = _with_stage(event)
                 if _is_chat(event):
                     event = _with_text_body(event, self.services().settings.max_body_bytes)
                 self.context["request_id"] = request_id  # cleared by super().resolve()
@@ -344,15 +343,6 @@ def _responses(answer: str, failures: Mapping[int, str]) -> dict[int, OpenAPIRes
 
 
 # -- reading the request -----------------------------------------------------------------
-def _with_stage(event: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Powertools finds the path through the stage; an event without one (made by hand, as
-    some tests do) is the `$default` stage's, as API Gateway would have said."""
-    context = event.get("requestContext") or {}
-    if "stage" in context:
-        return event
-    return {**event, "requestContext": {**context, "stage": "$default"}}
-
-
 def _is_chat(event: Mapping[str, Any]) -> bool:
     request = APIGatewayProxyEventV2(dict(event))
     return request.http_method.upper() == "POST" and request.path == CHAT_PATH
