@@ -133,15 +133,22 @@ ARGVS = [
 def test_through_a_running_server_the_output_is_the_same_as_in_process(
     tmp_path: Path, sample_index: tuple[Path, IndexFile], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given the sample knowledge base, and questions that succeed, follow up or are refused
     index_path, _ = sample_index
-    alone = [ask(capsys, tmp_path / "alone.sqlite3", index_path, *argv) for argv in ARGVS]
-
     store = tmp_path / "served" / "tables.sqlite3"
+
+    # When they are asked in-process on one store, then through a server running on another
+    alone = [ask(capsys, tmp_path / "alone.sqlite3", index_path, *argv) for argv in ARGVS]
     with serving(store, sample_index) as server:
         served = [ask(capsys, store, index_path, *argv) for argv in ARGVS]
-        assert server.posts == len(ARGVS)
+        posts = server.posts
 
+    # Then every question asked through the server reached it
+    assert posts == len(ARGVS)
+    # And in-process, the good questions succeed and the bad ones exit 1
     assert [code for code, _, _ in alone] == [0, 0, 0, 1, 1]
+    # And the server's exit codes, errors and output are the in-process ones (but for request
+    # ids and the id of a new session)
     for argv, (code, out, err), (served_code, served_out, served_err) in zip(
         ARGVS, alone, served, strict=True
     ):
@@ -155,14 +162,16 @@ def test_through_a_running_server_the_output_is_the_same_as_in_process(
 def test_a_record_of_a_server_that_no_longer_answers_falls_back_to_in_process(
     tmp_path: Path, sample_index: tuple[Path, IndexFile], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given a record of a server in a live process (this one), but nothing listens at its URL
     store = tmp_path / "tables.sqlite3"
     index_path, _ = sample_index
-    # A live process (this one), but nothing listens at the URL any more.
     url = f"http://{HOST}:{free_port()}"
     ServerRecord(url, os.getpid(), store.resolve(), index_path.resolve()).write()
 
+    # When a question is asked
     code, out, err = ask(capsys, store, index_path, "What do you sell?", "--session", "s1")
 
+    # Then it is answered in-process, without a complaint
     assert (code, err) == (0, "")
     assert "Alpenglow" in out
     assert out.endswith("session s1\n")
@@ -171,16 +180,24 @@ def test_a_record_of_a_server_that_no_longer_answers_falls_back_to_in_process(
 def test_url_forces_a_server_and_fails_when_none_answers(
     tmp_path: Path, sample_index: tuple[Path, IndexFile], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given a URL nothing listens at
     index_path, _ = sample_index
     url = f"http://{HOST}:{free_port()}"
+
+    # When a question is asked with --url
     code, out, err = ask(capsys, tmp_path / "t.sqlite3", index_path, "Hi?", "--url", url)
+
+    # Then it fails, saying no API answers there, instead of answering in-process
     assert (code, out) == (1, "")
     assert f"no Concierge API answers at {url}" in err
 
-    # With --url no record is needed, and the server's tables are the ones written.
+    # Given a server that left no record, on tables other than the asker's --state
     with serving(tmp_path / "tables.sqlite3", sample_index, record=False) as server:
+        # When a question is asked with --url naming it
         args = ("What do you sell?", "--session", "s9", "--url", server.url)
         code, out, _ = ask(capsys, tmp_path / "t.sqlite3", index_path, *args)
+
+        # Then the server answered it once, and the turn is written in the server's tables
         assert (code, server.posts) == (0, 1)
         assert [t["session_id"]["S"] for t in table_items(server.runtime, "HistoryTable")] == ["s9"]
 
@@ -188,6 +205,7 @@ def test_url_forces_a_server_and_fails_when_none_answers(
 def test_asking_a_running_server_loads_neither_the_emulator_nor_pydantic(
     tmp_path: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
+    # Given a running server, and a command line that reports the heavy modules it loaded
     store = tmp_path / "tables.sqlite3"
     index_path, _ = sample_index
     report_heavy_imports = (
@@ -200,24 +218,32 @@ def test_asking_a_running_server_loads_neither_the_emulator_nor_pydantic(
     )
     argv = ["ask", "What do you sell?", "--state", str(store), "--index", str(index_path)]
     with serving(store, sample_index) as server:
+        # When a question is asked in another process
         done = run_child(report_heavy_imports, argv)
-        assert server.posts == 1
+        posts = server.posts
 
+    # Then the server answered it
+    assert posts == 1
     assert done.returncode == 0, done.stderr
     assert "Alpenglow" in done.stdout
+    # And the asking process loaded none of the heavy modules
     assert done.stderr.strip() == "heavy:"
 
 
 def test_in_process_leaves_a_running_server_alone_and_shares_its_tables(
     tmp_path: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
+    # Given a running server on a store
     store = tmp_path / "tables.sqlite3"
     index_path, _ = sample_index
     argv = ["ask", "What do you sell?", "--session", "s2", "--in-process"]
     argv += ["--state", str(store), "--index", str(index_path)]
     with serving(store, sample_index) as server:
+        # When another process asks a question --in-process on the same store
         done = run_child(MAIN, argv)
+
+        # Then it is answered without the server
         assert done.returncode == 0, done.stderr
         assert server.posts == 0
-        # Written by the other process, read here at once.
+        # And the turn the other process wrote is read here at once
         assert [t["session_id"]["S"] for t in table_items(server.runtime, "HistoryTable")] == ["s2"]

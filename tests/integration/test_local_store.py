@@ -52,10 +52,12 @@ def hits(runtime: LocalRuntime) -> dict[str, int]:
 def test_a_session_continues_after_a_restart(
     store: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
+    # Given a runtime that answered Alice's first question, then stopped
     with runtime_on(store, sample_index) as first:
         answer(first, "What do you sell?", "alice")
 
     with runtime_on(store, sample_index) as second:
+        # And a second runtime on the same store, which finds her turn
         assert len(turns_of(second, "alice")) == 1
         tasks: list[str] = []
         generate = OfflineModel.generate
@@ -64,11 +66,14 @@ def test_a_session_continues_after_a_restart(
             tasks.append(request.task)
             return generate(model, request)
 
+        # When Alice asks a follow-up there
         with mock.patch.object(OfflineModel, "generate", spy):
             follow_up = answer(second, "Which of them is cheapest?", "alice")
-        # The first turn was read as history: the follow-up was condensed against it.
+
+        # Then her first turn was read as history: the follow-up was condensed against it
         assert sorted(tasks) == ["answer", "condense"]
         assert "Pika" in follow_up["answer"]
+        # And both her turns are stored, in order
         assert [turn["question"]["S"] for turn in turns_of(second, "alice")] == [
             "What do you sell?",
             "Which of them is cheapest?",
@@ -78,13 +83,19 @@ def test_a_session_continues_after_a_restart(
 def test_the_hit_counter_survives_a_restart(
     store: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
+    # Given Alice's answer, cached and then served once from the cache to Bob
     with runtime_on(store, sample_index) as first:
         answer(first, "What do you sell?", "alice")
-        assert answer(first, "What do you sell?", "bob")["cached"] is True
+        bobs = answer(first, "What do you sell?", "bob")
+        assert bobs["cached"] is True
         assert hits(first) == {"alice": 1}  # UpdateItem's change reached the store
 
+    # When Carol asks the same after a restart
     with runtime_on(store, sample_index) as second:
-        assert answer(second, "What do you sell?", "carol")["cached"] is True
+        carols = answer(second, "What do you sell?", "carol")
+
+        # Then she is served the cached answer, and its counter goes on from 1 to 2
+        assert carols["cached"] is True
         assert hits(second) == {"alice": 2}
 
 
@@ -92,6 +103,7 @@ def test_a_request_reads_its_session_not_the_whole_table(
     store: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
     with runtime_on(store, sample_index) as runtime:
+        # Given 900 turns of 300 other sessions, and Alice's first turn
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         others = [
             {
@@ -112,11 +124,14 @@ def test_a_request_reads_its_session_not_the_whole_table(
             )
         answer(runtime, "What do you sell?", "alice")
 
+        # When Alice asks a follow-up, counting the items decoded from the store
         with mock.patch.object(tables, "_item", wraps=tables._item) as decoded:
             answer(runtime, "Which of them is cheapest?", "alice")
 
-        # Alice's turn and whatever cache items the request touches; not the 900 other turns.
+        # Then only Alice's turn and the cache items the request touches were decoded, not the
+        # 900 other turns
         assert 0 < decoded.call_count < 20
+        # And all the turns are still there, hers included
         assert len(table_items(runtime, "HistoryTable")) == 902
 
 
@@ -124,17 +139,18 @@ def test_another_process_sees_the_writes_and_its_writes_are_seen(
     store: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
     with runtime_on(store, sample_index) as runtime:
+        # Given a running runtime (a server, say) that answered Alice twice and Bob once
         answer(runtime, "What do you sell?", "alice")
         answer(runtime, "Which of them is cheapest?", "alice")
         answer(runtime, "How long is the warranty on backpacks?", "bob")
-
-        # `concierge history delete` while this runtime (a server, say) keeps running.
         environment = {
             name: value
             for name, value in os.environ.items()
             if not name.startswith(("CONCIERGE_", "POWERTOOLS_"))
         }
         command = [sys.executable, "-m", "concierge_cli.main", "--root", str(REPO_ROOT)]
+
+        # When another process runs `concierge history delete` for Alice on the same store
         done = subprocess.run(
             [*command, "history", "delete", "--session", "alice", "--state", str(store)],
             capture_output=True,
@@ -144,8 +160,10 @@ def test_another_process_sees_the_writes_and_its_writes_are_seen(
             check=False,
         )
 
+        # Then that process found Alice's two turns and two cache entries, and deleted them
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"session_id": "alice", "turns": 2, "cache_entries": 2}
+        # And the running runtime sees them gone at once: only Bob's cache entry is left
         assert turns_of(runtime, "alice") == []
         assert sorted(hits(runtime)) == ["bob"]
         assert answer(runtime, "What do you sell?", "carol")["cached"] is False
@@ -154,6 +172,7 @@ def test_another_process_sees_the_writes_and_its_writes_are_seen(
 def test_an_earlier_versions_state_file_is_moved_into_the_store_once(
     store: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
+    # Given an earlier version's state file, with a turn, a cache entry and a table now gone
     turn = {
         "session_id": {"S": "alice"},
         "turn_key": {"S": "0000000000001#r1"},
@@ -162,19 +181,24 @@ def test_an_earlier_versions_state_file_is_moved_into_the_store_once(
     }
     entry = {"cache_key": {"S": "q#1"}, "kb_version": {"S": "v1"}, "entries": {"M": {}}}
     legacy = store.with_name("state.json")
-    legacy.write_text(
-        json.dumps({"HistoryTable": [turn], "CacheTable": [entry], "GoneTable": [{}]}), "utf-8"
-    )
+    saved = {"HistoryTable": [turn], "CacheTable": [entry], "GoneTable": [{}]}
+    legacy.write_text(json.dumps(saved), "utf-8")
 
+    # When a runtime starts on the store
     with runtime_on(store, sample_index) as runtime:
+        # Then it finds the turn and the cache entry in its tables
         assert table_items(runtime, "HistoryTable") == [turn]
         assert table_items(runtime, "CacheTable") == [entry]
+        # Given that entry, deleted before the runtime stops
         boto3.client("dynamodb", region_name=REGION).delete_item(
             TableName=runtime.table_names["CacheTable"], Key={"cache_key": {"S": "q#1"}}
         )
+    # Then the state file has been renamed out of the way, its content kept
     assert not legacy.exists()
-    assert json.loads(store.with_name("state.json.migrated").read_text("utf-8"))
+    assert json.loads(store.with_name("state.json.migrated").read_text("utf-8")) == saved
 
+    # When a runtime starts on the store again
     with runtime_on(store, sample_index) as runtime:
+        # Then the turn is still there, and the deleted entry is not imported again
         assert table_items(runtime, "HistoryTable") == [turn]
-        assert table_items(runtime, "CacheTable") == []  # not imported again
+        assert table_items(runtime, "CacheTable") == []

@@ -30,34 +30,42 @@ def producers_in_cache(runtime: LocalRuntime) -> list[str]:
 def test_delete_session_removes_its_turns_and_the_cache_entries_it_produced(
     runtime: LocalRuntime,
 ) -> None:
+    # Given Alice's two turns, Bob's turn, and Bob served an answer Alice's session cached
     answer(runtime, "How long is the warranty on backpacks?", "alice")
     answer(runtime, "Which of them is cheapest?", "alice")
     answer(runtime, "What do you sell?", "bob")
-    # Bob is served Alice's entry: it stays hers, and goes with her.
-    assert answer(runtime, "How long is the warranty on backpacks?", "bob")["cached"] is True
+    bobs_repeat = answer(runtime, "How long is the warranty on backpacks?", "bob")
+    # (the entry Bob is served stays Alice's, and goes with her)
+    assert bobs_repeat["cached"] is True
     assert producers_in_cache(runtime) == ["alice", "alice", "bob"]
 
+    # When Alice's session is deleted
     status, body = call(runtime, "DELETE", "/sessions/alice")
 
+    # Then her two turns and the two cache entries she produced are reported deleted
     assert status == 200
     assert body == {"session_id": "alice", "turns": 2, "cache_entries": 2}
+    # And only Bob's turns and entry are left
     assert sessions_in_history(runtime) == ["bob"]
     assert producers_in_cache(runtime) == ["bob"]
-    # Nothing of Alice's answers is served any more.
+    # And nothing of Alice's answers is served any more
     assert answer(runtime, "How long is the warranty on backpacks?", "carol")["cached"] is False
 
 
 def test_an_entry_another_session_stored_since_is_not_deleted(runtime: LocalRuntime) -> None:
+    # Given Alice's cached answer, later replaced under the same key by Bob's (after her entry
+    # expired, say)
     answer(runtime, "What do you sell?", "alice")
-    # Later Bob's answer replaces Alice's under the same key (after her entry expired, say).
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     (entry,) = table_items(runtime, "CacheTable")
     dynamodb.put_item(
         TableName=runtime.table_names["CacheTable"], Item={**entry, "session_id": {"S": "bob"}}
     )
 
+    # When Alice's session is deleted
     _, body = call(runtime, "DELETE", "/sessions/alice")
 
+    # Then no cache entry is deleted: Bob's stays
     assert body["cache_entries"] == 0
     assert producers_in_cache(runtime) == ["bob"]
 
@@ -65,13 +73,24 @@ def test_an_entry_another_session_stored_since_is_not_deleted(runtime: LocalRunt
 def test_deleting_a_session_twice_or_an_unknown_one_deletes_nothing(
     runtime: LocalRuntime,
 ) -> None:
+    # Given Alice's session, deleted once
     answer(runtime, "What do you sell?", "alice")
-    assert call(runtime, "DELETE", "/sessions/alice")[0] == 200
-    assert call(runtime, "DELETE", "/sessions/alice")[1] == {
+    first_status, _ = call(runtime, "DELETE", "/sessions/alice")
+    assert first_status == 200
+
+    # When it is deleted again, and a session that never existed is deleted
+    again_status, again_body = call(runtime, "DELETE", "/sessions/alice")
+    unknown_status, unknown_body = call(runtime, "DELETE", "/sessions/nobody")
+
+    # Then both succeed, and nothing is deleted
+    assert again_status == 200
+    assert again_body == {
         "session_id": "alice",
         "turns": 0,
         "cache_entries": 0,
     }
+    assert unknown_status == 200
+    assert unknown_body == {"session_id": "nobody", "turns": 0, "cache_entries": 0}
 
 
 @pytest.mark.parametrize(
@@ -85,13 +104,18 @@ def test_deleting_a_session_twice_or_an_unknown_one_deletes_nothing(
 def test_session_routes_reject_bad_requests(
     runtime: LocalRuntime, method: str, path: str, status: int
 ) -> None:
-    assert call(runtime, method, path)[0] == status
+    # When a session route is called with a bad id or method
+    answered_status, _ = call(runtime, method, path)
+
+    # Then it is refused with the status of that mistake
+    assert answered_status == status
 
 
 def test_deletion_pages_through_long_sessions(runtime: LocalRuntime) -> None:
+    # Given a session of 60 turns: more than one BatchWriteItem (25) can delete
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     table = runtime.table_names["HistoryTable"]
-    for number in range(60):  # more than one BatchWriteItem (25)
+    for number in range(60):
         dynamodb.put_item(
             TableName=table,
             Item={
@@ -101,9 +125,12 @@ def test_deletion_pages_through_long_sessions(runtime: LocalRuntime) -> None:
                 "answer": {"S": "a"},
             },
         )
-    deletion = SessionStore(dynamodb, table, runtime.table_names["CacheTable"]).delete_session(
-        "long"
-    )
+    store = SessionStore(dynamodb, table, runtime.table_names["CacheTable"])
+
+    # When the session is deleted
+    deletion = store.delete_session("long")
+
+    # Then all 60 turns are deleted, and none is left
     assert deletion.turns == 60
     assert sessions_in_history(runtime) == []
 
@@ -111,23 +138,34 @@ def test_deletion_pages_through_long_sessions(runtime: LocalRuntime) -> None:
 def test_flush_by_knowledge_base_version_keeps_the_other_versions(
     runtime: LocalRuntime,
 ) -> None:
+    # Given two cache entries of an old knowledge base version and one of a new one
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     table = runtime.table_names["CacheTable"]
     for key, version in (("q#1", "old"), ("q#2", "old"), ("q#3", "new")):
         dynamodb.put_item(
             TableName=table, Item={"cache_key": {"S": key}, "kb_version": {"S": version}}
         )
-
     store = SessionStore(dynamodb, runtime.table_names["HistoryTable"], table)
-    assert store.flush_cache(kb_version="old").entries == 2
+
+    # When the cache is flushed for the old version
+    old_flush = store.flush_cache(kb_version="old")
+
+    # Then its two entries go, and the new version's stays
+    assert old_flush.entries == 2
     assert [item["cache_key"]["S"] for item in table_items(runtime, "CacheTable")] == ["q#3"]
-    assert store.flush_cache().entries == 1
+
+    # When the whole cache is flushed
+    full_flush = store.flush_cache()
+
+    # Then the last entry goes too
+    assert full_flush.entries == 1
     assert table_items(runtime, "CacheTable") == []
 
 
 def test_a_new_knowledge_base_version_never_serves_the_old_answers(
     tmp_path: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
+    # Given a store, and a way to ask one question in a new session on a given version
     store = tmp_path / "tables.sqlite3"
     index_path, _ = sample_index
 
@@ -136,19 +174,27 @@ def test_a_new_knowledge_base_version_never_serves_the_old_answers(
             body = answer(local, "What do you sell?", uuid.uuid4().hex)
         return bool(body["cached"])
 
-    assert cached_after_asking("v1") is False
-    assert cached_after_asking("v1") is True
-    # Re-ingested: the same question is answered from the new knowledge, then cached for it.
-    assert cached_after_asking("v2") is False
-    assert cached_after_asking("v2") is True
+    # When the question is asked twice on v1, then twice on v2 (re-ingested)
+    on_v1 = [cached_after_asking("v1"), cached_after_asking("v1")]
+    on_v2 = [cached_after_asking("v2"), cached_after_asking("v2")]
+
+    # Then on each version it is answered first, and served from the cache only after that
+    assert on_v1 == [False, True]
+    assert on_v2 == [False, True]
 
 
 def test_a_new_prompt_version_never_serves_the_old_answers(runtime: LocalRuntime) -> None:
+    # Given an answer cached under the current prompt versions
     assert answer(runtime, "What do you sell?", "s1")["cached"] is False
     assert answer(runtime, "What do you sell?", "s2")["cached"] is True
+
+    # When the prompts change version and the same question is asked
     with mock.patch(
         "concierge.prompt_library.prompt_versions", return_value="classify-1,condense-2,answer-2"
     ):
         wiring.api_services.cache_clear()  # type: ignore[attr-defined]
-        assert answer(runtime, "What do you sell?", "s3")["cached"] is False
+        after_new_prompts = answer(runtime, "What do you sell?", "s3")
     wiring.api_services.cache_clear()  # type: ignore[attr-defined]
+
+    # Then the old answer is not served from the cache
+    assert after_new_prompts["cached"] is False
