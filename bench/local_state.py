@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench.figures import Summary, median, ms, ratio, reproduce, table, x
+from bench.figures import Summary, goals, median, ms, ratio, reproduce, table, x
 
 TITLE = "Local state: `concierge ask` and the local server with thousands of stored turns"
 ASK_TURNS = 2_000
 SERVER_TURNS = 5_000
 ASK_RUNS = 5
 REQUESTS = 48
+# The goals: seconds of a whole `concierge ask` with ASK_TURNS stored, with the server
+# up and without; p50 of POST /chat with SERVER_TURNS stored over the empty store's.
+GOAL_ASK_SERVED_S, GOAL_ASK_IN_PROCESS_S, GOAL_P50_RATIO = 1.5, 3.0, 1.2
 TURNS_PER_SESSION = 5
 OFFLINE_MODELS = {
     f"CONCIERGE_{step}_MODEL": "offline" for step in ("CLASSIFY", "CONDENSE", "ANSWER")
@@ -436,6 +439,8 @@ def render(result: LocalStateResult) -> str:
         for turns, summary in summaries.items()
     ]
     p50_ratio = ratio(summaries[server_turns].p50_ms, summaries[0].p50_ms)
+    served = median(result.ask_seconds[SERVED, ask_turns])
+    in_process = median(result.ask_seconds[IN_PROCESS, ask_turns])
     return "\n".join(
         [
             reproduce(
@@ -445,6 +450,27 @@ def render(result: LocalStateResult) -> str:
                 ("--local-state-server-turns", server_turns, SERVER_TURNS),
                 ("--local-state-runs", result.ask_runs, ASK_RUNS),
                 ("--local-state-requests", result.requests, REQUESTS),
+            ),
+            "",
+            goals(
+                (
+                    f"`concierge ask` with {ask_turns:,} turns, `make run` up",
+                    f"≤ {GOAL_ASK_SERVED_S:g} s",
+                    f"{served:.2f} s",
+                    served <= GOAL_ASK_SERVED_S,
+                ),
+                (
+                    f"`concierge ask` with {ask_turns:,} turns, no server",
+                    f"≤ {GOAL_ASK_IN_PROCESS_S:g} s",
+                    f"{in_process:.2f} s",
+                    in_process <= GOAL_ASK_IN_PROCESS_S,
+                ),
+                (
+                    f"POST /chat p50 with {server_turns:,} turns vs an empty store",
+                    f"≤ {GOAL_P50_RATIO:g}x",
+                    x(p50_ratio),
+                    p50_ratio <= GOAL_P50_RATIO,
+                ),
             ),
             "",
             f"### `concierge ask`, the whole process (median of {result.ask_runs} runs, s)",

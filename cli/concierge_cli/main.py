@@ -234,8 +234,8 @@ def _add_serve(commands: Subcommands) -> None:
         description="Serve the chat API on this machine. While it runs, `concierge ask` sends "
         "its questions to it (the record is .concierge/server.json, next to the tables).",
     )
-    serve.add_argument("--host", default=os.environ.get("CONCIERGE_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("CONCIERGE_PORT", "3000")))
+    serve.add_argument("--host", help="address to listen on (default: $CONCIERGE_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: $CONCIERGE_PORT, 3000)")
     serve.add_argument("--index", type=Path, help="index file (default: .concierge/index.json)")
     _state_option(serve)
     serve.add_argument("--quiet", action="store_true", help="no access log")
@@ -301,8 +301,13 @@ def _runtime(root: Path, index_path: Path, store: Path) -> Any:
 
 
 def _serve(root: Path, args: argparse.Namespace) -> int:
+    from concierge import wiring
+    from concierge.config import ServeSettings
     from concierge_cli.local.server import LocalApiServer
 
+    configured = wiring.settings(ServeSettings)
+    args.host = args.host or configured.host
+    args.port = configured.port if args.port is None else args.port
     index, store = _local_paths(root, args)
     with _runtime(root, index, store) as runtime:
         server = LocalApiServer(runtime, args.host, args.port, access_log=not args.quiet)
@@ -319,7 +324,7 @@ def _serve(root: Path, args: argparse.Namespace) -> int:
         print(
             "models: "
             + ", ".join(
-                f"{step}={os.environ[f'CONCIERGE_{step.upper()}_MODEL']}"
+                f"{step}={wiring.model_specs(step)[0]}"
                 for step in ("classify", "condense", "answer")
             ),
             flush=True,

@@ -179,9 +179,11 @@ class LocalRuntime:
         self._log_level = logger.log_level
         logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
         # Only a real provider needs real credentials; an unknown spec fails in its step.
+        wiring.reset()
         uses_real_models = any(
-            os.environ[f"CONCIERGE_{step}_MODEL"].startswith(_REAL_PROVIDERS)
-            for step in ("CLASSIFY", "CONDENSE", "ANSWER")
+            spec.startswith(_REAL_PROVIDERS)
+            for step in ("classify", "condense", "answer")
+            for spec in wiring.model_specs(step)
         )
         self._mock = mock_aws(
             config={

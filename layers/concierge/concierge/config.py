@@ -189,6 +189,13 @@ class SemanticCacheSettings(SettingsGroup):
     semantic_threshold: float = Field(default=0.97, gt=0, le=1)
 
 
+class ServeSettings(SettingsGroup):
+    """`concierge serve`: where the local API listens (its command-line options win)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65_535)
+
+
 S = TypeVar("S", bound=SettingsGroup)
 
 

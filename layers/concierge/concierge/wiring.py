@@ -59,6 +59,17 @@ def aws_client(service: str, read_timeout: float | None = None) -> Any:
     return build(service, read_timeout)
 
 
+def model_specs(step: Step) -> tuple[str, ...]:
+    """The model specs of a step's route: its primary, then its fallbacks."""
+    groups: dict[Step, type[config.SettingsGroup]] = {
+        "classify": config.ClassifyRoute,
+        "condense": config.CondenseRoute,
+        "answer": config.AnswerRoute,
+    }
+    chosen = settings(groups[step]).model_dump()
+    return (chosen[f"{step}_model"], *chosen[f"{step}_fallbacks"])
+
+
 @_once
 def route(step: Step) -> ModelRoute:
     """A step's models (primary, then fallbacks) and how they are called."""
@@ -66,13 +77,7 @@ def route(step: Step) -> ModelRoute:
     from concierge.pricing import PriceTable
     from concierge.steps.calls import ModelRoute, RetryPolicy
 
-    groups: dict[Step, type[config.SettingsGroup]] = {
-        "classify": config.ClassifyRoute,
-        "condense": config.CondenseRoute,
-        "answer": config.AnswerRoute,
-    }
-    chosen = settings(groups[step]).model_dump()
-    specs = (chosen[f"{step}_model"], *chosen[f"{step}_fallbacks"])
+    specs = model_specs(step)
     runtime = settings(config.ModelRuntimeSettings)
     return ModelRoute(
         step=step,
