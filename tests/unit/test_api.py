@@ -23,9 +23,7 @@ from concierge.models.http import SessionDeletion
 
 REQUEST_ID = "abc=123"
 SAFE_REQUEST_ID = "abc123"  # what the edge makes of it: execution names allow [A-Za-z0-9_-]
-SETTINGS = ApiSettings(
-    state_machine_arn="arn:aws:states:us-east-1:1:stateMachine:chat", answer_model="offline"
-)
+SETTINGS = ApiSettings(state_machine_arn="arn:aws:states:us-east-1:1:stateMachine:chat")
 ANSWERED: dict[str, Any] = {
     "status": "answered",
     "answer": "We sell tents. [1]",
@@ -70,9 +68,11 @@ class FakeExecutor:
     def __init__(self, result: ExecutionResult | None = None) -> None:
         self.result = result or ExecutionResult(status="SUCCEEDED", output=ANSWERED)
         self.payloads: list[dict[str, Any]] = []
+        self.timeouts: list[float] = []
 
     def run(self, name: str, payload: dict[str, Any], timeout_s: float) -> ExecutionResult:
         self.payloads.append(payload)
+        self.timeouts.append(timeout_s)
         return self.result
 
 
@@ -219,13 +219,22 @@ def test_a_new_session_id_is_issued_when_none_is_given(edge: Edge) -> None:
 
 
 def test_the_chain_input_carries_a_deadline_inside_the_budget(edge: Edge) -> None:
-    # When a question is asked
-    edge.call(chat({"question": "q"}))
+    # Given the request budget of the settings (27 s by default)
+    budget_ms = SETTINGS.request_budget_ms
 
-    # Then the chain knows its deadline, the turn's key and the time
+    # When a question is asked
+    before_ms = time.time() * 1000
+    edge.call(chat({"question": "q"}))
+    after_ms = time.time() * 1000
+
+    # Then the chain's deadline is the budget from the moment the request arrived, and the
+    # execution is waited for no longer than that budget and a second to answer
     payload = edge.executor.payloads[0]
-    assert payload["deadline_ms"] > 0
+    assert before_ms + budget_ms - 1 <= payload["deadline_ms"] <= after_ms + budget_ms
+    assert edge.executor.timeouts == [budget_ms / 1000 + 1]
+    # And the turn's key sorts by time and names the request; "now" is 10-digit epoch seconds
     assert payload["turn_key"].endswith("#" + SAFE_REQUEST_ID)
+    assert before_ms // 1000 <= int(payload["now_epoch_seconds"]) <= after_ms // 1000
     assert len(payload["now_epoch_seconds"]) == 10
 
 
