@@ -1,10 +1,12 @@
-"""`concierge history delete` and `concierge cache flush`: the tables, outside a chat request.
+"""`concierge history delete`, `concierge user delete` and `concierge cache flush`: the
+tables, outside a chat request.
 
 Without table names they work on the local run's tables (.concierge/tables.sqlite3, as
 `concierge serve` and `concierge ask` keep them; a running `concierge serve` sees the change at
-once). With `--history-table`/`--cache-table` (or CONCIERGE_HISTORY_TABLE /
-CONCIERGE_CACHE_TABLE, e.g. the stack outputs HistoryTableName and CacheTableName) they work on
-those DynamoDB tables through the standard AWS configuration.
+once). With `--history-table`/`--cache-table`/`--budget-table` (or CONCIERGE_HISTORY_TABLE,
+CONCIERGE_CACHE_TABLE, CONCIERGE_BUDGET_TABLE: the stack outputs HistoryTableName,
+CacheTableName, BudgetTableName) they work on those DynamoDB tables through the standard AWS
+configuration; docs/operations.md lists the IAM policy an operator needs for them.
 """
 
 from __future__ import annotations
@@ -24,15 +26,27 @@ from concierge_cli.support import WORK_DIR, UsageError, default_store, require_r
 
 
 def add_commands(commands: Any) -> None:
-    """Register `history` and `cache` on the CLI's subparsers."""
+    """Register `history`, `user` and `cache` on the CLI's subparsers."""
     history = commands.add_parser("history", help="chat history: delete a session")
     history_commands = history.add_subparsers(dest="history_command", required=True)
     delete = history_commands.add_parser(
-        "delete", help="delete a session's turns and the cache entries it produced"
+        "delete", help="delete a user's session: its turns and the cache entries it produced"
     )
     delete.add_argument("--session", required=True, help="the session id")
+    delete.add_argument(
+        "--user", default=None, help="whose session: a `sub` (default: the local user, local)"
+    )
     _table_options(delete)
     delete.set_defaults(run=delete_history)
+
+    user = commands.add_parser("user", help="users: erase everything stored for one")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    erase = user_commands.add_parser(
+        "delete", help="erase a user: history, the cache entries they produced, budgets"
+    )
+    erase.add_argument("--user", required=True, help="the user's `sub`")
+    _table_options(erase)
+    erase.set_defaults(run=delete_user)
 
     cache = commands.add_parser("cache", help="answer cache: flush entries")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
@@ -48,13 +62,32 @@ def delete_history(root: Path, args: argparse.Namespace) -> int:
     """`concierge history delete --session ID`: prints what was deleted, as JSON."""
     # Here, not at the top: `concierge ask` loads this module and must start without pydantic.
     from concierge.models.http import SESSION_ID_PATTERN
+    from concierge.models.identity import LOCAL_USER
 
     if not re.fullmatch(SESSION_ID_PATTERN, args.session):
         raise UsageError(f"--session must match {SESSION_ID_PATTERN}")
+    user = args.user or LOCAL_USER
+    _check_user(user)
     with _store(args, root) as store:
-        deletion = store.delete_session(args.session)
+        deletion = store.delete_session(user, args.session)
     print(json.dumps(deletion.model_dump()))
     return 0
+
+
+def delete_user(root: Path, args: argparse.Namespace) -> int:
+    """`concierge user delete --user SUB`: prints what was erased, as JSON."""
+    _check_user(args.user)
+    with _store(args, root) as store:
+        erased = store.delete_user(args.user)
+    print(json.dumps(erased.model_dump()))
+    return 0
+
+
+def _check_user(user: str) -> None:
+    from concierge.models.http import USER_ID_PATTERN
+
+    if not re.fullmatch(USER_ID_PATTERN, user):
+        raise UsageError(f"--user must match {USER_ID_PATTERN}")
 
 
 def flush_cache(root: Path, args: argparse.Namespace) -> int:
@@ -79,6 +112,11 @@ def _table_options(parser: argparse.ArgumentParser) -> None:
         "--cache-table",
         help="DynamoDB table (default: $CONCIERGE_CACHE_TABLE, else the local run's)",
     )
+    parser.add_argument(
+        "--budget-table",
+        help="DynamoDB table of user budgets (default: $CONCIERGE_BUDGET_TABLE, else the "
+        "local run's; only `user delete` uses it)",
+    )
 
 
 @contextmanager
@@ -91,21 +129,21 @@ def _store(args: argparse.Namespace, root: Path) -> Iterator[SessionStore]:
     configured = wiring.settings(TableSettings)
     history = args.history_table or configured.history_table
     cache = args.cache_table or configured.cache_table
+    budget = args.budget_table or configured.budget_table
     if history or cache:
         if not (history and cache):
             raise UsageError("give both --history-table and --cache-table, or neither")
-        yield wiring.session_store(history, cache)
+        yield wiring.session_store(history, cache, budget)
         return
-    with _local_tables(root, args.state or default_store(root)) as (_, history, cache):
-        yield wiring.session_store(history, cache)
+    with _local_tables(root, args.state or default_store(root)) as tables:
+        yield wiring.session_store(*tables)
 
 
 @contextmanager
-def _local_tables(root: Path, store: Path) -> Iterator[tuple[Any, str, str]]:
-    """The local run's tables, read and written in place in its store."""
-    import boto3
-
-    from concierge_cli.local.runtime import LEGACY_STATE, REGION, LocalRuntime
+def _local_tables(root: Path, store: Path) -> Iterator[tuple[str, str, str]]:
+    """The local run's tables (history, cache, budget), read and written in place in its
+    store."""
+    from concierge_cli.local.runtime import LEGACY_STATE, LocalRuntime
 
     require_repository(root)
     # An earlier version's state.json is moved into the store when the runtime starts.
@@ -113,7 +151,7 @@ def _local_tables(root: Path, store: Path) -> Iterator[tuple[Any, str, str]]:
         raise UsageError(f"no local tables at {store}: nothing has been asked locally yet")
     with LocalRuntime(root, root / WORK_DIR / "index.json", state_path=store) as runtime:
         yield (
-            boto3.client("dynamodb", region_name=REGION),
             runtime.table_names["HistoryTable"],
             runtime.table_names["CacheTable"],
+            runtime.table_names["BudgetTable"],
         )

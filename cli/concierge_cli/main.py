@@ -3,10 +3,17 @@
     concierge ingest [PATH ...] [--target local|s3://bucket/prefix]
                                            index documents (default: knowledge/sample) into
                                            .concierge/index.json or S3; `index` is an alias
-    concierge serve [--port N]             the HTTP API at http://127.0.0.1:3000 (CONCIERGE_PORT)
-    concierge ask "question" [--session ID] [--json] [--url URL | --in-process]
+    concierge serve [--port N] [--auth off|local]
+                                           the HTTP API at http://127.0.0.1:3000 (CONCIERGE_PORT);
+                                           tokens verified as API Gateway does with
+                                           CONCIERGE_AUTH=local, not needed with off (default)
+    concierge ask "question" [--session ID] [--user NAME [--admin]] [--json]
+                  [--url URL | --in-process]
                                            through the running `serve` if there is one,
                                            else in this process
+    concierge token --user NAME [--admin] [--ttl 1h]
+                                           print a token for a local user, signed by the
+                                           local key (.concierge/auth/)
     concierge history delete --session ID  delete a session and the cache entries it produced
     concierge cache flush --all | --kb-version V
                                            delete cached answers (local run, or --cache-table)
@@ -20,12 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from concierge.errors import ConfigurationError
 from concierge_cli import admin as admin_cli
@@ -36,6 +44,9 @@ from concierge_cli.support import (
     default_store,
     require_repository,
 )
+
+if TYPE_CHECKING:
+    from concierge_cli.local.auth import AuthMode, Authorizer
 
 DEFAULT_KB = Path("knowledge/sample")
 
@@ -49,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, default=Path.cwd(), help="repository root (default: .)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_ingest, _add_serve, _add_ask, admin_cli.add_commands):
+    for add in (_add_ingest, _add_serve, _add_ask, _add_token, admin_cli.add_commands):
         add(commands)
 
     args = parser.parse_args(argv)
@@ -225,6 +236,8 @@ def _ingest_target(root: Path, args: argparse.Namespace) -> Any:
 _CHAT_TIMEOUT_S = 60.0
 # A server that takes longer than this to say it is up is not used: ask runs in-process.
 _HEALTH_TIMEOUT_S = 1.0
+# How long the token `concierge ask --user` sends is valid: one question, with room to spare.
+_ASK_TOKEN_TTL_S = 300  # --user's help says "5 minutes"
 
 
 def _add_serve(commands: Subcommands) -> None:
@@ -239,6 +252,13 @@ def _add_serve(commands: Subcommands) -> None:
     serve.add_argument("--index", type=Path, help="index file (default: .concierge/index.json)")
     _state_option(serve)
     serve.add_argument("--quiet", action="store_true", help="no access log")
+    serve.add_argument(
+        "--auth",
+        choices=["off", "local"],
+        help="off: no token needed, a request is the local user (an admin) or the user of its "
+        "bearer token, unverified; local: tokens from `concierge token` are verified as API "
+        "Gateway does, others get 401 (default: $CONCIERGE_AUTH, off)",
+    )
     serve.set_defaults(run=_serve)
 
 
@@ -253,6 +273,15 @@ def _add_ask(commands: Subcommands) -> None:
     )
     ask.add_argument("question")
     ask.add_argument("--session", help="continue this session (its history is kept)")
+    ask.add_argument(
+        "--user",
+        type=_user_name,
+        metavar="NAME",
+        help="ask as this user: send a token for NAME (valid 5 minutes), signed by the local key "
+        "(needed when the API verifies tokens, CONCIERGE_AUTH=local; without it, with auth "
+        "off, the question is the local user's)",
+    )
+    ask.add_argument("--admin", action="store_true", help="with --user: the user is an admin")
     ask.add_argument("--json", action="store_true", help="print the HTTP response body")
     ask.add_argument("--index", type=Path, help="index file (default: .concierge/index.json)")
     _state_option(ask)
@@ -309,8 +338,11 @@ def _serve(root: Path, args: argparse.Namespace) -> int:
     args.host = args.host or configured.host
     args.port = configured.port if args.port is None else args.port
     index, store = _local_paths(root, args)
+    authorizer = _authorizer(root, args.auth or configured.auth)
     with _runtime(root, index, store) as runtime:
-        server = LocalApiServer(runtime, args.host, args.port, access_log=not args.quiet)
+        server = LocalApiServer(
+            runtime, args.host, args.port, access_log=not args.quiet, authorizer=authorizer
+        )
         record = ServerRecord(
             url=f"http://{_client_host(args.host)}:{server.server_port}",
             pid=os.getpid(),
@@ -326,9 +358,9 @@ def _serve(root: Path, args: argparse.Namespace) -> int:
             + ", ".join(
                 f"{step}={wiring.model_specs(step)[0]}"
                 for step in ("classify", "condense", "answer")
-            ),
-            flush=True,
+            )
         )
+        print(authorizer.describe(), flush=True)
         record.write()
         previous_handler = _stop_on_sigterm()
         try:
@@ -360,19 +392,33 @@ def _stop_on_sigterm() -> Any:
 
 
 def _ask(root: Path, args: argparse.Namespace) -> int:
+    if args.admin and args.user is None:
+        raise UsageError("--admin goes with --user NAME")
+    token = _token_for(root, args.user, args.admin, _ASK_TOKEN_TTL_S) if args.user else None
     body = {"question": args.question, **({"session_id": args.session} if args.session else {})}
     if args.url:
-        reply = _ask_server(args.url, body)
+        reply = _ask_server(args.url, body, token)
         if reply is None:
             raise _Failure(f"no Concierge API answers at {args.url}")
-        return _print_reply(*reply, as_json=args.json)
+        return _answer(reply, args)
     index, store = _local_paths(root, args)
     if not args.in_process and (url := _running_server(store, index)) is not None:
-        reply = _ask_server(url, body)
+        reply = _ask_server(url, body, token)
         if reply is not None:
-            return _print_reply(*reply, as_json=args.json)
+            return _answer(reply, args)
         # It stopped since it said it was up, before taking the question: ask here instead.
-    return _print_reply(*_ask_in_process(root, index, store, body), as_json=args.json)
+    return _answer(_ask_in_process(root, index, store, body, token), args)
+
+
+def _answer(reply: tuple[int, dict[str, Any]], args: argparse.Namespace) -> int:
+    code = _print_reply(*reply, as_json=args.json)
+    if reply[0] == 401 and args.user is None:
+        print(
+            "concierge: the API wants a bearer token: ask with --user NAME to send one for NAME, "
+            "signed by the local key (what a server with CONCIERGE_AUTH=local verifies)",
+            file=sys.stderr,
+        )
+    return code
 
 
 def _running_server(store: Path, index: Path) -> str | None:
@@ -412,16 +458,15 @@ def _answers_health(url: str) -> bool:
     return bool(response.status == 200)
 
 
-def _ask_server(url: str, body: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+def _ask_server(
+    url: str, body: dict[str, str], token: str | None
+) -> tuple[int, dict[str, Any]] | None:
     """(status, body) of POST /chat at `url`; None when nothing listens there (so the question
     was not taken)."""
     connection, prefix = _connection(url, _CHAT_TIMEOUT_S)
     try:
         connection.request(
-            "POST",
-            f"{prefix}/chat",
-            body=json.dumps(body).encode("utf-8"),
-            headers={"content-type": "application/json"},
+            "POST", f"{prefix}/chat", body=json.dumps(body).encode("utf-8"), headers=_headers(token)
         )
         response = connection.getresponse()
         data = response.read()
@@ -438,18 +483,112 @@ def _ask_server(url: str, body: dict[str, str]) -> tuple[int, dict[str, Any]] | 
     return response.status, document
 
 
+def _headers(token: str | None) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    return headers
+
+
 def _ask_in_process(
-    root: Path, index: Path, store: Path, body: dict[str, str]
+    root: Path, index: Path, store: Path, body: dict[str, str], token: str | None = None
 ) -> tuple[int, dict[str, Any]]:
+    from concierge import wiring
+    from concierge.config import ServeSettings
+    from concierge_cli.local.auth import Unauthorized
     from concierge_cli.local.server import http_api_event
 
-    # The event the local server would make of the same request, so the answer is the same.
-    event = http_api_event(
-        "POST", "/chat", {"content-type": "application/json"}, json.dumps(body).encode("utf-8")
-    )
-    with _runtime(root, index, store) as runtime:
-        response = runtime.api(event)
+    # The event the local server would make of the same request, authorized as it would be
+    # (CONCIERGE_AUTH), so the answer is the same.
+    event = http_api_event("POST", "/chat", _headers(token), json.dumps(body).encode("utf-8"))
+    try:
+        event = _authorizer(root, wiring.settings(ServeSettings).auth).authorize(event)
+    except Unauthorized as refused:
+        response = refused.response  # refused before the chain would start
+    else:
+        with _runtime(root, index, store) as runtime:
+            response = runtime.api(event)
     return int(response["statusCode"]), json.loads(response["body"])
+
+
+# --- tokens -------------------------------------------------------------------------------
+_DEFAULT_TTL = "1h"
+_TTL = re.compile(r"([0-9]{1,9})([smh]?)")
+_TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def _add_token(commands: Subcommands) -> None:
+    token = commands.add_parser(
+        "token",
+        help="print a token for a local user",
+        description="Print a token for NAME, and nothing else, on stdout: an RS256 JWT signed "
+        "by the local key (.concierge/auth/, made on first need), shaped like a Cognito ID "
+        "token (sub = NAME; cognito:groups = [admin] with --admin). A server with "
+        "CONCIERGE_AUTH=local verifies it as API Gateway would. Use it as "
+        '`curl -H "Authorization: Bearer $(concierge token --user alice)" …`.',
+    )
+    token.add_argument(
+        "--user", required=True, type=_user_name, metavar="NAME", help="the user (the sub claim)"
+    )
+    token.add_argument(
+        "--admin", action="store_true", help="the user is an admin (cognito:groups = [admin])"
+    )
+    token.add_argument(
+        "--ttl",
+        type=_ttl_seconds,
+        default=_DEFAULT_TTL,
+        help=f"how long it is valid: seconds, or a number with s, m or h (default: {_DEFAULT_TTL})",
+    )
+    token.set_defaults(run=_token)
+
+
+def _token(root: Path, args: argparse.Namespace) -> int:
+    print(_token_for(root, args.user, args.admin, args.ttl))
+    return 0
+
+
+def _ttl_seconds(text: str) -> int:
+    """`3600`, `90s`, `15m` or `1h`, in seconds."""
+    match = _TTL.fullmatch(text.strip())
+    seconds = int(match[1]) * _TTL_UNITS[match[2]] if match else 0
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: a positive number of seconds, or a number with s, m or "
+            "h (90s, 15m, 1h)"
+        )
+    return seconds
+
+
+def _user_name(text: str) -> str:
+    from concierge_cli.local.auth import check_user_name
+
+    try:
+        return check_user_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _token_for(root: Path, user: str, admin: bool, ttl_seconds: int) -> str:
+    """A token for `user`, signed by the local key of the repository at `root`."""
+    from concierge_cli.local.auth import KeyFileError, LocalKeys, mint
+
+    require_repository(root)
+    try:
+        key = LocalKeys.of(root).signing_key()
+    except (KeyFileError, OSError) as error:
+        raise _Failure(f"cannot use the local signing key: {error}") from None
+    return mint(user, admin=admin, ttl_seconds=ttl_seconds, key=key)
+
+
+def _authorizer(root: Path, mode: AuthMode) -> Authorizer:
+    """The local stand-in of API Gateway's JWT authorizer, for the server and `ask`."""
+    from concierge_cli.local.auth import Authorizer, KeyFileError, LocalKeys
+
+    require_repository(root)
+    try:
+        return Authorizer(mode, LocalKeys.of(root))
+    except (KeyFileError, OSError) as error:
+        raise _Failure(f"cannot use the local signing key: {error}") from None
 
 
 def _print_reply(status: int, document: dict[str, Any], as_json: bool) -> int:

@@ -11,8 +11,10 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import moto.dynamodb.parsing
 import pytest
 
 from concierge.adapters.dynamodb.formats import CHAIN_TABLES, ItemFormat
@@ -36,6 +38,8 @@ class Use:
     attribute: str
     type: str
     writes: bool
+    # Named in an expression (where a reserved word would be refused), not only in Key or Item.
+    in_expression: bool = False
 
 
 def _states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -64,14 +68,22 @@ def _uses(definition: dict[str, Any], text: str) -> Iterator[Use]:
         values = parameters.get("ExpressionAttributeValues", {})
 
         def use(
-            attribute: str, kind: str, writes: bool, table: str = table, state: str = state_name
+            attribute: str,
+            kind: str,
+            writes: bool,
+            table: str = table,
+            state: str = state_name,
+            in_expression: bool = True,
         ) -> Use:
-            return Use(state, table, attribute, kind, writes)
+            return Use(state, table, attribute, kind, writes, in_expression)
 
+        # UpdateItem creates the item it does not find: its key is written too.
         for attribute, value in parameters.get("Key", {}).items():
-            yield use(attribute, _type_of(value), writes=False)
+            yield use(
+                attribute, _type_of(value), writes=action == "updateItem", in_expression=False
+            )
         for attribute, value in parameters.get("Item", {}).items():
-            yield use(attribute, _type_of(value), writes=True)
+            yield use(attribute, _type_of(value), writes=True, in_expression=False)
         for expression in ("KeyConditionExpression", "ConditionExpression", "FilterExpression"):
             clause = parameters.get(expression, "")
             for attribute in _FUNCTION_ARGUMENT.findall(clause):
@@ -85,7 +97,7 @@ def _uses(definition: dict[str, Any], text: str) -> Iterator[Use]:
         if action == "getItem" and state.get("ResultPath"):
             prefix = re.escape(state["ResultPath"]) + r"\.Item\."
             for attribute, kind in re.findall(prefix + rf"({_NAME})\.(S|N|B|M|L|BOOL)\b", text):
-                yield use(attribute, kind, writes=False)
+                yield use(attribute, kind, writes=False, in_expression=False)
 
 
 def _updates(expression: str, values: dict[str, Any], use: Any) -> Iterator[Use]:
@@ -147,3 +159,15 @@ def test_the_chain_writes_what_the_format_says_it_writes_and_nothing_else(
         # Then they are the same: none forgotten in the definition, none written behind the
         # adapter's back
         assert written == declared, f"${{{table}}}: written {sorted(written)}"
+
+
+def test_no_expression_names_a_reserved_word(uses: list[Use]) -> None:
+    # Given DynamoDB's reserved words (moto's copy of the list)
+    reserved_list = Path(moto.dynamodb.parsing.__file__).with_name("reserved_keywords.txt")
+    reserved = {word.strip().upper() for word in reserved_list.read_text().splitlines()}
+
+    # When the attributes the definition's expressions and keys name are looked up
+    named = {use.attribute for use in uses if use.in_expression}
+
+    # Then none is reserved: an expression naming one is refused (or needs #placeholders)
+    assert sorted(name for name in named if name.upper() in reserved) == []

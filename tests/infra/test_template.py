@@ -179,7 +179,7 @@ def test_every_function_logs_to_its_own_group_with_retention(template: dict[str,
         assert body["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
 
 
-def test_api_function_serves_chat_and_health_over_the_http_api(template: dict[str, Any]) -> None:
+def test_api_function_serves_the_routes_of_the_contract(template: dict[str, Any]) -> None:
     # Given the api function's events
     events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
 
@@ -190,12 +190,38 @@ def test_api_function_serves_chat_and_health_over_the_http_api(template: dict[st
         if event["Type"] == "HttpApi" and event["Properties"]["ApiId"] == {"Ref": "ChatApi"}
     }
 
-    # Then they are chat, health and forgetting a session
+    # Then they are the contract's routes: chat, a session, one's usage, health, and the
+    # administrators' erasure and flush
     assert routes == {
         ("POST", "/chat"),
         ("GET", "/health"),
         ("DELETE", "/sessions/{session_id}"),
+        ("GET", "/me/usage"),
+        ("DELETE", "/users/{user_id}"),
+        ("POST", "/admin/cache/flush"),
     }
+
+
+def test_every_route_but_health_needs_a_verified_token(template: dict[str, Any]) -> None:
+    # Given the http api's authorizer and the api function's routes
+    api = template["Resources"]["ChatApi"]["Properties"]
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
+
+    # When the routes that opt out of the default authorizer are collected
+    open_routes = {
+        (event["Properties"]["Method"], event["Properties"]["Path"])
+        for event in events.values()
+        if event["Properties"].get("Auth", {}).get("Authorizer") == "NONE"
+    }
+
+    # Then a JWT authorizer on the Authorization header guards every route but GET /health,
+    # against the Cognito pool of the stack unless AuthIssuer names another issuer
+    authorizer = api["Auth"]["Authorizers"][api["Auth"]["DefaultAuthorizer"]]
+    assert authorizer["IdentitySource"] == "$request.header.Authorization"
+    issuer = authorizer["JwtConfiguration"]["issuer"]["Fn::If"]
+    assert issuer[0] == "UsesOwnIssuer" and issuer[1] == {"Ref": "AuthIssuer"}
+    assert "cognito-idp" in issuer[2]["Fn::Sub"]
+    assert open_routes == {("GET", "/health")}
 
 
 def test_http_api_has_narrow_cors_throttling_and_access_logs(template: dict[str, Any]) -> None:
@@ -218,7 +244,13 @@ def settings_models() -> dict[str, tuple[type[Any], ...]]:
     from concierge import config
 
     return {
-        "ApiFunction": (config.ApiSettings, config.TableSettings, config.AnswerRoute),
+        # The answer route and the model prices price a request's budget reservation.
+        "ApiFunction": (
+            config.ApiSettings,
+            config.TableSettings,
+            config.AnswerRoute,
+            config.ModelRuntimeSettings,
+        ),
         "ClassifyFunction": (
             config.CategorySettings,
             config.ClassifyRoute,
@@ -370,7 +402,8 @@ def test_retrieve_reads_the_index_from_the_knowledge_bucket(template: dict[str, 
     ("table", "keys"),
     [
         ("CacheTable", [("cache_key", "HASH")]),
-        ("HistoryTable", [("session_id", "HASH"), ("turn_key", "RANGE")]),
+        ("HistoryTable", [("user_id", "HASH"), ("turn_key", "RANGE")]),
+        ("BudgetTable", [("user_id", "HASH"), ("utc_day", "RANGE")]),
     ],
 )
 def test_tables_are_on_demand_with_ttl_pitr_and_literal_keys(
@@ -383,9 +416,12 @@ def test_tables_are_on_demand_with_ttl_pitr_and_literal_keys(
     # backups, and lets CloudFormation name it
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert [(key["AttributeName"], key["KeyType"]) for key in properties["KeySchema"]] == keys
+    indexed = [
+        key for index in properties.get("GlobalSecondaryIndexes", []) for key in index["KeySchema"]
+    ]
     assert {
         (a["AttributeName"], a["AttributeType"]) for a in properties["AttributeDefinitions"]
-    } == {(name, "S") for name, _ in keys}
+    } == {(name, "S") for name, _ in keys} | {(key["AttributeName"], "S") for key in indexed}
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert "TableName" not in properties
@@ -403,7 +439,7 @@ def test_data_is_encrypted_with_the_customer_key_when_one_is_given(
     # When the encryption of the tables and of the knowledge bucket is resolved
     table_encryption = {
         table: evaluator.resolve(template["Resources"][table]["Properties"]["SSESpecification"])
-        for table in ("CacheTable", "HistoryTable")
+        for table in ("CacheTable", "HistoryTable", "BudgetTable")
     }
     bucket = evaluator.resolve(template["Resources"]["KnowledgeBucket"]["Properties"])
     rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][

@@ -169,6 +169,7 @@ def test_a_retried_history_write_does_not_duplicate_the_turn(runtime: LocalRunti
     question = "Do you repair tents?"
     chain_input = ChainInput(
         request_id="req1",
+        user_id="alice",
         session_id="s3",
         question=question,
         lookup=CacheLookup(cache_key="q#test", question=question, language="en"),
@@ -176,7 +177,7 @@ def test_a_retried_history_write_does_not_duplicate_the_turn(runtime: LocalRunti
         cache_scope="test",
         kb_version="test",
         history_turns=6,
-        turn_key="0000000000001#req1",
+        turn_key="s3#0000000000001#req1",
         now_epoch_seconds=f"{int(time.time()):010d}",
         deadline_ms=int(time.time() * 1000) + 27_000,
         cache_expires_at=int(time.time()) + 60,
@@ -253,7 +254,7 @@ def test_a_client_error_from_the_model_fails_fast(
 def degraded() -> Iterator[list[str]]:
     """The degraded parts the api function counted, request by request."""
     counted: list[str] = []
-    with mock.patch("concierge.api.record_degraded", side_effect=counted.extend):
+    with mock.patch("concierge.api.chat.record_degraded", side_effect=counted.extend):
         yield counted
 
 

@@ -33,11 +33,11 @@ def runtime_on(store: Path, sample_index: tuple[Path, IndexFile]) -> LocalRuntim
     return LocalRuntime(REPO_ROOT, index_path, index.kb_version, state_path=store)
 
 
-def turns_of(runtime: LocalRuntime, session: str) -> list[dict[str, Any]]:
+def turns_of(runtime: LocalRuntime, session: str, user: str = "local") -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = boto3.client("dynamodb", region_name=REGION).query(
         TableName=runtime.table_names["HistoryTable"],
-        KeyConditionExpression="session_id = :s",
-        ExpressionAttributeValues={":s": {"S": session}},
+        KeyConditionExpression="user_id = :u AND begins_with(turn_key, :s)",
+        ExpressionAttributeValues={":u": {"S": user}, ":s": {"S": f"{session}#"}},
     )["Items"]
     return items
 
@@ -103,14 +103,15 @@ def test_a_request_reads_its_session_not_the_whole_table(
     store: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
     with runtime_on(store, sample_index) as runtime:
-        # Given 900 turns of 300 other sessions, and Alice's first turn
+        # Given 900 turns of 300 other users, and Alice's first turn
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         others = [
             {
                 "PutRequest": {
                     "Item": {
-                        "session_id": {"S": f"other-{number // 3}"},
-                        "turn_key": {"S": f"{number:013d}#r{number}"},
+                        "user_id": {"S": f"other-{number // 3}"},
+                        "session_id": {"S": "s"},
+                        "turn_key": {"S": f"s#{number:013d}#r{number}"},
                         "question": {"S": "q"},
                         "answer": {"S": "a"},
                     }
@@ -172,7 +173,8 @@ def test_another_process_sees_the_writes_and_its_writes_are_seen(
 def test_an_earlier_versions_state_file_is_moved_into_the_store_once(
     store: Path, sample_index: tuple[Path, IndexFile]
 ) -> None:
-    # Given an earlier version's state file, with a turn, a cache entry and a table now gone
+    # Given an earlier version's state file (before users), with a turn, a cache entry and a
+    # table now gone
     turn = {
         "session_id": {"S": "alice"},
         "turn_key": {"S": "0000000000001#r1"},
@@ -180,6 +182,9 @@ def test_an_earlier_versions_state_file_is_moved_into_the_store_once(
         "answer": {"S": "Gear."},
     }
     entry = {"cache_key": {"S": "q#1"}, "kb_version": {"S": "v1"}, "entries": {"M": {}}}
+    # They were the local user's: the only user of an earlier local run
+    owned_turn = {**turn, "user_id": {"S": "local"}, "turn_key": {"S": "alice#0000000000001#r1"}}
+    owned_entry = {**entry, "user_id": {"S": "local"}}
     legacy = store.with_name("state.json")
     saved = {"HistoryTable": [turn], "CacheTable": [entry], "GoneTable": [{}]}
     legacy.write_text(json.dumps(saved), "utf-8")
@@ -187,8 +192,8 @@ def test_an_earlier_versions_state_file_is_moved_into_the_store_once(
     # When a runtime starts on the store
     with runtime_on(store, sample_index) as runtime:
         # Then it finds the turn and the cache entry in its tables
-        assert table_items(runtime, "HistoryTable") == [turn]
-        assert table_items(runtime, "CacheTable") == [entry]
+        assert table_items(runtime, "HistoryTable") == [owned_turn]
+        assert table_items(runtime, "CacheTable") == [owned_entry]
         # Given that entry, deleted before the runtime stops
         boto3.client("dynamodb", region_name=REGION).delete_item(
             TableName=runtime.table_names["CacheTable"], Key={"cache_key": {"S": "q#1"}}
@@ -200,5 +205,5 @@ def test_an_earlier_versions_state_file_is_moved_into_the_store_once(
     # When a runtime starts on the store again
     with runtime_on(store, sample_index) as runtime:
         # Then the turn is still there, and the deleted entry is not imported again
-        assert table_items(runtime, "HistoryTable") == [turn]
+        assert table_items(runtime, "HistoryTable") == [owned_turn]
         assert table_items(runtime, "CacheTable") == []

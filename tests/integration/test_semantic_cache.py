@@ -156,7 +156,7 @@ def test_a_paraphrase_is_served_the_earlier_answer(semantic_runtime: LocalRuntim
     first = answer(semantic_runtime, "How much does shipping cost?")
 
     # When a paraphrase of it is asked
-    with mock.patch("concierge.api.record_cache_outcome") as counted:
+    with mock.patch("concierge.api.chat.record_cache_outcome") as counted:
         paraphrase = answer(semantic_runtime, "What do I pay for delivery?")
 
     # Then it is served the cached answer without a model call, counted as a semantic hit
@@ -186,7 +186,7 @@ def test_an_embedder_failure_is_a_counted_miss(semantic_runtime: LocalRuntime) -
     # When a question is asked
     with (
         mock.patch.object(ScriptedEmbedder, "embed", side_effect=RuntimeError("down")),
-        mock.patch("concierge.api.record_degraded") as degraded,
+        mock.patch("concierge.api.chat.record_degraded") as degraded,
     ):
         body = answer(semantic_runtime, "How much does shipping cost?")
 

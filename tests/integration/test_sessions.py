@@ -70,7 +70,7 @@ def test_an_entry_another_session_stored_since_is_not_deleted(runtime: LocalRunt
     assert producers_in_cache(runtime) == ["bob"]
 
 
-def test_deleting_a_session_twice_or_an_unknown_one_deletes_nothing(
+def test_deleting_a_session_twice_or_an_unknown_one_is_a_404(
     runtime: LocalRuntime,
 ) -> None:
     # Given Alice's session, deleted once
@@ -82,15 +82,9 @@ def test_deleting_a_session_twice_or_an_unknown_one_deletes_nothing(
     again_status, again_body = call(runtime, "DELETE", "/sessions/alice")
     unknown_status, unknown_body = call(runtime, "DELETE", "/sessions/nobody")
 
-    # Then both succeed, and nothing is deleted
-    assert again_status == 200
-    assert again_body == {
-        "session_id": "alice",
-        "turns": 0,
-        "cache_entries": 0,
-    }
-    assert unknown_status == 200
-    assert unknown_body == {"session_id": "nobody", "turns": 0, "cache_entries": 0}
+    # Then neither exists any more: both are 404 not_found
+    assert (again_status, again_body["error"]["code"]) == (404, "not_found")
+    assert (unknown_status, unknown_body["error"]["code"]) == (404, "not_found")
 
 
 @pytest.mark.parametrize(
@@ -119,8 +113,9 @@ def test_deletion_pages_through_long_sessions(runtime: LocalRuntime) -> None:
         dynamodb.put_item(
             TableName=table,
             Item={
+                "user_id": {"S": "local"},
                 "session_id": {"S": "long"},
-                "turn_key": {"S": f"{number:013d}#r{number}"},
+                "turn_key": {"S": f"long#{number:013d}#r{number}"},
                 "question": {"S": "q"},
                 "answer": {"S": "a"},
             },
@@ -128,7 +123,7 @@ def test_deletion_pages_through_long_sessions(runtime: LocalRuntime) -> None:
     store = SessionStore(dynamodb, table, runtime.table_names["CacheTable"])
 
     # When the session is deleted
-    deletion = store.delete_session("long")
+    deletion = store.delete_session("local", "long")
 
     # Then all 60 turns are deleted, and none is left
     assert deletion.turns == 60

@@ -15,11 +15,12 @@ from unittest import mock
 import pytest
 
 from concierge import api
+from concierge.adapters.dynamodb.budgets import Spend
 from concierge.adapters.executor import ExecutionResult
-from concierge.api import ApiServices, create_app
+from concierge.api import ApiServices, BudgetPolicy, create_app
 from concierge.config import ApiSettings
 from concierge.errors import ConfigurationError, StoreUnavailableError
-from concierge.models.http import SessionDeletion
+from concierge.models.http import CacheFlush, SessionDeletion, UserDeletion
 
 REQUEST_ID = "abc=123"
 SAFE_REQUEST_ID = "abc123"  # what the edge makes of it: execution names allow [A-Za-z0-9_-]
@@ -78,14 +79,55 @@ class FakeExecutor:
 
 @dataclass
 class FakeSessions:
-    failure: Exception | None = None
-    deleted: list[str] = field(default_factory=list)
+    """Users' stored data: every session has two turns and a cache entry, unless it is in
+    `missing`."""
 
-    def delete_session(self, session_id: str) -> SessionDeletion:
+    failure: Exception | None = None
+    missing: set[str] = field(default_factory=set)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    erased: list[str] = field(default_factory=list)
+    flushed: list[str | None] = field(default_factory=list)
+
+    def delete_session(self, user_id: str, session_id: str) -> SessionDeletion:
         if self.failure is not None:
             raise self.failure
-        self.deleted.append(session_id)
+        self.deleted.append((user_id, session_id))
+        if session_id in self.missing:
+            return SessionDeletion(session_id=session_id, turns=0, cache_entries=0)
         return SessionDeletion(session_id=session_id, turns=2, cache_entries=1)
+
+    def delete_user(self, user_id: str) -> UserDeletion:
+        if self.failure is not None:
+            raise self.failure
+        self.erased.append(user_id)
+        return UserDeletion(user_id=user_id, turns=3, cache_entries=1, budget_days=2)
+
+    def flush_cache(self, kb_version: str | None = None) -> CacheFlush:
+        if self.failure is not None:
+            raise self.failure
+        self.flushed.append(kb_version)
+        return CacheFlush(entries=4, kb_version=kb_version)
+
+
+@dataclass
+class FakeSpending:
+    """A budget table: what was settled, and what each user spent today."""
+
+    spent_today: Spend = field(default_factory=Spend)
+    settled: list[tuple[str, Spend, Spend]] = field(default_factory=list)
+
+    def settle(
+        self, user_id: str, day: str, reserved: Spend, actual: Spend, expires_at: int
+    ) -> None:
+        self.settled.append((user_id, reserved, actual))
+
+    def spent(self, user_id: str, day: str) -> Spend:
+        return self.spent_today
+
+
+NO_LIMITS = BudgetPolicy(
+    daily_tokens=0, daily_micro_usd=0, reserve_tokens=8000, reserve_micro_usd=0
+)
 
 
 @dataclass
@@ -95,13 +137,17 @@ class Edge:
     executor: FakeExecutor = field(default_factory=FakeExecutor)
     sessions: FakeSessions | None = field(default_factory=FakeSessions)
     settings: ApiSettings = SETTINGS
+    budget: BudgetPolicy = NO_LIMITS
+    spending: FakeSpending | None = None
 
     def services(self) -> ApiServices:
         return ApiServices(
             settings=self.settings,
             cache_scope="scope",
             executor=self.executor,
-            sessions=self.sessions,
+            user_data=self.sessions,
+            budget=self.budget,
+            spending=self.spending,
         )
 
     def call(self, event: dict[str, Any]) -> Reply:
@@ -140,12 +186,18 @@ def event(
     base64_encoded: bool = False,
     headers: dict[str, str] | None = None,
     request_id: str | None = REQUEST_ID,
+    user: str | None = "alice",
+    groups: str = "[]",
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) event."""
+    """An API Gateway HTTP API (payload 2.0) event; with a user, the claims API Gateway's JWT
+    authorizer passes (every value a string, a list as "[a b]")."""
     context: dict[str, Any] = {
         "http": {"method": method, "path": path, "protocol": "HTTP/1.1"},
         "stage": "$default",
     }
+    if user is not None:
+        claims = {"sub": user, "cognito:groups": groups, "exp": "4102444800"}
+        context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     if request_id is not None:
         context["requestId"] = request_id
     return {
@@ -164,6 +216,10 @@ def chat(document: Any, **kwargs: Any) -> dict[str, Any]:
     return event("POST", "/chat", json.dumps(document), **kwargs)
 
 
+def admin_event(method: str, path: str, body: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    return event(method, path, body, user="root", groups="[admin ops]", **kwargs)
+
+
 def encoded(data: bytes, **kwargs: Any) -> dict[str, Any]:
     """A POST /chat whose body API Gateway passed base64-encoded (not UTF-8 text)."""
     return event("POST", "/chat", base64.b64encode(data).decode("ascii"), base64_encoded=True)
@@ -177,9 +233,9 @@ def edge() -> Edge:
 @pytest.fixture
 def counted() -> Iterator[dict[str, mock.MagicMock]]:
     with (
-        mock.patch("concierge.api.record_response") as response,
-        mock.patch("concierge.api.record_cache_outcome") as cache,
-        mock.patch("concierge.api.record_degraded") as degraded,
+        mock.patch("concierge.api.app.record_response") as response,
+        mock.patch("concierge.api.chat.record_cache_outcome") as cache,
+        mock.patch("concierge.api.chat.record_degraded") as degraded,
     ):
         yield {"response": response, "cache": cache, "degraded": degraded}
 
@@ -283,19 +339,42 @@ def test_a_base64_encoded_utf8_body_is_read(edge: Edge) -> None:
         ({"question": "q"}, {"cache-control": "max-age=0"}, False),
     ],
 )
-def test_the_cache_is_bypassed_on_request(
+def test_an_admin_bypasses_the_cache_on_request(
     edge: Edge,
     counted: dict[str, mock.MagicMock],
     document: dict[str, Any],
     headers: dict[str, str],
     bypassed: bool,
 ) -> None:
-    # When a question asks (or not) to bypass the cache, in its body or with Cache-Control
-    edge.call(chat(document, headers=headers))
+    # When an administrator asks (or not) to bypass the cache, in the body or with Cache-Control
+    edge.call(admin_event("POST", "/chat", json.dumps(document), headers=headers))
 
     # Then the chain is told, and the outcome counted as a bypass
     assert edge.executor.payloads[0]["cache_bypass"] is bypassed
     assert counted["cache"].call_args.kwargs["bypassed"] is bypassed
+
+
+@pytest.mark.parametrize(
+    ("document", "headers"),
+    [
+        ({"question": "q", "bypass_cache": True}, {}),
+        ({"question": "q"}, {"cache-control": "no-cache"}),
+    ],
+)
+def test_a_user_cannot_bypass_the_cache(
+    edge: Edge,
+    counted: dict[str, mock.MagicMock],
+    document: dict[str, Any],
+    headers: dict[str, str],
+) -> None:
+    # When a user who is not an administrator asks to bypass the cache (HTTP clients send
+    # Cache-Control: no-cache by default)
+    reply = edge.call(chat(document, headers=headers))
+
+    # Then the question is answered through the cache all the same
+    assert reply.status == 200
+    assert edge.executor.payloads[0]["cache_bypass"] is False
+    assert counted["cache"].call_args.kwargs["bypassed"] is False
 
 
 def test_a_cached_and_degraded_answer_is_counted(
@@ -639,12 +718,12 @@ def test_deleting_a_session_says_what_was_deleted(edge: Edge) -> None:
     # When a session is deleted
     reply = edge.call(event("DELETE", "/sessions/alice-1_b"))
 
-    # Then its turns and cache entries were deleted, and counted in the answer
+    # Then the caller's session was deleted, its turns and cache entries counted in the answer
     assert reply.status == 200
     assert reply.json() == {"session_id": "alice-1_b", "turns": 2, "cache_entries": 1}
     assert reply.headers["x-request-id"] == SAFE_REQUEST_ID
     assert edge.sessions is not None
-    assert edge.sessions.deleted == ["alice-1_b"]
+    assert edge.sessions.deleted == [("alice", "alice-1_b")]
 
 
 @pytest.mark.parametrize(
@@ -765,3 +844,228 @@ def test_concurrent_requests_each_get_their_own_answer() -> None:
         assert reply.json()["answer"] == question
         assert reply.headers["x-request-id"] == f"id-{question}"
     assert len(answers) == 16
+
+
+# -- who is calling ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/chat", '{"question": "q"}'),
+        ("DELETE", "/sessions/s1", None),
+        ("GET", "/me/usage", None),
+        ("DELETE", "/users/bob", None),
+        ("POST", "/admin/cache/flush", '{"all": true}'),
+    ],
+)
+def test_without_a_verified_token_every_route_but_health_is_a_401(
+    edge: Edge, method: str, path: str, body: str | None
+) -> None:
+    # Given an event no authorizer vouched for (no claims)
+    request = event(method, path, body, user=None)
+
+    # When it is resolved
+    reply = edge.call(request)
+
+    # Then it is refused as unsigned, in the error shape, and nothing ran
+    assert reply.status == 401
+    assert reply.error["code"] == "unauthorized"
+    assert edge.executor.payloads == []
+    assert edge.sessions is not None
+    assert (edge.sessions.deleted, edge.sessions.erased, edge.sessions.flushed) == ([], [], [])
+
+
+def test_health_needs_no_token(edge: Edge) -> None:
+    # When GET /health comes without claims
+    reply = edge.call(event("GET", "/health", user=None))
+
+    # Then it is answered
+    assert (reply.status, reply.json()) == (200, {"status": "ok"})
+
+
+def test_a_question_is_asked_as_its_user_in_their_session(edge: Edge) -> None:
+    # When alice asks in her session s1
+    edge.call(chat({"question": "q", "session_id": "s1"}))
+
+    # Then the chain runs for her, and the turn's key starts with the session
+    payload = edge.executor.payloads[0]
+    assert (payload["user_id"], payload["session_id"]) == ("alice", "s1")
+    assert payload["turn_key"].startswith("s1#")
+
+
+def test_a_session_the_caller_does_not_have_is_a_404(edge: Edge) -> None:
+    # Given no session s2 in alice's space (whether or not someone else has one of that name)
+    assert edge.sessions is not None
+    edge.sessions.missing.add("s2")
+
+    # When alice deletes it
+    reply = edge.call(event("DELETE", "/sessions/s2"))
+
+    # Then it is a 404, as for any session that does not exist, looked up in her space only
+    assert reply.status == 404
+    assert reply.error["code"] == "not_found"
+    assert edge.sessions.deleted == [("alice", "s2")]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("DELETE", "/users/bob", None), ("POST", "/admin/cache/flush", '{"all": true}')],
+)
+def test_admin_routes_are_forbidden_to_users(
+    edge: Edge, method: str, path: str, body: str | None
+) -> None:
+    # When a signed-in user who is not an administrator calls an admin route
+    reply = edge.call(event(method, path, body, groups="[ops]"))
+
+    # Then it is a 403 and nothing is erased or flushed
+    assert reply.status == 403
+    assert reply.error["code"] == "forbidden"
+    assert edge.sessions is not None
+    assert (edge.sessions.erased, edge.sessions.flushed) == ([], [])
+
+
+def test_an_admin_erases_a_user_and_is_told_the_counts(edge: Edge) -> None:
+    # When an administrator erases bob
+    reply = edge.call(admin_event("DELETE", "/users/bob"))
+
+    # Then bob's data went, and the counts come back
+    assert reply.status == 200
+    assert reply.json() == {"user_id": "bob", "turns": 3, "cache_entries": 1, "budget_days": 2}
+    assert edge.sessions is not None
+    assert edge.sessions.erased == ["bob"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "flushed"),
+    [
+        ('{"all": true}', 200, [None]),
+        ('{"kb_version": "v7"}', 200, ["v7"]),
+        ("{}", 400, []),
+        ('{"all": true, "kb_version": "v7"}', 400, []),
+        ('{"all": false}', 400, []),
+        ('{"all": "yes"}', 400, []),
+        ("[]", 400, []),
+    ],
+)
+def test_an_admin_flushes_all_or_one_version(
+    edge: Edge, body: str, status: int, flushed: list[str | None]
+) -> None:
+    # When an administrator posts a flush request
+    reply = edge.call(admin_event("POST", "/admin/cache/flush", body))
+
+    # Then exactly one of the two forms flushes; anything else is a 400
+    assert reply.status == status
+    assert edge.sessions is not None
+    assert edge.sessions.flushed == flushed
+
+
+# -- budgets ----------------------------------------------------------------------------------
+LIMITS = BudgetPolicy(
+    daily_tokens=50_000, daily_micro_usd=2_000_000, reserve_tokens=8000, reserve_micro_usd=120_000
+)
+
+
+def test_without_limits_nothing_is_reserved(edge: Edge) -> None:
+    # When a question is asked where no daily limit is set
+    edge.call(chat({"question": "q"}))
+
+    # Then the chain has nothing to reserve
+    assert edge.executor.payloads[0]["budget"] is None
+
+
+def test_with_limits_the_chain_reserves_and_the_edge_settles_with_the_actual_use() -> None:
+    # Given daily limits, and a chain that reserved before its model calls
+    spending = FakeSpending()
+    executor = FakeExecutor(
+        ExecutionResult(status="SUCCEEDED", output={**ANSWERED, "reserved": True})
+    )
+    edge = Edge(executor=executor, budget=LIMITS, spending=spending)
+
+    # When alice asks
+    reply = edge.call(chat({"question": "q"}))
+
+    # Then the chain got the reservation and the limits, and the edge settled it with the
+    # tokens and cost the answer reports
+    assert reply.status == 200
+    budget = executor.payloads[0]["budget"]
+    assert (budget["reserve_tokens"], budget["token_limit"]) == (8000, 50_000)
+    assert (budget["reserve_micro_usd"], budget["micro_usd_limit"]) == (120_000, 2_000_000)
+    assert spending.settled == [("alice", Spend(8000, 120_000), Spend(460, 3000))]
+
+
+def test_a_cache_hit_costs_nothing_and_settles_nothing() -> None:
+    # Given daily limits, and a cached answer (no reservation was made)
+    spending = FakeSpending()
+    cached = {**ANSWERED, "status": "cached", "usage": [], "reserved": False}
+    edge = Edge(
+        executor=FakeExecutor(ExecutionResult(status="SUCCEEDED", output=cached)),
+        budget=LIMITS,
+        spending=spending,
+    )
+
+    # When alice asks
+    reply = edge.call(chat({"question": "q"}))
+
+    # Then it is served and nothing is counted
+    assert (reply.status, reply.json()["cached"]) == (200, True)
+    assert spending.settled == []
+
+
+def test_a_spent_budget_is_a_429_with_retry_after() -> None:
+    # Given a chain that found alice's budget spent before any model call
+    over = {"status": "failed", "error": "SpendLimitExceededError", "reserved": False}
+    edge = Edge(
+        executor=FakeExecutor(ExecutionResult(status="SUCCEEDED", output=over)),
+        budget=LIMITS,
+        spending=FakeSpending(),
+    )
+
+    # When alice asks
+    reply = edge.call(chat({"question": "q"}))
+
+    # Then it is a 429 saying so, and when to come back (seconds to midnight UTC)
+    assert reply.status == 429
+    assert reply.error["code"] == "budget_exceeded"
+    assert 0 < int(reply.headers["retry-after"]) <= 86_400
+
+
+def test_a_failed_request_releases_its_reservation() -> None:
+    # Given a chain that reserved, then failed
+    spending = FakeSpending()
+    failed = {"status": "failed", "error": "ModelThrottledError", "reserved": True}
+    edge = Edge(
+        executor=FakeExecutor(ExecutionResult(status="SUCCEEDED", output=failed)),
+        budget=LIMITS,
+        spending=spending,
+    )
+
+    # When alice asks
+    reply = edge.call(chat({"question": "q"}))
+
+    # Then the failure is answered, and the reservation given back
+    assert reply.status == 503
+    assert spending.settled == [("alice", Spend(8000, 120_000), Spend(0, 0))]
+
+
+def test_my_usage_is_todays_spend_and_the_limits() -> None:
+    # Given what alice spent today
+    spending = FakeSpending(spent_today=Spend(tokens=1234, micro_usd=56_000))
+    edge = Edge(budget=LIMITS, spending=spending)
+
+    # When she asks for her usage
+    reply = edge.call(event("GET", "/me/usage"))
+
+    # Then she gets today's figures and her limits
+    body = reply.json()
+    assert reply.status == 200
+    assert (body["user_id"], body["tokens"], body["cost_usd"]) == ("alice", 1234, 0.056)
+    assert body["limits"] == {"tokens": 50_000, "cost_usd": 2.0}
+    assert len(body["day"]) == 10
+
+
+def test_without_limits_my_usage_says_none(edge: Edge) -> None:
+    # When alice asks for her usage where no limit is set
+    reply = edge.call(event("GET", "/me/usage"))
+
+    # Then she is told there is none
+    assert reply.status == 200
+    assert reply.json()["limits"] == {"tokens": None, "cost_usd": None}

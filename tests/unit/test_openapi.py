@@ -14,8 +14,11 @@ from concierge_cli.openapi import COMMITTED, main, render
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
 OPERATIONS = {
-    ("post", "/chat"): {"200", "400", "413", "500", "502", "503", "504"},
-    ("delete", "/sessions/{session_id}"): {"200", "400", "500", "503"},
+    ("post", "/chat"): {"200", "400", "401", "413", "429", "500", "502", "503", "504"},
+    ("delete", "/sessions/{session_id}"): {"200", "400", "401", "404", "500", "503"},
+    ("get", "/me/usage"): {"200", "401", "500", "503"},
+    ("delete", "/users/{user_id}"): {"200", "400", "401", "403", "500", "503"},
+    ("post", "/admin/cache/flush"): {"200", "400", "401", "403", "500", "503"},
     ("get", "/health"): {"200", "500"},
 }
 
@@ -135,3 +138,14 @@ def test_every_reference_resolves(document: dict[str, Any]) -> None:
     named = {reference.removeprefix("#/components/schemas/") for reference in references}
     assert named <= schemas
     assert schemas - named == set()
+
+
+def test_every_route_but_health_needs_a_bearer_token(document: dict[str, Any]) -> None:
+    # When the security of each operation is read
+    secured = {key: op.get("security") for key, op in _operations(document).items()}
+
+    # Then a JWT bearer scheme guards every route but GET /health, and a 429 says when to retry
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert {key for key, security in secured.items() if not security} == {("get", "/health")}
+    chat_429 = _operations(document)[("post", "/chat")]["responses"]["429"]
+    assert "Retry-After" in chat_429["headers"]

@@ -33,6 +33,7 @@ from moto.dynamodb.models import dynamodb_backends
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 from concierge import wiring
+from concierge.models.identity import LOCAL_USER
 from concierge.observability import logger, metrics
 from concierge_cli.local import template as cfn
 from concierge_cli.local.tables import StoredTable, TableStore, backend_patches
@@ -275,11 +276,12 @@ class LocalRuntime:
                 stored[logical_id] = self.store.keep(table)
         if self.store is not None:
             self._migrate_legacy_state(self.store, stored)
-        # The api function reaches the tables itself for DELETE /sessions/{id}.
+        # The api function reaches the tables itself (erasure, flush, budgets).
         self._set_environment(
             {
                 "CONCIERGE_HISTORY_TABLE": self.table_names["HistoryTable"],
                 "CONCIERGE_CACHE_TABLE": self.table_names["CacheTable"],
+                "CONCIERGE_BUDGET_TABLE": self.table_names["BudgetTable"],
             },
             force=True,
         )
@@ -295,7 +297,7 @@ class LocalRuntime:
                 # A table the template no longer has is left behind.
                 if (table := tables.get(logical_id)) is not None:
                     for item in items:
-                        table.put_item(item)
+                        table.put_item(_owned(logical_id, item))
         # Another runtime starting at the same moment may have moved it first: same items.
         with contextlib.suppress(FileNotFoundError):
             legacy.rename(legacy.with_name(f"{LEGACY_STATE}.migrated"))
@@ -378,6 +380,18 @@ class LocalRuntime:
             return json.dumps(result).encode()
 
         return invoke
+
+
+def _owned(logical_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    """An item of a version before users: the local run had one user, so its turns and cache
+    entries are the local user's (history is keyed by user, with the session in the sort key)."""
+    if "user_id" in item or logical_id not in ("HistoryTable", "CacheTable"):
+        return item
+    owned = {**item, "user_id": {"S": LOCAL_USER}}
+    if logical_id == "HistoryTable" and "session_id" in item:
+        session, turn = item["session_id"]["S"], item["turn_key"]["S"]
+        owned["turn_key"] = {"S": f"{session}#{turn}"}
+    return owned
 
 
 def _forget_cached_state() -> None:

@@ -1,5 +1,7 @@
 """A local HTTP server in front of the `api` function, shaped like API Gateway's HTTP API:
-each request becomes a payload-2.0 event, each handler response becomes the HTTP reply."""
+each request becomes a payload-2.0 event, goes through the JWT authorizer's local stand-in
+(`concierge_cli.local.auth`: the caller's claims, or a 401 before the function runs), and each
+handler response becomes the HTTP reply."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from concierge.api import openapi_document
+from concierge_cli.local.auth import Authorizer, LocalKeys, Unauthorized
 from concierge_cli.local.runtime import LocalRuntime
 
 # API Gateway refuses bodies over 10 MB before the function sees them; so do we.
@@ -79,7 +82,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         event = http_api_event(self.command, self.path, dict(self.headers.items()), body)
-        response = self.server.runtime.api(event)
+        try:
+            authorized = self.server.authorizer.authorize(event)
+        except Unauthorized as refused:
+            response = refused.response  # as API Gateway: the function never sees it
+        else:
+            response = self.server.runtime.api(authorized)
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
         self.send_response(int(response.get("statusCode", 200)))
@@ -104,11 +112,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LocalApiServer(ThreadingHTTPServer):
+    """The API on `host:port`; without an `authorizer`, auth is off (no token needed)."""
+
     daemon_threads = True
 
     def __init__(
-        self, runtime: LocalRuntime, host: str, port: int, access_log: bool = True
+        self,
+        runtime: LocalRuntime,
+        host: str,
+        port: int,
+        access_log: bool = True,
+        authorizer: Authorizer | None = None,
     ) -> None:
         super().__init__((host, port), _Handler)
         self.runtime = runtime
         self.access_log = access_log
+        self.authorizer = authorizer or Authorizer("off", LocalKeys.of(runtime.root))

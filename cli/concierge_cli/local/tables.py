@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
@@ -37,6 +38,14 @@ CREATE TABLE IF NOT EXISTS items (
     range_key TEXT NOT NULL,
     item TEXT NOT NULL,
     PRIMARY KEY (table_name, hash_key, range_key)
+) WITHOUT ROWID
+"""
+# The key attributes each table's items were stored under: a template that changes a table's key
+# (history moved from per-session to per-user keys) makes the old items unreadable.
+_KEYS = """
+CREATE TABLE IF NOT EXISTS table_keys (
+    table_name TEXT PRIMARY KEY,
+    key_schema TEXT NOT NULL
 ) WITHOUT ROWID
 """
 # Key attributes are never empty in DynamoDB, so no range key of a real item can be this.
@@ -64,6 +73,7 @@ class TableStore:
         # In WAL mode NORMAL survives a crash of the process; a power cut may lose the last turns.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        self._db.execute(_KEYS)
 
     def close(self) -> None:
         with self._lock:
@@ -76,7 +86,28 @@ class TableStore:
         stored.__class__ = StoredTable  # type: ignore[type-abstract] # moto declares CloudFormation hooks abstract
         stored.store = self
         stored.items = _Items(stored)  # type: ignore[assignment] # moto types it as its dict
+        self._check_keys(table.name, json.dumps([table.hash_key_attr, table.range_key_attr]))
         return stored
+
+    def _check_keys(self, table_name: str, key_schema: str) -> None:
+        """Items stored under another key schema cannot be read under this one: drop them."""
+        with self.transaction():
+            rows = self._select(
+                "SELECT key_schema FROM table_keys WHERE table_name = ?", (table_name,)
+            )
+            if rows and rows[0][0] != key_schema:
+                self._db.execute("DELETE FROM items WHERE table_name = ?", (table_name,))
+                logging.getLogger(__name__).warning(
+                    "%s: the template changed this table's key (%s, now %s); its old items "
+                    "were dropped",
+                    table_name,
+                    rows[0][0],
+                    key_schema,
+                )
+            self._db.execute(
+                "INSERT OR REPLACE INTO table_keys (table_name, key_schema) VALUES (?, ?)",
+                (table_name, key_schema),
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -93,7 +93,7 @@ def state_machine(template: dict[str, Any], root: Path) -> StateMachineSpec:
 
 
 def table_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Key schema, attributes and billing of each DynamoDB table, ready for CreateTable."""
+    """Key schema, attributes, indexes and billing of each DynamoDB table, ready for\n    CreateTable."""
     tables = {}
     for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
         properties = resource["Properties"]
@@ -102,6 +102,8 @@ def table_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "AttributeDefinitions": properties["AttributeDefinitions"],
             "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
         }
+        if "GlobalSecondaryIndexes" in properties:
+            tables[logical_id]["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
     return tables
 
 

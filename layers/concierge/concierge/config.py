@@ -62,6 +62,17 @@ class ApiSettings(SettingsGroup):
     history_turns: int = Field(default=6, ge=1, le=50)
     # The semantic tier of the cache: the chain runs it only when on.
     semantic_cache: bool = False
+    # Who is an admin: the claim listing a user's groups (API Gateway passes the verified
+    # token's claims), and the group in it that makes one.
+    admin_claim: str = "cognito:groups"
+    admin_group: str = "admin"
+    # Per-user daily limits (0 = none), checked before a request's first model call.
+    daily_token_limit: int = Field(default=0, ge=0)
+    daily_usd_limit: float = Field(default=0, ge=0)
+    # What a request reserves against them until it settles: at least the most one request
+    # can spend (classify or condense, and the answer, prompts and replies), or concurrent
+    # requests may overshoot a limit by more than one request.
+    request_token_reserve: int = Field(default=8_000, ge=1)
 
 
 class TableSettings(SettingsGroup):
@@ -70,6 +81,7 @@ class TableSettings(SettingsGroup):
 
     history_table: str | None = None
     cache_table: str | None = None
+    budget_table: str | None = None
 
 
 class CategorySettings(SettingsGroup):
@@ -190,10 +202,16 @@ class SemanticCacheSettings(SettingsGroup):
 
 
 class ServeSettings(SettingsGroup):
-    """`concierge serve`: where the local API listens (its command-line options win)."""
+    """`concierge serve` and `concierge ask`: where the local API listens (its command-line
+    options win), and whether it demands tokens as API Gateway's JWT authorizer does.
+
+    `off`: no token needed; a request is the local user (an admin), or the user of the bearer
+    token it carries, unverified. `local`: tokens signed by the local key (`concierge token`)
+    are verified (issuer, audience, expiry, signature against the local JWKS); others get 401."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=0, le=65_535)
+    auth: Literal["off", "local"] = "off"
 
 
 S = TypeVar("S", bound=SettingsGroup)

@@ -48,5 +48,10 @@ class StoreUnavailableError(ConciergeError):
     left items unprocessed). Operations that raise it are safe to run again."""
 
 
+class SpendLimitExceededError(ConciergeError):
+    """The user's daily token or USD limit is spent (the state machine's name for it: no model
+    was called). Not the request's time budget, which is BudgetExceededError."""
+
+
 class BudgetExceededError(ConciergeError):
     """The request deadline passed before the step could do its work."""

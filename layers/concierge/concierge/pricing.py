@@ -20,6 +20,7 @@ class Price(BaseModel):
 
 
 _DEFAULT_PRICES = Path(__file__).with_name("prices.toml")
+_MICRO = 1_000_000
 # Geography prefixes of Bedrock cross-region inference profiles.
 _PROFILE_PREFIX = re.compile(r"^bedrock:(?:us|us-gov|eu|apac|ca|jp|au|global)\.")
 
@@ -46,3 +47,8 @@ class PriceTable:
         if price is None:
             return None
         return round((input_tokens * price.input + output_tokens * price.output) / 1000, 8)
+
+
+def micro_usd(usd: float) -> int:
+    """USD as whole millionths: budgets count in integers (DynamoDB adds them exactly)."""
+    return round(usd * _MICRO)

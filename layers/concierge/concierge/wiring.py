@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from concierge.adapters.embeddings.port import Embedder
     from concierge.adapters.executor import ChainExecutor
     from concierge.adapters.retrieval.port import Retriever
-    from concierge.api import ApiServices
+    from concierge.api import ApiServices, BudgetPolicy
     from concierge.steps.calls import ModelRoute
 
 S = TypeVar("S", bound=config.SettingsGroup)
@@ -134,14 +134,19 @@ def semantic_index() -> SemanticIndex:
     return SemanticIndex(aws_client("dynamodb"), _table("cache_table"))
 
 
-def session_store(history_table: str | None = None, cache_table: str | None = None) -> SessionStore:
-    """Erasure and flushing over the two tables: the configured ones, or those named."""
+def session_store(
+    history_table: str | None = None,
+    cache_table: str | None = None,
+    budget_table: str | None = None,
+) -> SessionStore:
+    """Erasure and flushing over the tables: the configured ones, or those named."""
     from concierge.adapters.dynamodb.sessions import SessionStore
 
     return SessionStore(
         aws_client("dynamodb"),
         history_table or _table("history_table"),
         cache_table or _table("cache_table"),
+        budget_table or settings(config.TableSettings).budget_table,
     )
 
 
@@ -159,20 +164,53 @@ def executor() -> ChainExecutor:
 
 @_once
 def api_services() -> ApiServices:
-    """What the HTTP edge needs to answer: settings, the cache scope, the executor, the store."""
+    """What the HTTP edge needs to answer: settings, the cache scope, the executor, the stores
+    and the spending policy."""
+    from concierge.adapters.dynamodb.budgets import BudgetStore
     from concierge.api import ApiServices
     from concierge.cache_keys import cache_scope
     from concierge.prompt_library import prompt_versions
 
     api = settings(config.ApiSettings)
     tables = settings(config.TableSettings)
+    budget = budget_policy()
     return ApiServices(
         settings=api,
         cache_scope=cache_scope(
             api.kb_version, prompt_versions(), settings(config.AnswerRoute).answer_model
         ),
         executor=executor(),
-        sessions=session_store() if tables.history_table and tables.cache_table else None,
+        user_data=session_store() if tables.history_table and tables.cache_table else None,
+        budget=budget,
+        spending=(
+            BudgetStore(aws_client("dynamodb"), tables.budget_table)
+            if budget.limited and tables.budget_table
+            else None
+        ),
+    )
+
+
+def budget_policy() -> BudgetPolicy:
+    """The daily limits and a request's reservation: its tokens, priced at the dearest rate of
+    the answer route (the steps before it use cheaper models)."""
+    from concierge.api import BudgetPolicy
+    from concierge.pricing import PriceTable, micro_usd
+
+    api = settings(config.ApiSettings)
+    prices = PriceTable(settings(config.ModelRuntimeSettings).model_prices)
+    dearest = max(
+        (
+            max(price.input, price.output)
+            for spec in model_specs("answer")
+            if (price := prices.price(spec)) is not None
+        ),
+        default=0.0,
+    )
+    return BudgetPolicy(
+        daily_tokens=api.daily_token_limit,
+        daily_micro_usd=micro_usd(api.daily_usd_limit),
+        reserve_tokens=api.request_token_reserve,
+        reserve_micro_usd=micro_usd(api.request_token_reserve / 1000 * dearest),
     )
 
 

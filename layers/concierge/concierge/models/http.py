@@ -3,9 +3,11 @@ Tests outside the project rely on it exactly."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+# A token's `sub`: a Cognito UUID, or another issuer's id ("auth0|…", an e-mail address).
+USER_ID_PATTERN = r"^[A-Za-z0-9._@:|+=-]{1,128}$"
 MAX_QUESTION_CHARS = 4000
 
 
@@ -66,6 +68,58 @@ class SessionDeletion(_Contract):
     session_id: str
     turns: int
     cache_entries: int
+
+
+class UserDeletion(_Contract):
+    """DELETE /users/{sub}: what was erased for the user."""
+
+    user_id: str
+    turns: int
+    cache_entries: int
+    budget_days: int
+
+
+class FlushRequest(_Contract):
+    """POST /admin/cache/flush: every entry, or those of one knowledge-base version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    all: StrictBool | None = None
+    kb_version: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _one_of_them(self) -> FlushRequest:
+        if (self.all is True) == (self.kb_version is not None):
+            raise ValueError('give {"all": true} or {"kb_version": "…"}, one of them')
+        return self
+
+
+class Limits(_Contract):
+    """A user's daily limits; null: none."""
+
+    model_config = _ALWAYS_SENT
+
+    tokens: int | None = None
+    cost_usd: float | None = None
+
+
+class UsageReport(_Contract):
+    """GET /me/usage: what the caller spent today (UTC) and their limits."""
+
+    model_config = _ALWAYS_SENT
+
+    user_id: str
+    day: str
+    tokens: int
+    cost_usd: float
+    limits: Limits
+
+
+class CacheFlush(_Contract):
+    """POST /admin/cache/flush and `concierge cache flush`: how many entries went."""
+
+    entries: int
+    kb_version: str | None = None
 
 
 class Health(_Contract):

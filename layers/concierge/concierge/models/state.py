@@ -86,10 +86,25 @@ class CacheLookup(_State):
     semantic: bool = False
 
 
+class BudgetReservation(_State):
+    """$.budget: what the chain reserves in the user's budget before its first model call, and
+    the limits it must stay under (0 = that dimension has no limit: a very large number)."""
+
+    day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    reserve_tokens: int = Field(ge=0)
+    reserve_micro_usd: int = Field(ge=0)
+    token_limit: int = Field(ge=0)
+    micro_usd_limit: int = Field(ge=0)
+    expires_at: int
+
+
 class ChainInput(_State):
     """The execution input, built by the api function."""
 
     request_id: str
+    # The signed-in user (`sub`): history, cache provenance and budget are theirs.
+    user_id: str
+    # A session within that user's space.
     session_id: str
     question: str
     # The first lookup: the question as asked (normalised, in `cache_language`, scoped). On a
@@ -106,8 +121,8 @@ class ChainInput(_State):
     cache_bypass: bool = False
     # True: after an exact miss, look for a close enough earlier question (semantic tier).
     semantic: bool = False
-    # History sort key of this turn: sorts by time, unique per request, so a retried write is a
-    # no-op rather than a duplicate.
+    # History sort key of this turn: <session>#<epoch ms>#<request id>. Sorts by time within the
+    # session and is unique per request, so a retried write is a no-op rather than a duplicate.
     turn_key: str
     # How many of the session's latest turns to load.
     history_turns: int = Field(ge=1, le=50)
@@ -118,6 +133,8 @@ class ChainInput(_State):
     history_expires_at: int
     # Filled by the definition's catch blocks (history_read, cache_read, …): degraded, not failed.
     degraded: dict[str, Any] = Field(default_factory=dict)
+    # None: no spending limit for this user, nothing to reserve.
+    budget: BudgetReservation | None = None
 
 
 class ClassifyInput(_State):
@@ -254,6 +271,8 @@ class ChainOutput(_State):
     degraded: dict[str, Any] = Field(default_factory=dict)
     # A cached answer the semantic tier found (an earlier question close enough to this one).
     semantic: bool = False
+    # Budget was reserved before a model call: the api function settles it.
+    reserved: bool = False
 
     @field_validator("usage", mode="before")
     @classmethod
@@ -268,3 +287,4 @@ class ChainFailure(_State):
     status: Literal["failed"]
     error: str
     cause: str | None = None
+    reserved: bool = False

@@ -72,7 +72,8 @@ CACHE_ENTRY = ItemFormat(
         Attribute("category", "S", "chain", "the question's category"),
         Attribute("language", "S", "chain", "the answer's language"),
         Attribute("request_id", "S", "chain", "the request that produced it"),
-        Attribute("session_id", "S", "chain", "the session that produced it (erasure)"),
+        Attribute("user_id", "S", "chain", "the user (`sub`) whose question produced it"),
+        Attribute("session_id", "S", "chain", "that user's session (erasure)"),
         Attribute("kb_version", "S", "chain", "the knowledge it was answered from (flush)"),
         Attribute("created_at", "N", "chain", "epoch seconds"),
         Attribute("expires_at", "N", "chain", "epoch seconds; the table's TTL attribute"),
@@ -93,11 +94,16 @@ SEMANTIC_BUCKET = ItemFormat(
     ),
 )
 
+# History is keyed by the user (partition) and the session (the sort key's prefix): a session
+# id names a session only within its user's space, and a user's turns are one partition.
 HISTORY_TURN = ItemFormat(
     "HistoryTable",
     (
-        Attribute("session_id", "S", "chain", "partition key"),
-        Attribute("turn_key", "S", "chain", "sort key: <13-digit epoch ms>#<request id>"),
+        Attribute("user_id", "S", "chain", "partition key: the user's `sub`"),
+        Attribute(
+            "turn_key", "S", "chain", "sort key: <session id>#<13-digit epoch ms>#<request id>"
+        ),
+        Attribute("session_id", "S", "chain", "the session, as in the sort key's prefix"),
         Attribute("request_id", "S", "chain", "the request of the turn"),
         Attribute("question", "S", "chain", "the question as asked"),
         Attribute("answer", "S", "chain", "the answer given"),
@@ -108,5 +114,29 @@ HISTORY_TURN = ItemFormat(
     ),
 )
 
+# A user's spending of one UTC day. The chain reserves a request's largest cost before its first
+# model call (committed_*: settled spend plus reservations in flight, compared with the limits
+# atomically); the api function settles it with the request's actual usage.
+BUDGET_DAY = ItemFormat(
+    "BudgetTable",
+    (
+        Attribute("user_id", "S", "chain", "partition key: the user's `sub`"),
+        Attribute("utc_day", "S", "chain", "sort key: the UTC day, YYYY-MM-DD"),
+        Attribute("committed_tokens", "N", "chain", "tokens spent and reserved"),
+        Attribute("committed_micro_usd", "N", "chain", "USD millionths spent and reserved"),
+        Attribute("expires_at", "N", "chain", "epoch seconds; the table's TTL attribute"),
+        Attribute("tokens", "N", "adapter", "tokens spent (settled)"),
+        Attribute("micro_usd", "N", "adapter", "USD millionths spent (settled)"),
+    ),
+)
+
+# The cache table's index of entries by producer: a user's (or a session's) entries, for
+# erasure, whatever their history says.
+CACHE_BY_PRODUCER = "ByProducer"
+
 # What the state machine's `${…TableName}` substitutions hold: the formats its tasks use.
-CHAIN_TABLES = {"CacheTableName": CACHE_ENTRY, "HistoryTableName": HISTORY_TURN}
+CHAIN_TABLES = {
+    "CacheTableName": CACHE_ENTRY,
+    "HistoryTableName": HISTORY_TURN,
+    "BudgetTableName": BUDGET_DAY,
+}

@@ -1,0 +1,156 @@
+"""POST /chat's work: one question through the chain, for one user, within their budget."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from concierge.adapters.dynamodb.budgets import Spend
+from concierge.adapters.executor import ExecutionResult
+from concierge.api.errors import CHAIN_FAILURES, INTERNAL, budget_exceeded
+from concierge.api.services import ApiServices, seconds_to_midnight
+from concierge.cache_keys import cache_key
+from concierge.errors import StoreUnavailableError
+from concierge.models.http import ChatRequest, ChatResponse, Usage
+from concierge.models.identity import User
+from concierge.models.state import (
+    BudgetReservation,
+    CacheLookup,
+    ChainFailure,
+    ChainInput,
+    ChainOutput,
+    StepUsage,
+)
+from concierge.observability import logger, record_cache_outcome, record_degraded
+from concierge.pricing import micro_usd
+from concierge.text import detect_language
+
+
+def run_chat(
+    request: ChatRequest,
+    request_id: str,
+    user: User,
+    services: ApiServices,
+    *,
+    bypass_cache: bool = False,
+) -> ChatResponse:
+    settings = services.settings
+    now = time.time()
+    session_id = request.session_id or uuid.uuid4().hex
+    scope = services.cache_scope
+    # Detected from the words alone, so the first-turn lookup needs no model call.
+    language = detect_language(request.question)
+    budget = services.budget.reservation(datetime.fromtimestamp(now, UTC))
+    chain_input = ChainInput(
+        request_id=request_id,
+        user_id=user.user_id,
+        session_id=session_id,
+        question=request.question,
+        lookup=CacheLookup(
+            cache_key=cache_key(request.question, language, scope),
+            question=request.question,
+            language=language,
+        ),
+        semantic=settings.semantic_cache,
+        cache_language=language,
+        cache_scope=scope,
+        kb_version=settings.kb_version,
+        cache_bypass=bypass_cache,
+        history_turns=settings.history_turns,
+        turn_key=f"{session_id}#{int(now * 1000):013d}#{request_id}",
+        now_epoch_seconds=f"{int(now):010d}",
+        deadline_ms=int((now * 1000) + settings.request_budget_ms),
+        cache_expires_at=int(now) + settings.cache_ttl_seconds,
+        history_expires_at=int(now) + settings.history_ttl_seconds,
+        budget=budget,
+    )
+    result = services.executor.run(
+        request_id, chain_input.model_dump(mode="json"), settings.request_budget_ms / 1000 + 1
+    )
+    output = _successful_output(result, user, budget, services, now)
+    record_cache_outcome(
+        hit=output.status == "cached", bypassed=bypass_cache, semantic=output.semantic
+    )
+    if output.degraded:
+        # Answered all the same; the error names (never their causes, which may quote user
+        # text) say which store let the request down.
+        record_degraded(output.degraded)
+        logger.warning(
+            "answered with a degraded store",
+            extra={"degraded": {part: _error_name(v) for part, v in output.degraded.items()}},
+        )
+    usage = _total(output.usage)
+    if output.reserved:
+        _settle(user, budget, services, usage)
+    return ChatResponse(
+        answer=output.answer,
+        citations=output.citations,
+        category=output.category,
+        language=output.language,
+        cached=output.status == "cached",
+        session_id=session_id,
+        request_id=request_id,
+        usage=usage,
+    )
+
+
+def _successful_output(
+    result: ExecutionResult,
+    user: User,
+    budget: BudgetReservation | None,
+    services: ApiServices,
+    now: float,
+) -> ChainOutput:
+    if result.status == "TIMED_OUT":
+        logger.warning("chain timed out")
+        raise CHAIN_FAILURES["States.Timeout"].error()
+    if result.status != "SUCCEEDED" or result.output is None:
+        logger.error(
+            "chain execution failed", extra={"status": result.status, "error": result.error}
+        )
+        raise CHAIN_FAILURES.get(result.error or "", INTERNAL).error()
+    if result.output.get("status") == "failed":
+        failure = ChainFailure.model_validate(result.output)
+        if failure.reserved:
+            # What a failed request spent is not known here: its reservation is released.
+            _settle(user, budget, services, Usage())
+        if failure.error == "SpendLimitExceededError":
+            logger.info("daily budget spent")
+            raise budget_exceeded(seconds_to_midnight(datetime.fromtimestamp(now, UTC))).error()
+        # The cause may quote model output or user text: log the error name only.
+        logger.error("chain step failed", extra={"error": failure.error})
+        raise CHAIN_FAILURES.get(failure.error, INTERNAL).error()
+    return ChainOutput.model_validate(result.output)
+
+
+def _settle(
+    user: User, budget: BudgetReservation | None, services: ApiServices, usage: Usage
+) -> None:
+    """Replace the reservation by what the request used. A budget table that cannot be written
+    now loses this settlement (the reservation stays counted): the answer is still given."""
+    if budget is None or services.spending is None:
+        return
+    reserved = Spend(budget.reserve_tokens, budget.reserve_micro_usd)
+    actual = Spend(usage.input_tokens + usage.output_tokens, micro_usd(usage.cost_usd))
+    try:
+        services.spending.settle(user.user_id, budget.day, reserved, actual, budget.expires_at)
+    except StoreUnavailableError:
+        logger.warning("budget settlement failed")
+        record_degraded(["budget_settle"])
+
+
+def _total(steps: list[StepUsage]) -> Usage:
+    usage = Usage()
+    for step in steps:
+        usage.llm_calls += step.llm_calls
+        usage.input_tokens += step.input_tokens
+        usage.output_tokens += step.output_tokens
+        usage.cost_usd += step.cost_usd
+    usage.cost_usd = round(usage.cost_usd, 8)
+    return usage
+
+
+def _error_name(failure: Any) -> str:
+    return str(failure.get("Error", "unknown")) if isinstance(failure, dict) else "unknown"
