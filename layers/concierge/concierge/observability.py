@@ -81,6 +81,8 @@ DEGRADED_METRICS = {
     "hit_count": "CacheHitCountFailed",
     "semantic_read": "SemanticLookupFailed",
     "semantic_write": "SemanticRememberFailed",
+    "budget_reserve": "BudgetReserveFailed",
+    "budget_settle": "BudgetSettleFailed",
 }
 
 
@@ -94,3 +96,8 @@ def record_degraded(parts: Iterable[str]) -> None:
 def record_response(status: int) -> None:
     """Responses by class (Status2xx, Status4xx, Status5xx): client mistakes vs our failures."""
     metrics.add_metric(name=f"Status{status // 100}xx", unit=MetricUnit.Count, value=1)
+
+
+def record_budget_exceeded() -> None:
+    """A request refused because its user's daily budget is spent (no model was called)."""
+    metrics.add_metric(name="BudgetExceeded", unit=MetricUnit.Count, value=1)

@@ -23,7 +23,12 @@ from concierge.models.state import (
     ChainOutput,
     StepUsage,
 )
-from concierge.observability import logger, record_cache_outcome, record_degraded
+from concierge.observability import (
+    logger,
+    record_budget_exceeded,
+    record_cache_outcome,
+    record_degraded,
+)
 from concierge.pricing import micro_usd
 from concierge.text import detect_language
 
@@ -118,6 +123,7 @@ def _successful_output(
             _settle(user, budget, services, Usage())
         if failure.error == "SpendLimitExceededError":
             logger.info("daily budget spent")
+            record_budget_exceeded()
             raise budget_exceeded(seconds_to_midnight(datetime.fromtimestamp(now, UTC))).error()
         # The cause may quote model output or user text: log the error name only.
         logger.error("chain step failed", extra={"error": failure.error})
