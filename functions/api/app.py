@@ -1,4 +1,5 @@
-"""API function: the HTTP API (POST /chat, DELETE /sessions/{session_id}, GET /me/usage, DELETE /users/{user_id}, POST /admin/cache/flush, GET /health)."""
+"""API function: the HTTP API — POST /chat, DELETE /sessions/{session_id}, GET /me/usage,
+DELETE /users/{user_id}, POST /admin/cache/flush, GET /health."""
 
 from typing import Any
 
