@@ -15,7 +15,6 @@ from infra.test_iam import (
     REGION,
     ROLE_HOLDERS,
     as_list,
-    policy_templates,
     resolved_policies,
     statements,
 )
@@ -36,8 +35,13 @@ def retrieve_grants(template: dict[str, Any], holder: str, parameters: dict[str,
 
 
 def reads_the_knowledge_bucket(template: dict[str, Any], parameters: dict[str, str]) -> bool:
+    """Whether the retrieve role may read the index object in the knowledge bucket."""
     policies = resolved_policies(template, "RetrieveFunction", parameters)
-    return ("S3ReadPolicy", {"BucketName": "<KnowledgeBucket>"}) in policy_templates(policies)
+    return any(
+        "s3:GetObject" in as_list(statement["Action"])
+        and str(statement["Resource"]).startswith("<KnowledgeBucket.Arn>/")
+        for statement in statements(policies)
+    )
 
 
 def retrieve_environment(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, str]:
