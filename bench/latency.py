@@ -77,6 +77,7 @@ class Chat:
         body: dict[str, Any] = {"question": question, "session_id": session_id}
         if bypass_cache:
             body["bypass_cache"] = True
+        from concierge_cli.local.auth import as_local_user
         from concierge_cli.local.server import http_api_event
 
         request_id = uuid.uuid4().hex
@@ -86,7 +87,7 @@ class Chat:
         )
         event["requestContext"]["requestId"] = request_id
         started = time.perf_counter()
-        response = self.runtime.api(event)
+        response = self.runtime.api(as_local_user(event))
         seconds = time.perf_counter() - started
         answer: dict[str, Any] = json.loads(response["body"])
         if response["statusCode"] != 200:

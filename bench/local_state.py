@@ -237,6 +237,7 @@ def _seed(root: Path, index: Path, store: Path, turns: int, questions: list[str]
     import boto3
 
     from concierge.knowledge import IndexFile
+    from concierge_cli.local.auth import as_local_user
     from concierge_cli.local.runtime import REGION, LocalRuntime
     from concierge_cli.local.server import http_api_event
 
@@ -245,7 +246,7 @@ def _seed(root: Path, index: Path, store: Path, turns: int, questions: list[str]
         for question in [questions[0], FOLLOW_UP, *questions[1 : TURNS_PER_SESSION - 1]]:
             body = json.dumps({"question": question, "session_id": "model"}).encode("utf-8")
             event = http_api_event("POST", "/chat", {"content-type": "application/json"}, body)
-            if local.api(event)["statusCode"] != 200:
+            if local.api(as_local_user(event))["statusCode"] != 200:
                 raise BenchError(f"the chain failed on {question!r} while seeding")
         dynamodb: Any = boto3.client("dynamodb", region_name=REGION)
         history, cache = local.table_names["HistoryTable"], local.table_names["CacheTable"]
@@ -255,18 +256,22 @@ def _seed(root: Path, index: Path, store: Path, turns: int, questions: list[str]
             raise BenchError("seeding found no turn or no cache entry to copy")
         sessions = -(-turns // TURNS_PER_SESSION)
         writes: list[tuple[str, dict[str, Any]]] = [
-            (history, {"Key": {k: t[k] for k in ("session_id", "turn_key")}}) for t in model_turns
+            (history, {"Key": {k: t[k] for k in ("user_id", "turn_key")}}) for t in model_turns
         ]
         writes += [(cache, {"Key": {"cache_key": e["cache_key"]}}) for e in model_entries]
         writes = [(table, {"DeleteRequest": request}) for table, request in writes]
         for number in range(turns):
             turn = dict(model_turns[number % len(model_turns)])
-            turn["session_id"] = {"S": f"seed-{number // TURNS_PER_SESSION}"}
-            turn["turn_key"] = {"S": f"{1_700_000_000_000 + number:013d}#seed{number}"}
+            session = f"seed-{number // TURNS_PER_SESSION}"
+            # One user a session: the users of a busy local run, each with a few turns.
+            turn["user_id"] = {"S": f"user-{number // TURNS_PER_SESSION}"}
+            turn["session_id"] = {"S": session}
+            turn["turn_key"] = {"S": f"{session}#{1_700_000_000_000 + number:013d}#seed{number}"}
             writes.append((history, {"PutRequest": {"Item": turn}}))
         for session in range(sessions):
             entry = dict(model_entries[session % len(model_entries)])
             entry["cache_key"] = {"S": f"q#seed-{session}"}
+            entry["user_id"] = {"S": f"user-{session}"}
             entry["session_id"] = {"S": f"seed-{session}"}
             writes.append((cache, {"PutRequest": {"Item": entry}}))
         assert local.store is not None

@@ -19,7 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ("latency", "imports", "replay", "retrieval", "semantic", "build", "local_state")
+MODULES = (
+    "latency",
+    "imports",
+    "replay",
+    "retrieval",
+    "semantic",
+    "build",
+    "local_state",
+    "auth",
+)
 
 
 def _cpu() -> str:

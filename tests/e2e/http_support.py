@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 
+from concierge_cli.local.auth import AUDIENCE, AuthMode, Authorizer, SigningKey, mint
 from concierge_cli.local.runtime import LocalRuntime
 from concierge_cli.local.server import LocalApiServer
 
@@ -35,6 +36,7 @@ CHAT_KEYS = {
 }
 CITATION_KEYS = {"source", "title", "snippet"}
 USAGE_KEYS = {"llm_calls", "input_tokens", "output_tokens", "cost_usd"}
+USAGE_REPORT_KEYS = {"user_id", "day", "tokens", "cost_usd", "limits"}
 ERROR_DETAIL_KEYS = {"code", "message", "request_id"}
 NOT_FOUND_ANSWER = "could not find"
 # Words that only appear in a body when internals leak: stack traces, exception names.
@@ -58,11 +60,19 @@ class Reply:
 
 
 class ChatApi:
-    """A client of the Concierge HTTP API, on the stdlib only; one connection per request."""
+    """A client of the Concierge HTTP API, on the stdlib only; one connection per request.
 
-    def __init__(self, host: str, port: int) -> None:
+    Without a token it sends no Authorization header (with auth off: the local user, an admin);
+    `with_token` makes a client that sends one with every request."""
+
+    def __init__(self, host: str, port: int, token: str | None = None) -> None:
         self.host = host
         self.port = port
+        self.token = token
+
+    def with_token(self, token: str) -> ChatApi:
+        """A client of the same server whose requests carry `Authorization: Bearer <token>`."""
+        return ChatApi(self.host, self.port, token)
 
     def request(
         self,
@@ -71,9 +81,12 @@ class ChatApi:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
+        sent = dict(headers or {})
+        if self.token is not None:
+            sent.setdefault("authorization", f"Bearer {self.token}")
         connection = http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT_S)
         try:
-            connection.request(method, path, body=body, headers=headers or {})
+            connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()
             data = response.read()
             names = {name.lower(): value for name, value in response.getheaders()}
@@ -81,28 +94,58 @@ class ChatApi:
         finally:
             connection.close()
 
-    def post_raw(self, body: bytes, content_type: str = "application/json") -> Reply:
-        return self.request("POST", "/chat", body, {"content-type": content_type})
+    def post_raw(
+        self,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        return self.request(
+            "POST", "/chat", body, {"content-type": content_type, **(headers or {})}
+        )
 
-    def post_json(self, document: Any) -> Reply:
-        return self.post_raw(json.dumps(document).encode("utf-8"))
+    def post_json(self, document: Any, headers: dict[str, str] | None = None) -> Reply:
+        return self.post_raw(json.dumps(document).encode("utf-8"), headers=headers)
 
-    def chat(self, question: str, session_id: str | None = None) -> Reply:
-        document: dict[str, Any] = {"question": question}
+    def chat(
+        self,
+        question: str,
+        session_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> Reply:
+        """POST /chat; `fields` go into the body too (e.g. bypass_cache=True)."""
+        document: dict[str, Any] = {"question": question, **fields}
         if session_id is not None:
             document["session_id"] = session_id
-        return self.post_json(document)
+        return self.post_json(document, headers)
 
-    def ask(self, question: str, session_id: str | None = None) -> dict[str, Any]:
+    def ask(
+        self,
+        question: str,
+        session_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
         """Ask and expect a well-formed answer; the parsed body."""
-        reply = self.chat(question, session_id)
+        reply = self.chat(question, session_id, headers, **fields)
         return assert_chat_reply(reply)
+
+    def usage(self) -> dict[str, Any]:
+        """GET /me/usage, which must succeed: the parsed body."""
+        reply = self.request("GET", "/me/usage")
+        assert reply.status == 200, reply.body[:500]
+        assert_json_without_internals(reply)
+        body: dict[str, Any] = reply.json()
+        assert set(body) == USAGE_REPORT_KEYS
+        return body
 
 
 @contextmanager
-def serving(runtime: LocalRuntime) -> Iterator[ChatApi]:
-    """The local API server on an ephemeral port of 127.0.0.1, in a background thread."""
-    server = LocalApiServer(runtime, HOST, 0, access_log=False)
+def serving(runtime: LocalRuntime, authorizer: Authorizer | None = None) -> Iterator[ChatApi]:
+    """The local API server on an ephemeral port of 127.0.0.1, in a background thread; without
+    an `authorizer`, auth is off (as `concierge serve` by default)."""
+    server = LocalApiServer(runtime, HOST, 0, access_log=False, authorizer=authorizer)
     thread = threading.Thread(target=server.serve_forever, name="concierge-e2e-api", daemon=True)
     thread.start()
     try:
@@ -115,11 +158,37 @@ def serving(runtime: LocalRuntime) -> Iterator[ChatApi]:
 
 # -- what the emulated AWS account holds (only while the runtime is active) ----------------
 def history_items(runtime: LocalRuntime) -> list[dict[str, Any]]:
+    return table_items(runtime, "HistoryTable")
+
+
+def table_items(runtime: LocalRuntime, logical_id: str) -> list[dict[str, Any]]:
+    """Every item of one emulated table (HistoryTable, CacheTable, BudgetTable)."""
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    items: list[dict[str, Any]] = dynamodb.scan(TableName=runtime.table_names["HistoryTable"])[
-        "Items"
-    ]
-    return items
+    pages = dynamodb.get_paginator("scan").paginate(TableName=runtime.table_names[logical_id])
+    return [item for page in pages for item in page["Items"]]
+
+
+def items_of(runtime: LocalRuntime, user_id: str) -> dict[str, list[dict[str, Any]]]:
+    """What each table holds for one user: the items whose `user_id` is theirs (the history's and
+    budget's key, the cache entry's producer)."""
+    return {
+        logical_id: [
+            item
+            for item in table_items(runtime, logical_id)
+            if item.get("user_id", {}).get("S") == user_id
+        ]
+        for logical_id in runtime.table_names
+    }
+
+
+def turns_of(runtime: LocalRuntime, user_id: str, session_id: str | None = None) -> list[str]:
+    """The questions of a user's stored turns (of one session, when given), oldest first."""
+    turns = sorted(
+        (item["turn_key"]["S"], item["question"]["S"])
+        for item in items_of(runtime, user_id)["HistoryTable"]
+        if session_id is None or item["turn_key"]["S"].startswith(f"{session_id}#")
+    )
+    return [question for _, question in turns]
 
 
 def empty_tables(runtime: LocalRuntime) -> None:
@@ -141,6 +210,21 @@ def executions(runtime: LocalRuntime) -> list[dict[str, Any]]:
         stateMachineArn=runtime.state_machine_arn
     )["executions"]
     return found
+
+
+def execution_output(runtime: LocalRuntime, request_id: str) -> dict[str, Any]:
+    """The chain's own result for a request (its execution is named after the request id)."""
+    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    prefix = runtime.state_machine_arn.replace(":stateMachine:", ":execution:")
+    described = stepfunctions.describe_execution(executionArn=f"{prefix}:{request_id}")
+    output: dict[str, Any] = json.loads(described["output"])
+    return output
+
+
+def model_steps(runtime: LocalRuntime, request_id: str) -> list[str]:
+    """Which steps called a model for a request, in order (a skipped step is left out)."""
+    usage = execution_output(runtime, request_id).get("usage") or []
+    return [step["step"] for step in usage if step and step.get("llm_calls")]
 
 
 # -- the contract's checks ---------------------------------------------------------------
@@ -214,3 +298,43 @@ def json_body_of_size(size: int, filler: str = "x") -> bytes:
     assert len(body) == size
     json.loads(body)
     return body
+
+
+# -- users: the local server in one auth mode, and tokens for its users ---------------------
+@dataclass(frozen=True)
+class UsersService:
+    """A local runtime with daily budgets, behind a real local server in auth `mode`, and the
+    local issuer's key (in a temporary folder) that signs its users' tokens.
+
+    With auth `local` the server verifies tokens as API Gateway does; with auth `off` it reads
+    them without any check, and a request without one is the local user, an admin."""
+
+    mode: AuthMode
+    runtime: LocalRuntime
+    api: ChatApi  # no token
+    key: SigningKey
+    token_limit: int
+    token_reserve: int
+
+    def token(
+        self,
+        user: str,
+        *,
+        admin: bool = False,
+        ttl_seconds: int = 600,
+        audience: str = AUDIENCE,
+        now: float | None = None,
+        key: SigningKey | None = None,
+    ) -> str:
+        return mint(
+            user,
+            admin=admin,
+            ttl_seconds=ttl_seconds,
+            key=key or self.key,
+            audience=audience,
+            now=now,
+        )
+
+    def as_user(self, user: str, *, admin: bool = False) -> ChatApi:
+        """A client whose requests carry a valid token for `user` (an admin when `admin`)."""
+        return self.api.with_token(self.token(user, admin=admin))

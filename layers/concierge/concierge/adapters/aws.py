@@ -7,6 +7,7 @@ files — so the factory adds only what Concierge needs on top, and caches clien
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -28,9 +29,23 @@ def aws_client(service: str, read_timeout: float | None = None) -> Any:
             connect_timeout=min(read_timeout, 3.0),
             retries={"total_max_attempts": 1},
         )
-    return boto3.session.Session().client(service, config=Config(**options))  # type: ignore[call-overload]
+    with _creating:
+        return _session().client(service, config=Config(**options))  # type: ignore[call-overload]
+
+
+@cache
+def _session() -> boto3.session.Session:
+    """One session for every client: each new session would load botocore's endpoint and
+    service data again (tens of milliseconds per client at a cold start)."""
+    return boto3.session.Session()
+
+
+# Creating clients from one session is not thread-safe; the clients themselves are.
+_creating = threading.Lock()
 
 
 def reset_clients() -> None:
-    """Forget cached clients (after changing credentials or endpoints in the same process)."""
+    """Forget cached clients and their session (after changing credentials or endpoints in the
+    same process)."""
     aws_client.cache_clear()
+    _session.cache_clear()
