@@ -5,34 +5,24 @@ servers that verify a token (auth local), with and without daily limits."""
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from bench.figures import Summary, goals, median, ms, reproduce, table
+from bench.local_server import BenchError, concierge, request, serving
 
 TITLE = "Ownership and budget checks: a cached request with them and without"
 REQUESTS = 300
 WARM_UP = 20
 GOAL_MS = 5.0  # p50 added to a cached request by the checks, against auth off
-HOST = "127.0.0.1"
-START_TIMEOUT_S = 120.0
-REQUEST_TIMEOUT_S = 60.0
 QUESTION = "What do you sell?"
 USER = "bench-user"
-OFFLINE_MODELS = {
-    f"CONCIERGE_{step}_MODEL": "offline" for step in ("CLASSIFY", "CONDENSE", "ANSWER")
-}
 # Generous daily limits: every request is admitted, and the checks run in full.
 LIMITS = {
     "CONCIERGE_DAILY_TOKEN_LIMIT": "10000000",
@@ -49,10 +39,6 @@ LABELS = {
     TOKEN: "auth local (verified token), no limits",
     CHECKS: "auth local (verified token) + daily limits",
 }
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it claims to."""
 
 
 @dataclass(frozen=True)
@@ -84,21 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # -- the servers ------------------------------------------------------------------------------
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("concierge")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "concierge_cli.main"]
-
-
-def _environment(extra: dict[str, str]) -> dict[str, str]:
-    """The caller's environment without any Concierge setting, the offline models and `extra`."""
-    kept = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("CONCIERGE_", "POWERTOOLS_"))
-    }
-    return {**kept, **OFFLINE_MODELS, **extra}
-
-
 def _work_root(root: Path, at: Path) -> Path:
     """A folder `concierge` takes for the repository (links to its template and code), so the
     local key and tables it makes stay out of the checkout's .concierge/."""
@@ -108,86 +79,18 @@ def _work_root(root: Path, at: Path) -> Path:
     return at
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def _request(
-    url: str,
-    method: str,
-    path: str,
-    token: str | None = None,
-    document: Any = None,
-    timeout: float = REQUEST_TIMEOUT_S,
-) -> tuple[int, Any, float]:
-    """(status, JSON body, seconds from sending to the whole reply read) of one request on its
-    own connection, as a client without keep-alive makes it."""
-    host, port = url.removeprefix("http://").split(":")
-    headers = {"content-type": "application/json"} if document is not None else {}
-    if token is not None:
-        headers["authorization"] = f"Bearer {token}"
-    body = json.dumps(document).encode("utf-8") if document is not None else None
-    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        started = time.perf_counter()
-        connection.request(method, path, body, headers)
-        response = connection.getresponse()
-        data = response.read()
-        elapsed = time.perf_counter() - started
-    finally:
-        connection.close()
-    return response.status, json.loads(data) if data else None, elapsed
-
-
 @contextmanager
 def _serving(work: Path, index: Path, kind: str, auth: str, extra: dict[str, str]) -> Iterator[str]:
     """`concierge serve` in its own process on its own tables, until it answers /health."""
-    port = _free_port()
+    argv = ["--index", str(index), "--state", str(work / f"{kind}.sqlite3"), "--auth", auth]
     log_path = work / f"serve-{kind}.log"
-    argv = ["--root", str(work / "root"), "serve", "--host", HOST, "--port", str(port)]
-    argv += ["--index", str(index), "--state", str(work / f"{kind}.sqlite3"), "--auth", auth]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*_command(), *argv, "--quiet"],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=_environment(extra),
-        )
-        try:
-            url, started = f"http://{HOST}:{port}", time.perf_counter()
-            while True:
-                if process.poll() is not None:
-                    raise BenchError(f"concierge serve stopped: {log_path.read_text()[-2000:]}")
-                if time.perf_counter() - started > START_TIMEOUT_S:
-                    raise BenchError(f"concierge serve did not start in {START_TIMEOUT_S:.0f} s")
-                try:
-                    if _request(url, "GET", "/health", timeout=1.0)[0] == 200:
-                        break
-                except OSError:
-                    time.sleep(0.05)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with serving(work / "root", [*argv, "--quiet"], log_path, extra) as server:
+        yield server.url
 
 
 def _token(work: Path) -> str:
     """A token for USER from `concierge token`, signed by the work root's local key."""
-    done = subprocess.run(
-        [*_command(), "--root", str(work / "root"), "token", "--user", USER, "--ttl", "2h"],
-        capture_output=True,
-        text=True,
-        env=_environment({}),
-        timeout=START_TIMEOUT_S,
-        check=False,
-    )
+    done = concierge(work / "root", "token", "--user", USER, "--ttl", "2h")
     if done.returncode != 0:
         raise BenchError(f"concierge token failed: {done.stderr[-2000:]}")
     return done.stdout.strip()
@@ -197,7 +100,7 @@ def _token(work: Path) -> str:
 def _check(server: Server) -> list[str]:
     """That the server applies the checks it stands for: (what was verified, in words)."""
     checked = []
-    status, usage, _ = _request(server.url, "GET", "/me/usage", server.token)
+    status, usage, _ = request(server.url, "GET", "/me/usage", server.token)
     if status != 200:
         raise BenchError(f"{server.kind}: GET /me/usage answered {status}: {usage}")
     limited = usage["limits"]["tokens"] is not None
@@ -207,7 +110,7 @@ def _check(server: Server) -> list[str]:
         if usage["user_id"] != "local":
             raise BenchError(f"auth off: a request without a token is {usage['user_id']}")
     else:
-        anonymous = _request(server.url, "POST", "/chat", None, {"question": QUESTION})[0]
+        anonymous = request(server.url, "POST", "/chat", None, {"question": QUESTION})[0]
         if anonymous != 401 or usage["user_id"] != USER:
             raise BenchError(f"{server.kind}: anonymous {anonymous}, user {usage['user_id']}")
         checked.append(f"{LABELS[server.kind]}: a request without a token is 401")
@@ -221,7 +124,7 @@ def _chat(server: Server, session_id: str, cached: bool | None = True) -> float:
     """Seconds of one POST /chat of QUESTION as the first turn of `session_id`; the answer
     must come from the cache (unless `cached` is None)."""
     document = {"question": QUESTION, "session_id": session_id}
-    status, body, seconds = _request(server.url, "POST", "/chat", server.token, document)
+    status, body, seconds = request(server.url, "POST", "/chat", server.token, document)
     if status != 200:
         raise BenchError(f"{server.kind}: POST /chat answered {status}: {body}")
     if cached is not None and (body["cached"], body["usage"]["llm_calls"]) != (cached, 0):
@@ -232,7 +135,7 @@ def _chat(server: Server, session_id: str, cached: bool | None = True) -> float:
 def _forget(server: Server, session_id: str) -> None:
     """Delete the session the timed request made (its one turn), so the user's history, one
     partition, stays as small for every request. Not timed."""
-    status, body, _ = _request(server.url, "DELETE", f"/sessions/{session_id}", server.token)
+    status, body, _ = request(server.url, "DELETE", f"/sessions/{session_id}", server.token)
     if status != 200 or body["turns"] != 1 or body["cache_entries"] != 0:
         raise BenchError(f"{server.kind}: DELETE /sessions/{session_id}: {status} {body}")
 

@@ -5,12 +5,8 @@ an empty store and on one holding thousands of turns."""
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +16,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench.figures import Summary, goals, median, ms, ratio, reproduce, table, x
+from bench.local_server import (
+    OFFLINE_MODELS,
+    BenchError,
+    Server,
+    concierge,
+    request,
+    serving,
+)
 
 TITLE = "Local state: `concierge ask` and the local server with thousands of stored turns"
 ASK_TURNS = 2_000
@@ -30,18 +34,8 @@ REQUESTS = 48
 # up and without; p50 of POST /chat with SERVER_TURNS stored over the empty store's.
 GOAL_ASK_SERVED_S, GOAL_ASK_IN_PROCESS_S, GOAL_P50_RATIO = 1.5, 3.0, 1.2
 TURNS_PER_SESSION = 5
-OFFLINE_MODELS = {
-    f"CONCIERGE_{step}_MODEL": "offline" for step in ("CLASSIFY", "CONDENSE", "ANSWER")
-}
-HOST = "127.0.0.1"
 FOLLOW_UP = "And how much does it cost?"
-START_TIMEOUT_S = 120.0
-REQUEST_TIMEOUT_S = 60.0
 IN_PROCESS, SERVED = "in-process", "through `concierge serve`"
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it claims to."""
 
 
 @dataclass(frozen=True)
@@ -97,130 +91,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # -- the command line and a server, as a user runs them ----------------------------------------
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("concierge")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "concierge_cli.main"]
-
-
-def _environment() -> dict[str, str]:
-    """The caller's environment without any Concierge setting, and the offline models."""
-    kept = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("CONCIERGE_", "POWERTOOLS_"))
-    }
-    return {**kept, **OFFLINE_MODELS}
-
-
-def _concierge(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*_command(), "--root", str(root), *argv],
-        capture_output=True,
-        text=True,
-        env=_environment(),
-        timeout=START_TIMEOUT_S,
-        check=False,
-    )
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    start_seconds: float
-
-    def chat_requests_served(self) -> int:
-        """POST /chat lines of the access log so far."""
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return text.count('"POST /chat ')
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def _get(url: str, path: str, timeout: float) -> int:
-    host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
-
-
 @contextmanager
 def _serving(root: Path, index: Path, store: Path) -> Iterator[Server]:
     """`concierge serve` on this store, in its own process, until it answers /health."""
-    port = _free_port()
-    log_path = store.with_name("serve.log")
-    with log_path.open("wb") as log_file:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [
-                *_command(),
-                "--root",
-                str(root),
-                "serve",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--index",
-                str(index),
-                "--state",
-                str(store),
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=_environment(),
-        )
-        try:
-            url = f"http://{HOST}:{port}"
-            while True:
-                if process.poll() is not None:
-                    raise BenchError(f"concierge serve stopped: {log_path.read_text()[-2000:]}")
-                if time.perf_counter() - started > START_TIMEOUT_S:
-                    raise BenchError(f"concierge serve did not start in {START_TIMEOUT_S:.0f} s")
-                try:
-                    if _get(url, "/health", 1.0) == 200:
-                        break
-                except OSError:
-                    time.sleep(0.02)
-            yield Server(url, process, log_path, time.perf_counter() - started)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    argv = ["--index", str(index), "--state", str(store)]
+    with serving(root, argv, store.with_name("serve.log")) as server:
+        yield server
 
 
 def _post_chat(url: str, question: str, session_id: str) -> float:
     """Seconds of one POST /chat, from sending to the whole reply read."""
-    host, port = url.removeprefix("http://").split(":")
-    body = json.dumps({"question": question, "session_id": session_id}).encode("utf-8")
-    connection = http.client.HTTPConnection(host, int(port), timeout=REQUEST_TIMEOUT_S)
-    try:
-        started = time.perf_counter()
-        connection.request("POST", "/chat", body, {"content-type": "application/json"})
-        response = connection.getresponse()
-        data = response.read()
-        elapsed = time.perf_counter() - started
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise BenchError(f"POST /chat answered {response.status}: {data[:300]!r}")
-    return elapsed
+    document = {"question": question, "session_id": session_id}
+    status, body, seconds = request(url, "POST", "/chat", document=document)
+    if status != 200:
+        raise BenchError(f"POST /chat answered {status}: {str(body)[:300]}")
+    return seconds
 
 
 # -- the stores -----------------------------------------------------------------------------
@@ -315,7 +200,7 @@ def _time_asks(
     seconds = []
     for number, question in enumerate(questions):
         started = time.perf_counter()
-        done = _concierge(
+        done = concierge(
             root,
             "ask",
             question,
@@ -362,7 +247,7 @@ def run(args: argparse.Namespace, root: Path, log: TextIO) -> LocalStateResult:
         work = Path(temporary)
         index = work / "index.json"
         print("local_state: indexing the sample knowledge base", file=log)
-        done = _concierge(root, "ingest", "--index", str(index))
+        done = concierge(root, "ingest", "--index", str(index))
         if done.returncode != 0:
             raise BenchError(f"concierge ingest failed: {done.stderr[-2000:]}")
 
