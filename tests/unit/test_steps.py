@@ -7,6 +7,7 @@ from concierge.adapters.retrieval.port import SearchFilter
 from concierge.cache_keys import cache_key, cache_scope
 from concierge.config import CategorySettings
 from concierge.errors import BudgetExceededError
+from concierge.models.http import Guardrail
 from concierge.models.state import (
     AnswerInput,
     ClassifyInput,
@@ -407,7 +408,9 @@ def test_a_guardrail_refusal_is_shown_but_never_cached() -> None:
     # Given a model whose guardrail refuses the answer
     class Guarded(ScriptedModel):
         def generate(self, request):  # type: ignore[no-untyped-def]
-            return super().generate(request).model_copy(update={"refused": True})
+            return super().generate(request).model_copy(
+                update={"guardrail": Guardrail(action="blocked", source="output")}
+            )
 
     # When a question is answered
     result = answer(

@@ -3,6 +3,8 @@ Tests outside the project rely on it exactly."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
@@ -49,6 +51,24 @@ class Usage(_Contract):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+
+
+class Guardrail(_Contract):
+    """A safety layer intervened: what it did, to what, and why.
+
+    action   `blocked`: the question or the answer was replaced by a refusal;
+             `filtered`: passages carrying injected instructions were left out of the answer;
+             `anonymized`: personal data in the answer was masked.
+    source   `input` (the question), `passages` (retrieved documents) or `output` (the answer).
+    reasons  short machine-readable names (`prompt_injection`, `PROMPT_ATTACK`, `EMAIL`, …),
+             never the text that triggered them.
+    """
+
+    model_config = _ALWAYS_SENT
+
+    action: Literal["blocked", "filtered", "anonymized"]
+    source: Literal["input", "passages", "output"]
+    reasons: list[str] = Field(default_factory=list)
 
 
 class ChatResponse(_Contract):

@@ -7,6 +7,7 @@ from typing import Any
 from concierge.adapters import TimedClient
 from concierge.adapters.aws_errors import MODEL, translated
 from concierge.adapters.llm.port import ModelReply, ModelRequest
+from concierge.models.http import Guardrail
 
 
 class BedrockConverseModel:
@@ -61,5 +62,7 @@ class BedrockConverseModel:
             input_tokens=usage.get("inputTokens", 0),
             output_tokens=usage.get("outputTokens", 0),
             # The text is then the guardrail's own blocked message.
-            refused=response.get("stopReason") == "guardrail_intervened",
+            guardrail=Guardrail(action="blocked", source="output")
+            if response.get("stopReason") == "guardrail_intervened"
+            else None,
         )

@@ -11,6 +11,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from concierge.models.http import Guardrail
+
 Task = Literal["classify", "condense", "answer"]
 
 
@@ -36,8 +38,13 @@ class ModelReply(BaseModel):
     output_tokens: int
     # True when token counts are estimated (the provider did not report them).
     estimated: bool = False
-    # True when a safety layer (a Bedrock guardrail) replaced the reply with its own message.
-    refused: bool = False
+    # A safety layer (a Bedrock guardrail) intervened: with action `blocked` the text is its
+    # own message, not the model's; with `anonymized` the model's text with personal data masked.
+    guardrail: Guardrail | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.guardrail is not None and self.guardrail.action == "blocked"
 
 
 class ChatModel(Protocol):
