@@ -1,0 +1,1 @@
+"""Safety: the local screen for injected instructions, and redaction of personal data."""
