@@ -131,7 +131,11 @@ def test_guardrail_and_latency_options_are_sent(runtime_client: tuple[Any, Stubb
                 "topP": 0.9,
                 "stopSequences": ["</answer>"],
             },
-            "guardrailConfig": {"guardrailIdentifier": "gr-123", "guardrailVersion": "3"},
+            "guardrailConfig": {
+                "guardrailIdentifier": "gr-123",
+                "guardrailVersion": "3",
+                "trace": "enabled",
+            },
             "performanceConfig": {"latency": "optimized"},
         },
     )

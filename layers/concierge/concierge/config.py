@@ -183,8 +183,17 @@ class ModelRuntimeSettings(SettingsGroup):
     model_prices: Json[dict[str, Price]] | None = None
     openai_base_url: str = "http://127.0.0.1:11434/v1"
     openai_api_key: str | None = None
-    bedrock_guardrail_id: str | None = None
-    bedrock_guardrail_version: str = "DRAFT"
+    # A Bedrock guardrail for every model route but `offline` (Converse's guardrailConfig for
+    # Bedrock models, ApplyGuardrail around the others): its id or ARN, and a version number or
+    # DRAFT, in the forms Bedrock accepts, so a typo fails at start rather than on each call.
+    bedrock_guardrail_id: str | None = Field(
+        default=None,
+        pattern=(
+            r"^([a-z0-9]+"
+            r"|arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+)$"
+        ),
+    )
+    bedrock_guardrail_version: str = Field(default="DRAFT", pattern=r"^(DRAFT|[1-9][0-9]{0,7})$")
     # `optimized` asks Bedrock for latency-optimised inference where the model offers it.
     bedrock_latency: Literal["standard", "optimized"] = "standard"
 

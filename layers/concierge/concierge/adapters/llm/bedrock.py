@@ -1,4 +1,7 @@
-"""Amazon Bedrock through the Converse API (any model or cross-region inference profile id)."""
+"""Amazon Bedrock through the Converse API (any model or cross-region inference profile id).
+
+With a guardrail, Converse applies it to the prompt and the reply itself; its trace (always
+asked for) says what intervened, read by `guardrail.converse_guardrail`."""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ from typing import Any
 
 from concierge.adapters import TimedClient
 from concierge.adapters.aws_errors import MODEL, translated
+from concierge.adapters.llm.guardrail import converse_guardrail
 from concierge.adapters.llm.port import ModelReply, ModelRequest
-from concierge.models.http import Guardrail
 
 
 class BedrockConverseModel:
@@ -23,8 +26,14 @@ class BedrockConverseModel:
         self.model_id = model_id
         self.spec = f"bedrock:{model_id}"
         self._client = client
+        # With the trace, the response names the policies that acted: the reply's reasons. (It
+        # also quotes what they matched; only the names are read.)
         self._guardrail = (
-            {"guardrailIdentifier": guardrail_id, "guardrailVersion": guardrail_version}
+            {
+                "guardrailIdentifier": guardrail_id,
+                "guardrailVersion": guardrail_version,
+                "trace": "enabled",
+            }
             if guardrail_id
             else None
         )
@@ -61,8 +70,6 @@ class BedrockConverseModel:
             model=self.spec,
             input_tokens=usage.get("inputTokens", 0),
             output_tokens=usage.get("outputTokens", 0),
-            # The text is then the guardrail's own blocked message.
-            guardrail=Guardrail(action="blocked", source="output")
-            if response.get("stopReason") == "guardrail_intervened"
-            else None,
+            # Read even without a guardrail of ours: one enforced for the account applies too.
+            guardrail=converse_guardrail(response),
         )
