@@ -10,8 +10,8 @@ from concierge.observability import logger, record_usage, tracer
 from concierge.steps.answer import answer
 
 
-@logger.inject_lambda_context(correlation_id_path="request_id")
-@tracer.capture_lambda_handler
+@logger.inject_lambda_context(correlation_id_path="request_id", log_event=False)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = answer(parse(AnswerInput, event), wiring.route("answer"))
     record_usage(result.usage)

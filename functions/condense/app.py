@@ -12,8 +12,8 @@ from concierge.observability import logger, record_usage, tracer
 from concierge.steps.condense import condense
 
 
-@logger.inject_lambda_context(correlation_id_path="request_id")
-@tracer.capture_lambda_handler
+@logger.inject_lambda_context(correlation_id_path="request_id", log_event=False)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse(CondenseInput, event)
     result = condense(

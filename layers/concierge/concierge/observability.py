@@ -1,23 +1,91 @@
 """The one Logger, Tracer and Metrics of the process, and the metrics every step records.
 
-Logs carry ids, sizes, categories and timings — never question or answer text.
+Logs, traces and metrics carry ids, sizes, categories, error names and timings — never
+question, answer, history or passage text:
+- handlers trace with `capture_response=False, capture_error=False` (Powertools would put the
+  handler's return value — the answer — and the raised error into the trace's metadata) and
+  log with `log_event=False`;
+- the X-Ray SDK records every exception that crosses a subsegment with `str(error)`, whatever
+  Powertools is told, and a provider's error may echo the prompt: the recorder's emitter is
+  wrapped so trace documents leave with the exception's type and stack only
+  (`TextFreeEmitter`);
+- Powertools' Tracer logs a handler's exception with its traceback (messages included) to the
+  standard `logging` tree, which the Lambda runtime prints: those records keep their line and
+  lose the traceback;
+- annotations are the step and model names, metric dimensions the step name.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from concierge.models.state import StepUsage
 
-logger = Logger()
 # Only botocore is patched: it is the one library whose calls (AWS services, Bedrock) a trace
 # needs. Patching everything Powertools supports would import `requests` and others at every
-# cold start for nothing.
-tracer = Tracer(patch_modules=("botocore",))
+# cold start for nothing. The X-Ray SDK records only whitelisted request parameters of those
+# calls (table and function names, never items or payloads).
+TRACED_MODULES = ("botocore",)
+
+logger = Logger()
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
+
+
+class TextFreeEmitter:
+    """The X-Ray recorder's emitter, wrapped: every trace document (a segment, or a subsegment
+    streamed on its own) is sent by `inner` once the messages of the exceptions it records are
+    removed; their type, stack (file, line, function) and fault flag stay."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def send_entity(self, entity: Any) -> None:
+        _drop_exception_messages(entity)
+        self.inner.send_entity(entity)
+
+    def __getattr__(self, name: str) -> Any:
+        # The rest of the emitter's interface (set_daemon_address, ip, port) is the inner one's.
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def _drop_exception_messages(entity: Any) -> None:
+    cause = getattr(entity, "cause", None)
+    if isinstance(cause, dict):
+        for throwable in cause.get("exceptions", ()):
+            vars(throwable).pop("message", None)
+    for child in getattr(entity, "subsegments", ()):
+        _drop_exception_messages(child)
+
+
+def _keep_text_out_of_traces(recorder: Any) -> None:
+    emitter = getattr(recorder, "emitter", None)
+    if emitter is not None and not isinstance(emitter, TextFreeEmitter):
+        recorder.emitter = TextFreeEmitter(emitter)
+
+
+class _WithoutTraceback(logging.Filter):
+    """Keeps a record's line, drops its traceback (exception messages may quote user text)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+# Wrapped even when tracing is off (locally, in tests): costs nothing, and a process that turns
+# tracing on later sends through it all the same.
+_keep_text_out_of_traces(tracer.provider)
+# "Exception received from lambda_handler", with the traceback: the line is worth keeping.
+logging.getLogger("aws_lambda_powertools.tracing.tracer").addFilter(_WithoutTraceback())
 
 
 def _step_metrics(step: str) -> EphemeralMetrics:
