@@ -36,6 +36,10 @@ from infra.cfn_yaml import Evaluator
 MARKER = "# not used by the tested paths:"
 STACK_NAME = "concierge-test"
 SUFFIX = "1Q2W3E4R5T6Y"
+# What AWS would name the stack's customer managed key and its guardrail (and its version).
+KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+GUARDRAIL_ID = "gr1q2w3e4r5t"
+GUARDRAIL_VERSION = "1"
 # Managed policies SAM attaches (logs, X-Ray): outside what the paths exercise.
 SAM_MANAGED = (
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
@@ -167,6 +171,10 @@ class Stack:
             return f"{STACK_NAME}-{logical_id}-{SUFFIX}".lower()
         if kind == "AWS::Serverless::StateMachine":
             return f"{logical_id}-{SUFFIX}"
+        if kind == "AWS::KMS::Key":
+            return KEY_ID
+        if kind in ("AWS::Bedrock::Guardrail", "AWS::Bedrock::GuardrailVersion"):
+            return GUARDRAIL_ID
         return f"{STACK_NAME}-{logical_id}-{SUFFIX}"
 
     def physical(self, logical_id: str, attribute: str | None = None) -> str:
@@ -180,21 +188,31 @@ class Stack:
             "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
             "AWS::Serverless::StateMachine": f"arn:aws:states:{region}:{account}:stateMachine:{name}",
             "AWS::Serverless::Function": f"arn:aws:lambda:{region}:{account}:function:{name}",
+            "AWS::KMS::Key": f"arn:aws:kms:{region}:{account}:key/{name}",
+            "AWS::Bedrock::Guardrail": f"arn:aws:bedrock:{region}:{account}:guardrail/{name}",
+            "AWS::Bedrock::GuardrailVersion": f"arn:aws:bedrock:{region}:{account}:guardrail/{name}",
         }
         assert kind in arns, f"{logical_id} ({kind}): teach Stack.physical its name and ARN"
+        # A guardrail's Ref is its ARN; a guardrail, its versions and a key have attributes of
+        # their own (the version of a guardrail resource is its working draft).
+        by_ref = ("AWS::Serverless::StateMachine", "AWS::Bedrock::Guardrail")
         if attribute is None:
-            return arns[kind] if kind == "AWS::Serverless::StateMachine" else name
-        if attribute == "Arn":
+            return arns[kind] if kind in by_ref else name
+        if attribute in ("Arn", "GuardrailArn"):
             return arns[kind]
-        if attribute == "Name":
+        if attribute in ("Name", "GuardrailId"):
             return name
+        if attribute == "Version":
+            return "DRAFT" if kind == "AWS::Bedrock::Guardrail" else GUARDRAIL_VERSION
         raise AssertionError(f"{logical_id}.{attribute}: teach Stack.physical this attribute")
 
     def resolve(self, node: Any) -> Any:
         """`node` with its intrinsic functions applied and resources named as in the test."""
-        return self._named(self._evaluator.resolve(node))
+        return self.named(self._evaluator.resolve(node))
 
-    def _named(self, value: Any) -> Any:
+    def named(self, value: Any) -> Any:
+        """`value` (resolved) with its `<Resource>` and `<Resource.attribute>` placeholders named
+        as in the test stack."""
         if isinstance(value, str):
             return re.sub(
                 r"<([A-Za-z0-9]+)(?:\.([A-Za-z]+))?>",
@@ -202,9 +220,9 @@ class Stack:
                 value,
             )
         if isinstance(value, list):
-            return [self._named(item) for item in value]
+            return [self.named(item) for item in value]
         if isinstance(value, dict):
-            return {key: self._named(item) for key, item in value.items()}
+            return {key: self.named(item) for key, item in value.items()}
         return value
 
     # -- functions -----------------------------------------------------------------------------

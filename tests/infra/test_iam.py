@@ -216,7 +216,7 @@ def test_offline_only_configuration_grants_no_model_access(template: dict[str, A
     ("parameters", "expected"),
     [
         pytest.param(
-            {"SageMakerEndpointNames": "concierge-llama-3-1-70b"},
+            {"SageMakerEndpointNames": "concierge-llama-3-1-70b", "GuardrailId": "none"},
             {
                 "sagemaker:InvokeEndpoint": {
                     f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/concierge-llama-3-1-70b"
@@ -225,7 +225,7 @@ def test_offline_only_configuration_grants_no_model_access(template: dict[str, A
             id="sagemaker-only",
         ),
         pytest.param(
-            {"BedrockModelIds": "anthropic.claude-3-haiku-20240307-v1:0"},
+            {"BedrockModelIds": "anthropic.claude-3-haiku-20240307-v1:0", "GuardrailId": "none"},
             {
                 "bedrock:InvokeModel": {
                     "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
@@ -238,7 +238,7 @@ def test_offline_only_configuration_grants_no_model_access(template: dict[str, A
 def test_only_the_statements_of_configured_lists_are_present(
     template: dict[str, Any], parameters: dict[str, str], expected: dict[str, set[str]]
 ) -> None:
-    # Given a single allow-list configured, and no guardrail
+    # Given a single allow-list configured, and no guardrail (GuardrailId=none)
     # When the step roles' model grants are resolved
     grants = {holder: model_grants(template, holder, parameters) for holder in MODEL_STEPS}
 
@@ -248,7 +248,7 @@ def test_only_the_statements_of_configured_lists_are_present(
 
 
 def test_every_slot_of_every_list_is_granted(template: dict[str, Any]) -> None:
-    # Given allow-lists filled to the number of slots the template reads
+    # Given allow-lists filled to the number of slots the template reads (and no guardrail)
     slots = {parameter: routes.slot_count(template, parameter) for parameter in routes.ALLOW_LISTS}
     model_ids = [f"provider.model-{n}-v1:0" for n in range(slots["BedrockModelIds"])]
     profile_ids = [
@@ -259,6 +259,7 @@ def test_every_slot_of_every_list_is_granted(template: dict[str, Any]) -> None:
         "BedrockModelIds": ",".join(model_ids),
         "BedrockInferenceProfileIds": ",".join(profile_ids),
         "SageMakerEndpointNames": ",".join(endpoints),
+        "GuardrailId": "none",
     }
 
     # When the answer role's model grants are resolved with them
@@ -280,11 +281,15 @@ def test_each_environment_grants_what_its_routes_call(
     # When the template's policies are resolved with its parameters
     grants = {holder: model_grants(template, holder, parameters) for holder in ROLE_HOLDERS}
 
-    # Then the step roles may invoke exactly what the routes call (and its guardrail)
+    # Then the step roles may invoke exactly what the routes call, and apply the environment's
+    # guardrail: the stack's own (GuardrailId empty), the one it names, or none
     expected = routes.required_access(specs).arns(REGION, ACCOUNT)
-    if parameters.get("GuardrailId"):
+    guardrail = parameters.get("GuardrailId", "")
+    if guardrail != "none" and expected:
         expected["bedrock:ApplyGuardrail"] = {
-            f"arn:aws:bedrock:{REGION}:{ACCOUNT}:guardrail/{parameters['GuardrailId']}"
+            f"arn:aws:bedrock:{REGION}:{ACCOUNT}:guardrail/{guardrail}"
+            if guardrail
+            else "<ChatGuardrail.GuardrailArn>"
         }
     for holder in MODEL_STEPS:
         assert grants[holder] == expected, f"{env}: {holder}"

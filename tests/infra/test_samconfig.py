@@ -156,3 +156,26 @@ def test_model_routes_reject_local_only_specs(template: dict[str, Any]) -> None:
         assert re.fullmatch(fallbacks, "offline,bedrock:amazon.nova-micro-v1:0,sagemaker:e1:inputs")
         assert not re.fullmatch(fallbacks, "bedrock:amazon.nova-micro-v1:0,openai:llama3.1")
         assert not re.fullmatch(fallbacks, "bedrock:amazon.nova-micro-v1:0,")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_screens_and_guards_and_prod_also_redacts_and_has_its_own_key(
+    env_parameters: dict[str, dict[str, str]], env: str
+) -> None:
+    # Given the environment's overrides
+    values = env_parameters[env]
+
+    # When its safety and encryption choices are read
+    chosen = {
+        name: values.get(name)
+        for name in ("GuardrailId", "InjectionScreen", "RedactPii", "CustomerManagedKey")
+    }
+
+    # Then every environment screens questions and documents and has a guardrail of the
+    # stack's own; prod alone redacts personal data and encrypts with a key of its own
+    assert chosen == {
+        "GuardrailId": "",
+        "InjectionScreen": "on",
+        "RedactPii": "true" if env == "prod" else "false",
+        "CustomerManagedKey": "true" if env == "prod" else "false",
+    }

@@ -12,6 +12,7 @@ import pytest
 
 from infra import tools
 from infra.cfn_yaml import Evaluator
+from infra.iam_policies import Stack
 
 FUNCTIONS = {
     "ApiFunction": "functions/api",
@@ -240,8 +241,14 @@ def test_http_api_has_narrow_cors_throttling_and_access_logs(template: dict[str,
 
 
 def settings_models() -> dict[str, tuple[type[Any], ...]]:
-    """The settings groups each handler loads (the model steps also load the model runtime)."""
+    """The settings groups each handler loads (the model steps also load the model runtime).
+
+    The safety groups (the screen, the answer checks, privacy) are being added to the package:
+    each counts from the moment `concierge.config` has it."""
     from concierge import config
+
+    def safety(*names: str) -> tuple[type[Any], ...]:
+        return tuple(getattr(config, name) for name in names if hasattr(config, name))
 
     return {
         # The answer route and the model prices price a request's budget reservation.
@@ -250,6 +257,7 @@ def settings_models() -> dict[str, tuple[type[Any], ...]]:
             config.TableSettings,
             config.AnswerRoute,
             config.ModelRuntimeSettings,
+            *safety("ScreenSettings", "PrivacySettings"),
         ),
         "ClassifyFunction": (
             config.CategorySettings,
@@ -261,25 +269,53 @@ def settings_models() -> dict[str, tuple[type[Any], ...]]:
             config.CondenseRoute,
             config.CondenseSettings,
             config.ModelRuntimeSettings,
+            *safety("ScreenSettings"),
         ),
-        "RetrieveFunction": (config.RetrieveSettings, config.KnowledgeBaseSettings),
-        "AnswerFunction": (config.AnswerRoute, config.ModelRuntimeSettings),
+        "RetrieveFunction": (
+            config.RetrieveSettings,
+            config.KnowledgeBaseSettings,
+            *safety("ScreenSettings"),
+        ),
+        "AnswerFunction": (
+            config.AnswerRoute,
+            config.ModelRuntimeSettings,
+            *safety("AnswerCheckSettings", "PrivacySettings"),
+        ),
         "SemanticFunction": (config.SemanticCacheSettings, config.TableSettings),
     }
+
+
+# Variables the template wires before the package reads them (the Safety issue's screen, link
+# hosts and redaction, being written). One is excused only while no settings group declares it:
+# from then on the functions that get it must load that group (settings_models above).
+WIRED_AHEAD_OF_THE_CODE = {"CONCIERGE_SCREEN", "CONCIERGE_LINK_HOSTS", "CONCIERGE_REDACT_PII"}
+
+
+def declared_by_some_group() -> set[str]:
+    """Every variable a settings group of the package reads."""
+    from concierge import config
+
+    groups = [
+        value
+        for value in vars(config).values()
+        if isinstance(value, type)
+        and issubclass(value, config.SettingsGroup)
+        and value is not config.SettingsGroup
+    ]
+    return {config.ENV_PREFIX + field.upper() for group in groups for field in group.model_fields}
 
 
 def function_environment(
     template: dict[str, Any], parameters: dict[str, str]
 ) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-    """(Globals variables, the function's own variables) of every function, resolved."""
-    evaluator = Evaluator(template, parameters)
-    shared = evaluator.resolve(template["Globals"]["Function"]["Environment"]["Variables"])
+    """(Globals variables, the function's own variables) of every function, resolved; the
+    stack's resources named as AWS would name them (a guardrail id, a version number)."""
+    stack = Stack(template, {}, parameters, region="eu-west-1", account="123456789012")
+    shared = stack.resolve(template["Globals"]["Function"]["Environment"]["Variables"])
     return {
         name: (
             shared,
-            evaluator.resolve(
-                template["Resources"][name]["Properties"]["Environment"]["Variables"]
-            ),
+            stack.resolve(template["Resources"][name]["Properties"]["Environment"]["Variables"]),
         )
         for name in FUNCTIONS
     }
@@ -296,9 +332,11 @@ def test_each_function_can_load_its_settings_from_the_template_environment(
 
     # When every function's environment is resolved with them
     environments = function_environment(template, parameters)
+    excused = WIRED_AHEAD_OF_THE_CODE - declared_by_some_group()
 
     # Then the settings models of each handler (the package reads CONCIERGE_* variables into
-    # them) find every required setting, no variable they ignore, and values that validate
+    # them) find every required setting, no variable they ignore (but those wired ahead of the
+    # code), and values that validate
     for name, models in settings_models().items():
         shared, own = environments[name]
         known = {config.ENV_PREFIX + field.upper() for m in models for field in m.model_fields}
@@ -309,8 +347,8 @@ def test_each_function_can_load_its_settings_from_the_template_environment(
             if info.is_required()
         }
         assert required <= set(own), f"{name} misses {sorted(required - set(own))}"
-        assert set(own) <= known, (
-            f"{name} sets variables its settings ignore: {sorted(set(own) - known)}"
+        assert set(own) - excused <= known, (
+            f"{name} sets variables its settings ignore: {sorted(set(own) - excused - known)}"
         )
         for model in models:
             config.load(model, {key: str(value) for key, value in {**shared, **own}.items()})
@@ -322,10 +360,13 @@ def test_model_steps_read_route_and_runtime_settings_from_the_parameters(
 ) -> None:
     from concierge import config
 
-    # Given a fallback route and non-default runtime parameters
+    # Given a fallback route, the models it may call, and non-default runtime parameters
     parameters = {
         f"{step}Model": "sagemaker:concierge-llama-3-1-70b:messages",
         f"{step}Fallbacks": "bedrock:eu.anthropic.claude-3-haiku-20240307-v1:0,offline",
+        "SageMakerEndpointNames": "concierge-llama-3-1-70b",
+        "BedrockModelIds": "anthropic.claude-3-haiku-20240307-v1:0",
+        "BedrockInferenceProfileIds": "eu.anthropic.claude-3-haiku-20240307-v1:0",
         "ModelAttempts": "3",
         "RetryBaseDelayMs": "100",
         "RetryMaxDelayMs": "1500",
@@ -382,6 +423,65 @@ def test_empty_runtime_parameters_mean_not_set(template: dict[str, Any]) -> None
     assert runtime.bedrock_guardrail_id is None
     assert (runtime.model_attempts, runtime.bedrock_latency) == (2, "standard")
     assert route.answer_fallbacks == ()
+
+
+def test_traces_capture_no_handler_result_and_no_error(template: dict[str, Any]) -> None:
+    # When the variables every function inherits, and each function's own, are read
+    shared = template["Globals"]["Function"]["Environment"]["Variables"]
+    own = {
+        name: body["Properties"]["Environment"]["Variables"]
+        for name, body in resources(template, "AWS::Serverless::Function").items()
+    }
+
+    # Then Powertools' Tracer records neither a handler's result nor its exception in X-Ray
+    # (both can hold a question or an answer), and no function turns that back on
+    assert shared["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    assert shared["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"
+    for name, variables in own.items():
+        assert not {k for k in variables if k.startswith("POWERTOOLS_TRACER_")}, name
+
+
+@pytest.mark.parametrize(
+    ("variable", "parameter", "functions"),
+    [
+        (
+            "CONCIERGE_SCREEN",
+            "InjectionScreen",
+            {"ApiFunction", "CondenseFunction", "RetrieveFunction"},
+        ),
+        ("CONCIERGE_LINK_HOSTS", "AllowedLinkHosts", {"AnswerFunction"}),
+        ("CONCIERGE_REDACT_PII", "RedactPii", {"ApiFunction", "AnswerFunction"}),
+    ],
+)
+def test_safety_settings_reach_exactly_the_functions_that_act_on_them(
+    template: dict[str, Any], variable: str, parameter: str, functions: set[str]
+) -> None:
+    # Given non-default values of the safety parameters
+    parameters = {
+        "InjectionScreen": "off",
+        "AllowedLinkHosts": "www.example.com,docs.example.com",
+        "RedactPii": "true",
+    }
+
+    # When every function's environment is resolved with them
+    environments = function_environment(template, parameters)
+
+    # Then the functions that screen, render links or redact get the parameter's value, and
+    # no other function gets the variable
+    given = {name: own[variable] for name, (_, own) in environments.items() if variable in own}
+    assert given == dict.fromkeys(functions, parameters[parameter])
+
+
+def test_allowed_link_hosts_are_host_names_only(template: dict[str, Any]) -> None:
+    # Given the pattern of the AllowedLinkHosts parameter
+    pattern = template["Parameters"]["AllowedLinkHosts"]["AllowedPattern"]
+
+    # When / Then it accepts none or comma-separated host names, and nothing that is not one
+    assert re.fullmatch(pattern, "")
+    assert re.fullmatch(pattern, "www.example.com")
+    assert re.fullmatch(pattern, "www.example.com,docs.example.co.uk,localhost")
+    for wrong in ("https://www.example.com", "www.example.com/", "*.example.com", "a b.com", "x,"):
+        assert not re.fullmatch(pattern, wrong), wrong
 
 
 def test_retrieve_reads_the_index_from_the_knowledge_bucket(template: dict[str, Any]) -> None:
