@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 ENV ?= dev
 CONCIERGE_PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
@@ -14,7 +16,7 @@ help:
 	@echo "make run              local chat API on http://127.0.0.1:$(CONCIERGE_PORT) (offline models)"
 	@echo "make test             every test and static check"
 	@echo "make lint|typecheck   ruff / mypy"
-	@echo "make validate         sam validate --lint, cfn-lint, asl-validator"
+	@echo "make validate         sam validate --lint, cfn-lint, asl-validator, checkov"
 	@echo "make build            sam build (arm64, no Docker)"
 	@echo "make deploy ENV=dev   sam build + sam deploy --config-env ENV (dev|staging|prod)"
 	@echo "make bench            benchmarks -> BENCHMARKS.md figures"
@@ -37,6 +39,15 @@ $(SAM): requirements/sam.txt
 	touch $@
 
 .venv-sam: $(SAM)
+
+# checkov pins many packages of its own: a third environment, built once (the target's timestamp).
+$(CHECKOV): requirements/checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements/checkov.txt
+	touch $@
+
+.venv-checkov: $(CHECKOV)
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -70,16 +81,17 @@ integration: install
 e2e: install
 	$(BIN)/pytest -m e2e
 
-infra: install $(SAM) node_modules/.package-lock.json
+infra: install $(SAM) $(CHECKOV) node_modules/.package-lock.json
 	$(BIN)/pytest -m infra
 
-test: install $(SAM) node_modules/.package-lock.json lint typecheck
+test: install $(SAM) $(CHECKOV) node_modules/.package-lock.json lint typecheck
 	$(BIN)/pytest
 
-validate: install $(SAM) node_modules/.package-lock.json
+validate: install $(SAM) $(CHECKOV) node_modules/.package-lock.json
 	$(SAM) validate --lint
 	$(BIN)/cfn-lint template.yaml
 	for definition in statemachine/*.asl.json; do node_modules/.bin/asl-validator --json-path $$definition || exit 1; done
+	$(BIN)/pytest -q tests/infra/test_checkov.py
 
 # --- AWS ----------------------------------------------------------------------------------
 build: $(SAM)

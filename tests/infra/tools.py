@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,12 @@ def sam() -> Path:
     return _require(REPO_ROOT / ".venv-sam" / "bin" / "sam", "sam (aws-sam-cli)", "make .venv-sam")
 
 
+def checkov() -> Path:
+    return _require(
+        REPO_ROOT / ".venv-checkov" / "bin" / "checkov", "checkov", "make .venv-checkov"
+    )
+
+
 def asl_validator() -> Path:
     return _require(
         REPO_ROOT / "node_modules" / ".bin" / "asl-validator", "asl-validator", "npm ci"
@@ -52,13 +59,16 @@ def cfn_lint() -> Path:
 
 
 def run(
-    args: list[str | Path], cwd: Path = REPO_ROOT, timeout: float = 300
+    args: list[str | Path],
+    cwd: Path = REPO_ROOT,
+    timeout: float = 300,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a tool to completion; SAM telemetry is off."""
+    """Run a tool to completion; SAM telemetry is off; `env` adds variables."""
     return subprocess.run(
         [str(arg) for arg in args],
         cwd=cwd,
-        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0", **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
