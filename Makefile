@@ -10,7 +10,7 @@ ENV ?= dev
 CONCIERGE_PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench lock openapi clean
+.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench lock openapi screen-model clean
 
 help:
 	@echo "make run              local chat API on http://127.0.0.1:$(CONCIERGE_PORT) (offline models)"
@@ -21,6 +21,7 @@ help:
 	@echo "make deploy ENV=dev   sam build + sam deploy --config-env ENV (dev|staging|prod)"
 	@echo "make bench            benchmarks -> BENCHMARKS.md figures"
 	@echo "make openapi          regenerate docs/openapi.json from the api function's routes"
+	@echo "make screen-model     retrain the injection screen's weights on bench/safety/"
 
 # --- environments -------------------------------------------------------------------------
 $(BIN)/concierge: pyproject.toml requirements/dev.txt
@@ -109,6 +110,11 @@ lock: install
 	{ echo "# Pinned development environment (.venv): the package's runtime, local and dev extras."; \
 	  echo "# Regenerate with: make lock"; \
 	  $(BIN)/pip freeze --exclude-editable; } > requirements/dev.txt
+
+# The injection screen's learned weights, from the development sets in bench/safety/
+# (a unit test fails when they are older than the sets or the screen's code).
+screen-model: install
+	$(BIN)/python -m bench.safety_train
 
 # The HTTP API's OpenAPI document, generated from concierge.api (a unit test compares them).
 openapi: install

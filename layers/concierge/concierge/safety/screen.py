@@ -6,14 +6,16 @@ showing the prompt, a persona without rules, a claimed mode or authority, forged
 markup, data carried away in links, refusals forbidden, rules declared void, instructions
 addressed to an assistant that reads a document, and the same wrapped in encodings.
 
-It is pure Python (no model, no network) and runs before any model call, in well under 2 ms for a
-question. It is a cheap first layer, not the only one: Bedrock Guardrails and delimited prompts
-stand behind it.
+It is pure Python (no network, no library) and runs before any model call, in well under 2 ms
+for a question. It is a cheap first layer, not the only one: Bedrock Guardrails and delimited
+prompts stand behind it.
 
-Scoring: a family counts once, with its two strongest signals; families combine like
-independent pieces of evidence (1 - Π(1 - w)), so one strong signal flags a text, and two weak
-ones may. Counting at most two signals a family keeps a long document that mentions rules and
-prompts many times from adding up to an attack.
+Two halves decide together. The patterns give each family a strength: a family counts once,
+with its two strongest signals (so a long document that mentions rules and prompts many times
+does not add up to an attack). The learned model (concierge.safety.learned) weighs those
+strengths with the words of the text, and its probability is the verdict's score. Without the
+model's weights the families combine on their own, like independent pieces of evidence
+(1 - Π(1 - w)).
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from concierge.safety.learned import features, load_model
 from concierge.safety.patterns import CASED_SIGNALS, SIGNALS, Signal
 from concierge.text import fold
 
+# Without the learned model: the combined strength of the families that flags a text.
 THRESHOLD = 0.5
+# Flagged by the learned model with no pattern family to name.
+WORDING = "injection_wording"
 Kind = Literal["question", "document"]
 
 # Zero-width and direction marks: invisible, and splitting a word without changing how it reads.
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
-# Letters of other scripts that look Latin (Cyrillic, Greek): "іgnоrе" reads as "ignore".
+# Letters of other scripts that look Latin (Cyrillic, Greek): a Cyrillic "о" reads as "o".  # noqa: RUF003
 _LOOKALIKES = str.maketrans(
     "аеорсухіјѕԁɡһкмтвнАЕОРСУХІЈЅКМТВНαοεικνρτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
     "aeopcyxijsdghkmtbhAEOPCYXIJSKMTBHaoeikvptuxABEHIKMNOPTYX",
@@ -56,7 +62,7 @@ _REVERSE_HINT = re.compile(
     re.IGNORECASE,
 )
 # Quoted fragments, joined in order, undo payload splitting.
-_QUOTED = re.compile(r"[\"'«“‘]([^\"'«»“”‘’\n]{1,80})[\"'»”’]")
+_QUOTED = re.compile(r"[\"'«“‘]([^\"'«»“”‘’\n]{1,80})[\"'»”’]")  # noqa: RUF001
 
 
 @dataclass(frozen=True)
@@ -87,16 +93,33 @@ def screen(text: str, kind: Kind = "question") -> Verdict:
     document (ingested, or retrieved as a passage); both are screened for every family."""
     if not text.strip():
         return CLEAN
+    plain, strengths = evidence(text, kind)
+    model = load_model()
+    if model is None:
+        return _verdict(strengths)
+    score = model.probability(features(plain, strengths, kind))
+    flagged = score >= model.threshold
+    reasons = tuple(sorted(strengths, key=lambda family: (-strengths[family], family)))
+    if flagged and not reasons:
+        reasons = (WORDING,)
+    return Verdict(flagged=flagged, score=round(score, 3), reasons=reasons)
+
+
+def evidence(text: str, kind: Kind = "question") -> tuple[str, dict[str, float]]:
+    """What the screen reads in `text`: its normalised form (with whatever an encoding hid in
+    it appended) and the strength of each pattern family found."""
+    plain = normalise(text)
     strengths = _strengths(text, kind)
     for hidden in _hidden_texts(text):
         # What an encoding hid counts as the family it is, and as obfuscation.
         found = _strengths(hidden, kind)
         if found:
+            plain += "\n" + normalise(hidden)
             strongest = max(found.values())
             found["obfuscation"] = max(found.get("obfuscation", 0.0), strongest)
             for family, weight in found.items():
                 strengths[family] = max(strengths.get(family, 0.0), weight)
-    return _verdict(strengths)
+    return plain, strengths
 
 
 def screen_conversation(questions: list[str]) -> Verdict:

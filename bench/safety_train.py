@@ -1,0 +1,212 @@
+"""Train the screen's learned model (concierge.safety.learned) on the development sets and
+write its weights: `make screen-model`, or
+
+    .venv/bin/python -m bench.safety_train [--out PATH] [--folds 5]
+
+The development sets are bench/safety/*.jsonl and bench/safety/more/*.jsonl; the held-out set
+(bench/safety/holdout/) is never read here. The threshold is chosen on out-of-fold scores:
+the lowest probability that keeps false positives on benign items at or under the target, so
+the figure `bench` reports on the held-out set is an honest estimate.
+
+Pure Python (logistic regression with AdaGrad and L2), deterministic: the same sets give the
+same weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from concierge.safety.learned import MODEL_PATH, features
+from concierge.safety.screen import evidence
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = ROOT / "bench" / "safety"
+# Out-of-fold false positives on benign items the threshold keeps under: below the goal of
+# 2 %, so unseen data has room.
+TARGET_FALSE_POSITIVES = 0.01
+EPOCHS = 40
+LEARNING_RATE = 0.3
+L2 = 1e-4
+MIN_EXAMPLES = 2  # a feature seen in fewer training texts is left out
+PRUNE_BELOW = 0.02  # weights smaller than this are not shipped
+SEED = 20261201
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    label: int  # 1 attack, 0 benign
+    kind: str  # question | document
+    text: str
+    family: str
+    language: str
+
+
+def development_files(root: Path = SETS) -> list[Path]:
+    """The sets the model learns from, in a stable order (never the held-out set)."""
+    return sorted([*root.glob("*.jsonl"), *(root / "more").glob("*.jsonl")])
+
+
+def digest(paths: Iterable[Path]) -> str:
+    """What the weights were trained on: the sets' bytes and the feature code's."""
+    hashed = hashlib.sha256()
+    sources = ROOT / "layers" / "concierge" / "concierge" / "safety"
+    for path in [*paths, sources / "learned.py", sources / "patterns.py", sources / "screen.py"]:
+        hashed.update(path.name.encode())
+        hashed.update(path.read_bytes())
+    return hashed.hexdigest()[:16]
+
+
+def read_examples(paths: Iterable[Path]) -> Iterator[Example]:
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            label = item.get("label") or ("benign" if "benign" in path.name else "attack")
+            # A conversation is screened as its turns read together (screen_conversation).
+            text = "\n".join(item["turns"]) if item["kind"] == "conversation" else item["text"]
+            yield Example(
+                id=item["id"],
+                label=int(label == "attack"),
+                kind="document" if item["kind"] == "document" else "question",
+                text=text,
+                family=item.get("family", ""),
+                language=item.get("language", ""),
+            )
+
+
+Vector = dict[str, float]
+
+
+def vectorise(example: Example) -> Vector:
+    plain, strengths = evidence(example.text, example.kind)  # type: ignore[arg-type]
+    return features(plain, strengths, example.kind)
+
+
+def train(
+    vectors: list[Vector], labels: list[int], vocabulary: set[str]
+) -> tuple[float, dict[str, float]]:
+    """Logistic regression, classes weighted to count equally, AdaGrad steps, L2."""
+    positives = sum(labels)
+    class_weight = {
+        1: len(labels) / (2 * positives),
+        0: len(labels) / (2 * (len(labels) - positives)),
+    }
+    weights: dict[str, float] = {}
+    squares: dict[str, float] = {}
+    bias, bias_square = 0.0, 0.0
+    order = list(range(len(vectors)))
+    rng = random.Random(SEED)
+    for _ in range(EPOCHS):
+        rng.shuffle(order)
+        for index in order:
+            vector = {name: value for name, value in vectors[index].items() if name in vocabulary}
+            total = bias + sum(weights.get(name, 0.0) * value for name, value in vector.items())
+            predicted = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, total))))
+            error = (predicted - labels[index]) * class_weight[labels[index]]
+            bias_square += error * error
+            bias -= LEARNING_RATE * error / math.sqrt(bias_square + 1e-8)
+            for name, value in vector.items():
+                gradient = error * value + L2 * weights.get(name, 0.0)
+                squares[name] = squares.get(name, 0.0) + gradient * gradient
+                weights[name] = weights.get(name, 0.0) - LEARNING_RATE * gradient / math.sqrt(
+                    squares[name] + 1e-8
+                )
+    return bias, weights
+
+
+def probability(bias: float, weights: dict[str, float], vector: Vector) -> float:
+    total = bias + sum(weights.get(name, 0.0) * value for name, value in vector.items())
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, total))))
+
+
+def vocabulary_of(vectors: Iterable[Vector]) -> set[str]:
+    seen = Counter(name for vector in vectors for name in vector)
+    return {name for name, count in seen.items() if count >= MIN_EXAMPLES}
+
+
+def out_of_fold(vectors: list[Vector], labels: list[int], folds: int) -> list[float]:
+    """Each example's probability from a model that did not see it."""
+    order = list(range(len(vectors)))
+    random.Random(SEED).shuffle(order)
+    scores = [0.0] * len(vectors)
+    for fold in range(folds):
+        held = set(order[fold::folds])
+        train_indices = [i for i in range(len(vectors)) if i not in held]
+        vocabulary = vocabulary_of(vectors[i] for i in train_indices)
+        bias, weights = train(
+            [vectors[i] for i in train_indices], [labels[i] for i in train_indices], vocabulary
+        )
+        for index in held:
+            scores[index] = probability(bias, weights, vectors[index])
+    return scores
+
+
+def threshold_for(scores: list[float], labels: list[int], target: float) -> float:
+    """The lowest threshold that keeps the benign items' false-positive rate at `target`."""
+    benign = sorted(
+        (score for score, label in zip(scores, labels, strict=True) if not label), reverse=True
+    )
+    allowed = math.floor(target * len(benign))
+    # Just above the (allowed + 1)-th highest benign score.
+    return min(0.99, max(0.5, benign[allowed] + 1e-6)) if allowed < len(benign) else 0.5
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.safety_train", description=__doc__)
+    parser.add_argument("--out", type=Path, default=MODEL_PATH)
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    files = development_files()
+    examples = list(read_examples(files))
+    vectors = [vectorise(example) for example in examples]
+    labels = [example.label for example in examples]
+    print(
+        f"training on {len(examples)} texts ({sum(labels)} attacks) from {len(files)} files",
+        file=sys.stderr,
+    )
+
+    scores = out_of_fold(vectors, labels, args.folds)
+    threshold = threshold_for(scores, labels, TARGET_FALSE_POSITIVES)
+    caught = sum(s >= threshold for s, y in zip(scores, labels, strict=True) if y)
+    false = sum(s >= threshold for s, y in zip(scores, labels, strict=True) if not y)
+    print(
+        f"out of fold: threshold {threshold:.3f}, attacks caught {caught}/{sum(labels)} "
+        f"({caught / sum(labels):.1%}), false positives {false}/{len(labels) - sum(labels)} "
+        f"({false / (len(labels) - sum(labels)):.1%})",
+        file=sys.stderr,
+    )
+
+    vocabulary = vocabulary_of(vectors)
+    bias, weights = train(vectors, labels, vocabulary)
+    kept = {
+        name: round(weight, 4)
+        for name, weight in sorted(weights.items())
+        if abs(weight) >= PRUNE_BELOW
+    }
+    document = {
+        "trained_on": digest(files),
+        "threshold": round(threshold, 4),
+        "bias": round(bias, 4),
+        "weights": kept,
+    }
+    args.out.write_text(
+        json.dumps(document, ensure_ascii=False, indent=0, sort_keys=False) + "\n", encoding="utf-8"
+    )
+    print(f"wrote {args.out} ({len(kept)} weights)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
