@@ -17,6 +17,7 @@
     concierge history delete --session ID  delete a session and the cache entries it produced
     concierge cache flush --all | --kb-version V
                                            delete cached answers (local run, or --cache-table)
+    concierge screen TEXT... [--json]      the injection screen's verdict on each text
 
 Local runs keep history and cache in .concierge/tables.sqlite3 (`--state`), item by item, so a
 session survives restarts and a large history costs nothing at start or per request.
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from concierge.errors import ConfigurationError
 from concierge_cli import admin as admin_cli
+from concierge_cli import screening
 from concierge_cli.support import (
     WORK_DIR,
     ServerRecord,
@@ -60,7 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, default=Path.cwd(), help="repository root (default: .)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_ingest, _add_serve, _add_ask, _add_token, admin_cli.add_commands):
+    for add in (
+        _add_ingest,
+        _add_serve,
+        _add_ask,
+        _add_token,
+        admin_cli.add_commands,
+        screening.add_commands,
+    ):
         add(commands)
 
     args = parser.parse_args(argv)
@@ -123,6 +132,12 @@ def _add_ingest(commands: Subcommands) -> None:
         "--full", action="store_true", help="read every file again, ignoring the manifest"
     )
     ingest.add_argument(
+        "--strict",
+        action="store_true",
+        help="skip documents that carry instructions for an assistant (injected text the "
+        "screen finds); without it they are ingested and listed",
+    )
+    ingest.add_argument(
         "--knowledge-base-id",
         help="S3 target: start an ingestion job of this Bedrock knowledge base "
         "(CONCIERGE_KNOWLEDGE_BASE_ID)",
@@ -153,6 +168,7 @@ def _ingest(root: Path, args: argparse.Namespace) -> int:
             max_file_bytes=int(args.max_file_mb * 1024 * 1024),
             category=args.category,
             default_category=args.default_category,
+            strict=args.strict,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None

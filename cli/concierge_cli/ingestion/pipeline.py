@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from concierge.knowledge import Chunk, IndexFile
+from concierge.safety.screen import screen
 from concierge_cli.ingestion.chunker import check_sizes, chunk_text
 from concierge_cli.ingestion.dedupe import drop_duplicate_chunks, duplicate_documents, text_key
 from concierge_cli.ingestion.errors import PathNotFoundError
@@ -24,11 +25,12 @@ from concierge_cli.ingestion.readers import (
     check_format,
     read_document,
 )
-from concierge_cli.ingestion.report import FileOutcome, IngestReport, Status
+from concierge_cli.ingestion.report import FileOutcome, Flagged, IngestReport, Status
 
 # Bump when chunking or metadata rules change, so manifests of older runs re-read everything.
 RULES_VERSION = 2
 MEGABYTE = 1024 * 1024
+INJECTED = "injected instructions"
 
 Progress = Callable[[int, int, str], None]
 
@@ -40,6 +42,8 @@ class IngestOptions:
     max_file_bytes: int = 10 * MEGABYTE
     category: str | None = None  # for documents that declare none (before the folder name)
     default_category: str = "general"
+    # Leave out documents the screen finds instructions for an assistant in (else: reported).
+    strict: bool = False
 
     def __post_init__(self) -> None:
         check_sizes(self.max_chunk_chars, self.overlap_chars)
@@ -115,6 +119,15 @@ def ingest(
         for skip in skipped
     )
 
+    flagged = _screened(entries)
+    if options.strict:
+        for found in flagged:
+            del entries[found.source]
+            texts.pop(found.source, None)
+            outcomes.append(
+                FileOutcome(found.source, Status.SKIPPED, reason=INJECTED, detail=found.detail())
+            )
+
     copies = duplicate_documents((source, entries[source].text_key) for source in entries)
     for source, original in copies.items():
         entries[source] = entries[source].model_copy(update={"duplicate_of": original})
@@ -144,6 +157,8 @@ def ingest(
         chunks=len(kept),
         languages=sorted({chunk.language for chunk in kept}),
         duplicate_chunks=[(dropped.chunk_id, first.chunk_id) for dropped, first in repeats],
+        flagged=flagged,
+        strict=options.strict,
     )
     return IngestResult(
         index=index,
@@ -153,6 +168,19 @@ def ingest(
         files={file.source: file.path for file in files},
         texts=texts,
     )
+
+
+def _screened(entries: dict[str, SourceEntry]) -> list[Flagged]:
+    """The documents with chunks the screen flags (concierge.safety.screen): text written to
+    steer an assistant that reads it. Every chunk is screened, read in this run or reused."""
+    flagged = []
+    for source, entry in sorted(entries.items()):
+        verdicts = [(chunk.chunk_id, screen(chunk.text, "document")) for chunk in entry.chunks]
+        hits = [(chunk_id, verdict) for chunk_id, verdict in verdicts if verdict.flagged]
+        if hits:
+            reasons = dict.fromkeys(reason for _, verdict in hits for reason in verdict.reasons)
+            flagged.append(Flagged(source, [chunk_id for chunk_id, _ in hits], list(reasons)))
+    return flagged
 
 
 def _read_files(

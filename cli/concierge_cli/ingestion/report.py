@@ -36,6 +36,19 @@ class FileOutcome:
         return f"  {self.status.value:<9}  {self.source}  {what}".rstrip()
 
 
+@dataclass(frozen=True)
+class Flagged:
+    """A document with text written to steer an assistant (concierge.safety.screen)."""
+
+    source: str
+    chunk_ids: list[str]
+    reasons: list[str]
+
+    def detail(self) -> str:
+        chunks = ", ".join(chunk_id.rsplit("#", 1)[-1] for chunk_id in self.chunk_ids)
+        return f"chunk{'s' if len(self.chunk_ids) > 1 else ''} {chunks}: {', '.join(self.reasons)}"
+
+
 @dataclass
 class IngestReport:
     files: list[FileOutcome]
@@ -45,6 +58,9 @@ class IngestReport:
     languages: list[str]
     # (dropped chunk id, id of the chunk it repeats)
     duplicate_chunks: list[tuple[str, str]] = field(default_factory=list)
+    # Documents carrying injected instructions: skipped with `strict`, else kept and listed.
+    flagged: list[Flagged] = field(default_factory=list)
+    strict: bool = False
 
     def count(self, *statuses: Status) -> int:
         return sum(outcome.status in statuses for outcome in self.files)
@@ -70,6 +86,12 @@ class IngestReport:
                 f"  {len(self.duplicate_chunks)} duplicate chunk(s) dropped: {examples}"
                 + (f" and {more} more" if more > 0 else "")
             )
+        if self.flagged and not self.strict:
+            lines.append(
+                f"  {len(self.flagged)} document(s) carry injected instructions (kept; the chain "
+                "leaves such passages out of answers; --strict skips the documents):"
+            )
+            lines.extend(f"    {found.source}  {found.detail()}" for found in self.flagged)
         return lines
 
     def summary(self) -> str:
