@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from concierge import wiring
 from concierge.adapters.dynamodb.history import turns_from_items
-from concierge.config import CategorySettings, CondenseSettings
+from concierge.config import CategorySettings, CondenseSettings, ScreenSettings
 from concierge.models.state import CondenseInput, parse
 from concierge.observability import logger, record_usage, tracer
 from concierge.steps.condense import condense
@@ -22,6 +22,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         wiring.settings(CategorySettings),
         wiring.route("condense"),
         wiring.settings(CondenseSettings).history_tokens,
+        screened=wiring.settings(ScreenSettings).on,
     )
     record_usage(result.usage)
     return result.model_dump(mode="json")

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from concierge import wiring
-from concierge.config import RetrieveSettings
+from concierge.config import RetrieveSettings, ScreenSettings
 from concierge.models.state import RetrieveInput, parse
 from concierge.observability import logger, record_latency, tracer
 from concierge.steps.retrieve import retrieve
@@ -23,6 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         wiring.retriever(),
         settings.top_k,
         min_score=settings.min_score,
+        screened=wiring.settings(ScreenSettings).on,
     )
     record_latency("retrieve", (time.perf_counter() - started) * 1000)
     logger.info(
@@ -31,6 +32,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "passages": len(result.passages),
             "filter": result.filter_used,
             "retriever": settings.retriever,
+            "filtered_out": result.guardrail.reasons if result.guardrail else [],
         },
     )
     return result.model_dump(mode="json")

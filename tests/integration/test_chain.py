@@ -172,6 +172,7 @@ def test_a_retried_history_write_does_not_duplicate_the_turn(runtime: LocalRunti
         user_id="alice",
         session_id="s3",
         question=question,
+        stored_question=question,
         lookup=CacheLookup(cache_key="q#test", question=question, language="en"),
         cache_language="en",
         cache_scope="test",

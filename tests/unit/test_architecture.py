@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "concierge.cache_keys",
             "concierge.pricing",
             "concierge.prompt_library",
+            "concierge.safety",
         ),
     ),
     ("settings and telemetry", ("concierge.config", "concierge.observability")),

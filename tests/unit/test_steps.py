@@ -17,6 +17,7 @@ from concierge.models.state import (
     RetrieveInput,
     Understanding,
 )
+from concierge.prompt_library import load_prompt
 from concierge.steps.answer import answer, cite
 from concierge.steps.classify import classify
 from concierge.steps.condense import condense, transcript
@@ -385,31 +386,34 @@ def test_citations_are_the_cited_documents_renumbered_in_order_of_mention() -> N
     passages = [_passage("a.md"), _passage("b.md"), _passage("b.md"), _passage("c.md")]
 
     # When an answer citing them out of order, and one that does not exist, is cited
-    text, citations = cite("First [2]. Second [3]. Third [1]. Bogus [9].", passages)
+    text, citations, problems = cite("First [2]. Second [3]. Third [1]. Bogus [9].", passages)
 
     # Then each cited document is listed once in order of mention, the markers renumbered to
-    # match, and the bogus one dropped
+    # match, and the bogus one dropped and reported
     assert [c.source for c in citations] == ["b.md", "a.md"]
     assert text == "First [1]. Second [1]. Third [2]. Bogus."
+    assert problems == ("unknown_citation",)
 
 
-def test_an_answer_without_markers_cites_the_top_passage() -> None:
+def test_an_answer_without_markers_cites_nothing() -> None:
     # Given two passages
     passages = [_passage("a.md"), _passage("b.md")]
 
     # When an answer without any marker is cited
-    _, citations = cite("Plain answer.", passages)
+    text, citations, problems = cite("Plain answer.", passages)
 
-    # Then the top passage is its citation
-    assert [c.source for c in citations] == ["a.md"]
+    # Then no citation is invented: the answer stands uncited, and says so
+    assert (text, citations, problems) == ("Plain answer.", [], ("uncited",))
 
 
 def test_a_guardrail_refusal_is_shown_but_never_cached() -> None:
     # Given a model whose guardrail refuses the answer
     class Guarded(ScriptedModel):
         def generate(self, request):  # type: ignore[no-untyped-def]
-            return super().generate(request).model_copy(
-                update={"guardrail": Guardrail(action="blocked", source="output")}
+            return (
+                super()
+                .generate(request)
+                .model_copy(update={"guardrail": Guardrail(action="blocked", source="output")})
             )
 
     # When a question is answered
@@ -424,6 +428,8 @@ def test_a_guardrail_refusal_is_shown_but_never_cached() -> None:
         route_of(Guarded(["I can't help with that."])),
     )
 
-    # Then the refusal is shown as it is, but neither cached nor cited
-    assert result.answer == "I can't help with that."
+    # Then the user reads our refusal in their language (not the guardrail's own message),
+    # which is neither cached nor cited, and the intervention is reported
+    assert result.answer == load_prompt("answer").refused["en"]
     assert (result.cacheable, result.citations) == (False, [])
+    assert result.guardrail == Guardrail(action="blocked", source="output")

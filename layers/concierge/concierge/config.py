@@ -210,6 +210,37 @@ class SemanticCacheSettings(SettingsGroup):
     semantic_threshold: float = Field(default=0.97, gt=0, le=1)
 
 
+class ScreenSettings(SettingsGroup):
+    """The local screen for injected instructions (concierge.safety.screen): the question in the
+    api function before any model call, the recent questions of a conversation in condense,
+    and retrieved passages in retrieve. `off` only to rule it out while investigating."""
+
+    screen: Literal["on", "off"] = "on"
+
+    @property
+    def on(self) -> bool:
+        return self.screen == "on"
+
+
+class AnswerCheckSettings(SettingsGroup):
+    """The checks an answer passes before it is shared (concierge.safety.answer_checks)."""
+
+    # Hosts that links and images in an answer may point at ("www.example.com"); a subdomain
+    # of a listed host is allowed too. Others are removed: a rendered image or link carries
+    # whatever its URL holds to its host.
+    link_hosts: CommaList = ()
+    # Longer answers are cut at a sentence and not cached.
+    max_answer_chars: int = Field(default=4_000, ge=200, le=20_000)
+
+
+class PrivacySettings(SettingsGroup):
+    """What the chain stores: with `redact_pii`, e-mail addresses, phone numbers, payment card
+    numbers and IBANs are masked in the history and the cache (concierge.safety.pii), except
+    those the knowledge base's own documents publish."""
+
+    redact_pii: bool = False
+
+
 class ServeSettings(SettingsGroup):
     """`concierge serve` and `concierge ask`: where the local API listens (its command-line
     options win), and whether it demands tokens as API Gateway's JWT authorizer does.

@@ -53,5 +53,12 @@ class SpendLimitExceededError(ConciergeError):
     was called). Not the request's time budget, which is BudgetExceededError."""
 
 
+class GuardrailInterventionError(ConciergeError):
+    """A safety layer stopped the question before an answer could be written (a guardrail
+    blocked a classify or condense call, or the conversation carries injected instructions).
+    Its message is the intervention as JSON ({"action", "source", "reasons"}: names, never
+    text), which the api function turns into a refusal with `guardrail` in the response."""
+
+
 class BudgetExceededError(ConciergeError):
     """The request deadline passed before the step could do its work."""

@@ -24,6 +24,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from concierge.models.http import Guardrail
 from concierge.models.state import StepUsage
 
 # Only botocore is patched: it is the one library whose calls (AWS services, Bedrock) a trace
@@ -169,3 +170,13 @@ def record_response(status: int) -> None:
 def record_budget_exceeded() -> None:
     """A request refused because its user's daily budget is spent (no model was called)."""
     metrics.add_metric(name="BudgetExceeded", unit=MetricUnit.Count, value=1)
+
+
+def record_guardrail(guardrail: Guardrail) -> None:
+    """A safety layer intervened in a request: counted by what it did and to what (never why in
+    a dimension: reasons go to the log line, names only)."""
+    guarded = EphemeralMetrics()
+    guarded.add_dimension(name="action", value=guardrail.action)
+    guarded.add_dimension(name="source", value=guardrail.source)
+    guarded.add_metric(name="GuardrailIntervened", unit=MetricUnit.Count, value=1)
+    guarded.flush_metrics()

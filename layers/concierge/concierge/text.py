@@ -80,6 +80,18 @@ STOPWORDS: dict[str, frozenset[str]] = {
         vous ils elles mon ma mes votre vos notre nos ne pas plus
         """
     ),
+    # Without the Italian words English also uses as words of its own (come, dove, era, ai).
+    "it": _spaced(
+        """
+        il lo gli di del dello della dei degli delle al allo alla agli alle dal dalla dai
+        dagli dalle nel nello nella nei negli nelle sul sullo sulla sui sugli sulle che chi
+        cui non perche quale quali quanto quanta quanti quante questo questa questi queste
+        quello quella quelli quelle sono siamo siete hanno ho hai essere stato stata mio mia
+        miei mie tuo tua tuoi tue suo sua suoi sue nostro nostra nostri vostro vostra loro
+        anche piu gia ancora molto tutto tutti tutte posso puoi puo possiamo potete possono
+        vorrei voglio devo deve dovrei vi ci glielo uno una un cosa sia fra tra ogni per con
+        """
+    ),
 }
 ALL_STOPWORDS = frozenset().union(*STOPWORDS.values())
 

@@ -187,6 +187,8 @@ def api_services() -> ApiServices:
             if budget.limited and tables.budget_table
             else None
         ),
+        screen=settings(config.ScreenSettings).on,
+        redact_pii=settings(config.PrivacySettings).redact_pii,
     )
 
 

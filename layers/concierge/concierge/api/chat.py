@@ -1,7 +1,13 @@
-"""POST /chat's work: one question through the chain, for one user, within their budget."""
+"""POST /chat's work: one question through the chain, for one user, within their budget.
+
+A question that carries injected instructions (concierge.safety.screen) is refused here,
+before the chain starts: no model reads it, nothing is stored, and the response says why in
+`guardrail`. So is a question a safety layer stops inside the chain (a guardrail on classify
+or condense, the screen on a conversation)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -13,7 +19,7 @@ from concierge.api.errors import CHAIN_FAILURES, INTERNAL, budget_exceeded
 from concierge.api.services import ApiServices, seconds_to_midnight
 from concierge.cache_keys import cache_key
 from concierge.errors import StoreUnavailableError
-from concierge.models.http import ChatRequest, ChatResponse, Usage
+from concierge.models.http import ChatRequest, ChatResponse, Guardrail, Usage
 from concierge.models.identity import User
 from concierge.models.state import (
     BudgetReservation,
@@ -28,9 +34,16 @@ from concierge.observability import (
     record_budget_exceeded,
     record_cache_outcome,
     record_degraded,
+    record_guardrail,
 )
 from concierge.pricing import micro_usd
+from concierge.prompt_library import in_language, load_prompt
+from concierge.safety.pii import redact
+from concierge.safety.screen import screen
 from concierge.text import detect_language
+
+# The category of a question that was refused before it was classified.
+UNCLASSIFIED = "none"
 
 
 def run_chat(
@@ -47,12 +60,18 @@ def run_chat(
     scope = services.cache_scope
     # Detected from the words alone, so the first-turn lookup needs no model call.
     language = detect_language(request.question)
+    if services.screen and (verdict := screen(request.question)).flagged:
+        blocked = Guardrail(action="blocked", source="input", reasons=list(verdict.reasons))
+        return _refusal(blocked, language, session_id, request_id)
     budget = services.budget.reservation(datetime.fromtimestamp(now, UTC))
     chain_input = ChainInput(
         request_id=request_id,
         user_id=user.user_id,
         session_id=session_id,
         question=request.question,
+        stored_question=(
+            redact(request.question).text if services.redact_pii else request.question
+        ),
         lookup=CacheLookup(
             cache_key=cache_key(request.question, language, scope),
             question=request.question,
@@ -74,7 +93,10 @@ def run_chat(
     result = services.executor.run(
         request_id, chain_input.model_dump(mode="json"), settings.request_budget_ms / 1000 + 1
     )
-    output = _successful_output(result, user, budget, services, now)
+    try:
+        output = _successful_output(result, user, budget, services, now)
+    except _Stopped as stopped:
+        return _refusal(stopped.guardrail, language, session_id, request_id)
     record_cache_outcome(
         hit=output.status == "cached", bypassed=bypass_cache, semantic=output.semantic
     )
@@ -98,7 +120,44 @@ def run_chat(
         session_id=session_id,
         request_id=request_id,
         usage=usage,
+        guardrail=_reported(output.guardrail),
     )
+
+
+class _Stopped(Exception):
+    """A safety layer stopped the question inside the chain, before an answer was written."""
+
+    def __init__(self, guardrail: Guardrail) -> None:
+        super().__init__(guardrail.source)
+        self.guardrail = guardrail
+
+
+def _refusal(guardrail: Guardrail, language: str, session_id: str, request_id: str) -> ChatResponse:
+    """The answer to a question a safety layer stopped: a short refusal in the question's
+    language, no citations, nothing spent. Nothing is stored: the question stays out of the
+    history (a later follow-up must not be condensed from it) and out of the cache."""
+    _reported(guardrail)
+    logger.info(
+        "question refused",
+        extra={"source": guardrail.source, "reasons": guardrail.reasons},
+    )
+    return ChatResponse(
+        answer=in_language(load_prompt("answer").refused, language),
+        citations=[],
+        category=UNCLASSIFIED,
+        language=language,
+        cached=False,
+        session_id=session_id,
+        request_id=request_id,
+        usage=Usage(),
+        guardrail=guardrail,
+    )
+
+
+def _reported(guardrail: Guardrail | None) -> Guardrail | None:
+    if guardrail is not None:
+        record_guardrail(guardrail)
+    return guardrail
 
 
 def _successful_output(
@@ -121,6 +180,9 @@ def _successful_output(
         if failure.reserved:
             # What a failed request spent is not known here: its reservation is released.
             _settle(user, budget, services, Usage())
+        if failure.error == "GuardrailInterventionError":
+            # Its reservation is released above: the refusal costs the user nothing.
+            raise _Stopped(_intervention(failure.cause))
         if failure.error == "SpendLimitExceededError":
             logger.info("daily budget spent")
             record_budget_exceeded()
@@ -129,6 +191,17 @@ def _successful_output(
         logger.error("chain step failed", extra={"error": failure.error})
         raise CHAIN_FAILURES.get(failure.error, INTERNAL).error()
     return ChainOutput.model_validate(result.output)
+
+
+def _intervention(cause: str | None) -> Guardrail:
+    """The intervention a step reported: its error message is the Guardrail as JSON, inside
+    the Lambda error document Step Functions passes as the cause."""
+    try:
+        document = json.loads(cause or "")
+        message = document.get("errorMessage", "") if isinstance(document, dict) else ""
+        return Guardrail.model_validate_json(message)
+    except (ValueError, TypeError):
+        return Guardrail(action="blocked", source="input")
 
 
 def _settle(

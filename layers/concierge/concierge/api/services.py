@@ -91,3 +91,7 @@ class ApiServices:
     user_data: UserData | None
     budget: BudgetPolicy
     spending: Spending | None
+    # Screen questions for injected instructions before the chain starts.
+    screen: bool = True
+    # Keep questions in the history with personal data masked.
+    redact_pii: bool = False

@@ -80,6 +80,8 @@ class ChatResponse(_Contract):
     session_id: str
     request_id: str
     usage: Usage
+    # Only when a safety layer intervened: absent from the body otherwise.
+    guardrail: Guardrail | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class SessionDeletion(_Contract):

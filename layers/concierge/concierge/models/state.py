@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from concierge.errors import InvalidStepInputError
-from concierge.models.http import Citation
+from concierge.models.http import Citation, Guardrail
 
 
 class _State(BaseModel):
@@ -107,6 +114,9 @@ class ChainInput(_State):
     # A session within that user's space.
     session_id: str
     question: str
+    # The question as the history keeps it: `question` with personal data masked when the
+    # deployment redacts it (concierge.safety.pii), else `question` itself.
+    stored_question: str
     # The first lookup: the question as asked (normalised, in `cache_language`, scoped). On a
     # follow-up the definition replaces it with the standalone question's after condense.
     lookup: CacheLookup
@@ -199,6 +209,8 @@ class Retrieval(_State):
     passages: list[Passage]
     # Which filter found the passages: the classification's, a relaxed one, or none.
     filter_used: Literal["category+language", "language", "none"]
+    # Passages the screen left out (injected instructions): `filtered` from `passages`.
+    guardrail: Guardrail | None = None
 
 
 class AnswerInput(_State):
@@ -207,14 +219,30 @@ class AnswerInput(_State):
     language: str
     passages: list[Passage]
     deadline_ms: int
+    # What the retrieve step's screen left out, reported with the answer.
+    screened: Guardrail | None = None
 
 
 class AnswerOutput(_State):
     answer: str
     citations: list[Citation]
-    # False for answers that must not be served from the cache (no relevant documents).
+    # False for answers that must not be served from the cache: nothing relevant found, a
+    # safety layer intervened, a check repaired the answer, or a fallback model wrote it.
     cacheable: bool
     usage: StepUsage
+    # A safety layer that intervened (a guardrail, the screen, the language check).
+    guardrail: Guardrail | None = None
+    # The checks that repaired or replaced the answer (`links`, `length`, `uncited`, …).
+    problems: list[str] = Field(default_factory=list)
+    # The answer as the history and the cache keep it: with personal data masked when the
+    # deployment redacts it, else the answer itself.
+    stored_answer: str = ""
+
+    @model_validator(mode="after")
+    def _stored_as_given(self) -> AnswerOutput:
+        if not self.stored_answer:
+            self.stored_answer = self.answer
+        return self
 
 
 class QuestionScope(_State):
@@ -273,6 +301,8 @@ class ChainOutput(_State):
     semantic: bool = False
     # Budget was reserved before a model call: the api function settles it.
     reserved: bool = False
+    # A safety layer that intervened; never on a cached answer.
+    guardrail: Guardrail | None = None
 
     @field_validator("usage", mode="before")
     @classmethod

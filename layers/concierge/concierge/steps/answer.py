@@ -1,12 +1,30 @@
-"""Answer: the strong model writes the answer from the passages, citing the ones it used."""
+"""Answer: the strong model writes the answer from the passages, citing the ones it used; the
+answer is checked before anyone sees it.
+
+Checks, in order: a guardrail's intervention (a blocked answer becomes the refusal), the
+language (one re-ask when the answer is clearly in another language, then the no-answer
+message), links and images to hosts outside the allow-list (removed), the length (cut at a
+sentence), the citations (only the passages given; markers that point at none are dropped,
+none is invented). An answer that needed any repair, that a guardrail touched, that was
+written by a fallback model, or that rests on passages the screen left out is not cached.
+"""
 
 from __future__ import annotations
 
 import re
 
-from concierge.models.http import Citation
+from concierge.adapters.llm.port import ModelReply
+from concierge.config import AnswerCheckSettings
+from concierge.deadline import seconds_left
+from concierge.models.http import Citation, Guardrail
 from concierge.models.state import AnswerInput, AnswerOutput, Passage, StepUsage
-from concierge.prompt_library import load_prompt
+from concierge.prompt_library import Prompt, fenced, in_language, load_prompt
+from concierge.safety.answer_checks import (
+    within_length,
+    without_foreign_links,
+    written_in_another_language,
+)
+from concierge.safety.pii import redact
 from concierge.steps.calls import ModelRoute, call_model
 
 NO_ANSWER = "NO_ANSWER"
@@ -14,25 +32,76 @@ _MARKER = re.compile(r"\[(\d{1,2})\]")
 _MARKER_WITH_SPACE = re.compile(r"(\s?)\[(\d{1,2})\]")
 _REPEATED_MARKER = re.compile(r"(\[\d+\])(?:\s*\1)+")
 _SNIPPET_CHARS = 240
+# A re-ask for the language is only worth starting with this much of the budget left.
+_REPAIR_SECONDS = 4.0
 
 
-def answer(request: AnswerInput, route: ModelRoute) -> AnswerOutput:
+def answer(
+    request: AnswerInput,
+    route: ModelRoute,
+    checks: AnswerCheckSettings | None = None,
+    *,
+    redact_pii: bool = False,
+) -> AnswerOutput:
+    checks = checks or AnswerCheckSettings()
     prompt = load_prompt("answer")
     if not request.passages:
         # Nothing to ground an answer in: say so without paying for a model call.
-        return _no_answer(
-            request.language, prompt.no_answer, StepUsage(step="answer", model=route.spec)
-        )
-    numbered = "\n\n".join(
-        f"[{number}] {passage.title}\n{passage.text}"
-        for number, passage in enumerate(request.passages, start=1)
+        usage = StepUsage(step="answer", model=route.spec)
+        return _no_answer(request, prompt, usage, request.screened)
+    documents = "\n".join(
+        _document(number, passage) for number, passage in enumerate(request.passages, start=1)
     )
-    reply, usage = call_model(
+    user = prompt.render(passages=documents, question=fenced(request.question))
+    system = prompt.render_system(language=request.language)
+    reply, usage = _ask(route, prompt, request, system, user)
+    if reply.refused:
+        return _refused(request, prompt, usage, reply.guardrail)
+    text = reply.text.strip()
+    if foreign := written_in_another_language(text, request.language):
+        if seconds_left(request.deadline_ms) > _REPAIR_SECONDS:
+            repaired, repair_usage = _ask(
+                route, prompt, request, system, prompt.render_repair(user, request.language)
+            )
+            usage = usage.plus(repair_usage).model_copy(update={"repairs": 1})
+            if repaired.refused:
+                return _refused(request, prompt, usage, repaired.guardrail)
+            text = repaired.text.strip()
+            foreign = written_in_another_language(text, request.language)
+        if foreign:
+            language_failed = Guardrail(action="blocked", source="output", reasons=["language"])
+            return _no_answer(request, prompt, usage, language_failed, problems=("language",))
+    if not text or text.startswith(NO_ANSWER):
+        return _no_answer(request, prompt, usage, request.screened)
+    linked = without_foreign_links(text, checks.link_hosts)
+    bounded = within_length(linked.text, checks.max_answer_chars)
+    text, citations, cited = cite(bounded.text, request.passages)
+    problems = (*linked.problems, *bounded.problems, *cited)
+    if usage.fallbacks:
+        # The cache key names the primary answer model: a fallback's answer stored under it
+        # would be served as the primary's until it expires.
+        problems = (*problems, "fallback")
+    guardrail = reply.guardrail or request.screened
+    return AnswerOutput(
+        answer=text,
+        citations=citations,
+        cacheable=not problems and guardrail is None,
+        usage=usage,
+        guardrail=guardrail,
+        problems=list(problems),
+        stored_answer=_stored(text, request.passages) if redact_pii else "",
+    )
+
+
+def _ask(
+    route: ModelRoute, prompt: Prompt, request: AnswerInput, system: str, user: str
+) -> tuple[ModelReply, StepUsage]:
+    return call_model(
         route,
         "answer",
         prompt,
-        system=prompt.render_system(language=request.language),
-        user=prompt.render(passages=numbered, question=request.question),
+        system=system,
+        user=user,
         inputs={
             "question": request.question,
             "language": request.language,
@@ -40,25 +109,27 @@ def answer(request: AnswerInput, route: ModelRoute) -> AnswerOutput:
         },
         deadline_ms=request.deadline_ms,
     )
-    text = reply.text.strip()
-    if reply.refused:
-        # A guardrail's message is shown as it is, and never cached.
-        return AnswerOutput(answer=text, citations=[], cacheable=False, usage=usage)
-    if not text or text.startswith(NO_ANSWER):
-        return _no_answer(request.language, prompt.no_answer, usage)
-    text, citations = cite(text, request.passages)
-    return AnswerOutput(answer=text, citations=citations, cacheable=True, usage=usage)
 
 
-def cite(text: str, passages: list[Passage]) -> tuple[str, list[Citation]]:
+def _document(number: int, passage: Passage) -> str:
+    title = fenced(passage.title).replace('"', "'")
+    return f'<document index="{number}" title="{title}">\n{fenced(passage.text)}\n</document>'
+
+
+def cite(text: str, passages: list[Passage]) -> tuple[str, list[Citation], tuple[str, ...]]:
     """The citations of the passages the answer points at with [n], once per document, in order
-    of first mention — and the answer with its markers renumbered to match that list.
-    Markers that point at no passage are dropped rather than shown dangling."""
+    of first mention — and the answer with its markers renumbered to match that list, and what
+    was wrong with its markers: `unknown_citation` (a marker that points at no passage, dropped)
+    and `uncited` (no marker at all: the answer is shown without citations)."""
     citations: list[Citation] = []
     position_of_document: dict[str, int] = {}
     renumbered: dict[int, int] = {}
+    unknown = False
     for number in (int(n) for n in _MARKER.findall(text)):
-        if number in renumbered or not 1 <= number <= len(passages):
+        if number in renumbered:
+            continue
+        if not 1 <= number <= len(passages):
+            unknown = True
             continue
         passage = passages[number - 1]
         if passage.source not in position_of_document:
@@ -75,11 +146,10 @@ def cite(text: str, passages: list[Passage]) -> tuple[str, list[Citation]]:
     text = _MARKER_WITH_SPACE.sub(_renumber, text)
     # Two passages of one document cited side by side become one marker.
     text = _REPEATED_MARKER.sub(r"\1", text)
-    if not citations and passages:
-        # A grounded answer without markers still came from the passages it was given.
-        top = passages[0]
-        citations.append(Citation(source=top.source, title=top.title, snippet=_snippet(top.text)))
-    return text.strip(), citations
+    problems = ("unknown_citation",) if unknown else ()
+    if not citations:
+        problems = (*problems, "uncited")
+    return text.strip(), citations, problems
 
 
 def _snippet(text: str) -> str:
@@ -87,6 +157,39 @@ def _snippet(text: str) -> str:
     return flat if len(flat) <= _SNIPPET_CHARS else flat[: _SNIPPET_CHARS - 1].rstrip() + "…"
 
 
-def _no_answer(language: str, messages: dict[str, str], usage: StepUsage) -> AnswerOutput:
-    message = messages.get(language) or messages["en"]
-    return AnswerOutput(answer=message, citations=[], cacheable=False, usage=usage)
+def _stored(text: str, passages: list[Passage]) -> str:
+    """The answer as the history and the cache keep it: personal data masked, except what the
+    documents themselves publish (a support address, a shop's phone number)."""
+    published = [passage.text for passage in passages]
+    return redact(text, keep_from=published).text
+
+
+def _no_answer(
+    request: AnswerInput,
+    prompt: Prompt,
+    usage: StepUsage,
+    guardrail: Guardrail | None,
+    problems: tuple[str, ...] = (),
+) -> AnswerOutput:
+    return AnswerOutput(
+        answer=in_language(prompt.no_answer, request.language),
+        citations=[],
+        cacheable=False,
+        usage=usage,
+        guardrail=guardrail,
+        problems=list(problems),
+    )
+
+
+def _refused(
+    request: AnswerInput, prompt: Prompt, usage: StepUsage, guardrail: Guardrail | None
+) -> AnswerOutput:
+    # The guardrail's own message is in one language; the user gets ours, in theirs.
+    return AnswerOutput(
+        answer=in_language(prompt.refused, request.language),
+        citations=[],
+        cacheable=False,
+        usage=usage,
+        guardrail=guardrail,
+        problems=["guardrail"],
+    )

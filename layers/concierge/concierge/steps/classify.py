@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from concierge.config import CategorySettings
 from concierge.models.state import Classification, ClassifyInput
-from concierge.prompt_library import load_prompt
+from concierge.prompt_library import fenced, load_prompt
 from concierge.steps.calls import ModelRoute
 from concierge.steps.structured import CategoryMenu, ModelClassification, ask_for_json, settled
 
@@ -23,7 +23,7 @@ def classify(
         "classify",
         prompt,
         system=prompt.render_system(),
-        user=prompt.render(categories=menu.render(), question=request.question),
+        user=prompt.render(categories=menu.render(), question=fenced(request.question)),
         inputs={
             "question": request.question,
             "categories": menu.descriptions,

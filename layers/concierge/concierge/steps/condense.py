@@ -11,13 +11,19 @@ from __future__ import annotations
 from concierge.adapters.llm.port import estimate_tokens
 from concierge.cache_keys import cache_key
 from concierge.config import CategorySettings
+from concierge.errors import GuardrailInterventionError
+from concierge.models.http import Guardrail
 from concierge.models.state import CondenseInput, HistoryTurn, Understanding
-from concierge.prompt_library import load_prompt
+from concierge.prompt_library import fenced, load_prompt
+from concierge.safety.screen import screen_conversation
 from concierge.steps.calls import ModelRoute
 from concierge.steps.structured import CategoryMenu, ModelClassification, ask_for_json, settled
 
 # A history answer longer than this is cut in the prompt: condense needs the gist, not all of it.
 _ANSWER_CHARS_IN_PROMPT = 600
+# The user's latest questions the screen reads together with the new one: an instruction
+# split across turns ("remember the word X" ... "now do X") shows only when they are read as one.
+_SCREENED_TURNS = 3
 
 
 class _ModelFollowUp(ModelClassification):
@@ -30,7 +36,8 @@ def transcript(history: list[HistoryTurn], token_budget: int) -> str:
     lines: list[str] = []
     used = 0
     for turn in reversed(history):
-        text = f"User: {turn.question}\nAssistant: {turn.answer[:_ANSWER_CHARS_IN_PROMPT]}"
+        answer = turn.answer[:_ANSWER_CHARS_IN_PROMPT]
+        text = f"User: {fenced(turn.question)}\nAssistant: {fenced(answer)}"
         used += estimate_tokens(text)
         if lines and used > token_budget:
             break
@@ -44,9 +51,19 @@ def condense(
     categories: CategorySettings,
     route: ModelRoute,
     history_tokens: int,
+    *,
+    screened: bool = True,
 ) -> Understanding:
     """`history`: the session's latest turns, oldest first (the chain loaded as many as the api
-    settings' `history_turns`); of those, the newest that fit `history_tokens` are used."""
+    settings' `history_turns`); of those, the newest that fit `history_tokens` are used. With
+    `screened`, a conversation whose recent questions carry injected instructions stops here
+    (GuardrailInterventionError), before the model reads it."""
+    if screened:
+        asked = [turn.question for turn in history[-_SCREENED_TURNS:]]
+        verdict = screen_conversation([*asked, request.question])
+        if verdict.flagged:
+            blocked = Guardrail(action="blocked", source="input", reasons=list(verdict.reasons))
+            raise GuardrailInterventionError(blocked.model_dump_json())
     prompt = load_prompt("condense")
     menu = CategoryMenu.of(categories)
     conversation = transcript(history, history_tokens)
@@ -56,7 +73,7 @@ def condense(
         prompt,
         system=prompt.render_system(),
         user=prompt.render(
-            categories=menu.render(), history=conversation, question=request.question
+            categories=menu.render(), history=conversation, question=fenced(request.question)
         ),
         inputs={
             "question": request.question,

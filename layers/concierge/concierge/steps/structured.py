@@ -14,8 +14,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator
 
-from concierge.adapters.llm.port import Task
+from concierge.adapters.llm.port import ModelReply, Task
 from concierge.config import CategorySettings
+from concierge.errors import GuardrailInterventionError
 from concierge.models.state import StepUsage
 from concierge.prompt_library import Prompt, load_prompt
 from concierge.steps.calls import ModelRoute, call_model
@@ -108,6 +109,7 @@ def ask_for_json(
     reply, usage = call_model(
         route, task, prompt, system=system, user=user, inputs=inputs, deadline_ms=deadline_ms
     )
+    _stop_if_refused(reply)
     parsed, problem = parse_json(reply.text, model, check)
     if problem:
         repaired, repair_usage = call_model(
@@ -120,8 +122,17 @@ def ask_for_json(
             deadline_ms=deadline_ms,
         )
         usage = usage.plus(repair_usage).model_copy(update={"repairs": 1})
+        _stop_if_refused(repaired)
         parsed, problem = parse_json(repaired.text, model, check)
     return Structured(parsed, problem, usage.model_copy(update={"defaulted": bool(problem)}))
+
+
+def _stop_if_refused(reply: ModelReply) -> None:
+    """A guardrail that blocked the question here would block the answer too: the chain stops,
+    and the api function answers with a refusal (defaulting the classification instead would
+    send the blocked question on to the answer model)."""
+    if reply.guardrail is not None and reply.refused:
+        raise GuardrailInterventionError(reply.guardrail.model_dump_json())
 
 
 def parse_json(text: str, model: type[M], check: Callable[[M], str]) -> tuple[M | None, str]:
