@@ -124,7 +124,15 @@ def test_guardrail_and_latency_options_are_sent(runtime_client: tuple[Any, Stubb
         {
             "modelId": MODEL_ID,
             "system": [{"text": "Answer from the passages."}],
-            "messages": [{"role": "user", "content": [{"text": "Question: what do you sell?"}]}],
+            # No part of the prompt is marked as the user's: the guardrail assesses all of it.
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"guardContent": {"text": {"text": "Question: what do you sell?"}}}
+                    ],
+                }
+            ],
             "inferenceConfig": {
                 "maxTokens": 800,
                 "temperature": 0.2,

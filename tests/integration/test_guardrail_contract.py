@@ -27,7 +27,10 @@ GUARDRAIL_VERSION = "3"
 MODEL_ID = "eu.anthropic.claude-3-5-sonnet-20240620-v1:0"
 ENDPOINT = "jumpstart-dft-hf-llm-mistral-7b-instruct"
 SYSTEM = "Answer from the passages."
-PROMPT = "Question: what do you sell?"
+# The user's words inside the prompt: what the guardrail assesses on input, not the passages.
+QUESTION = "what do you sell?"
+PASSAGES = "Passages: [1] We sell tents.\n\nQuestion: "
+PROMPT = PASSAGES + QUESTION
 BLOCKED_INPUT = "Sorry, I can't answer that question."
 BLOCKED_OUTPUT = "Sorry, I can't share that answer."
 
@@ -51,6 +54,7 @@ def _request(timeout_s: float = 20) -> ModelRequest:
         task="answer",
         system=SYSTEM,
         prompt=PROMPT,
+        guarded=QUESTION,
         max_tokens=800,
         temperature=0.2,
         top_p=0.9,
@@ -148,7 +152,7 @@ def test_the_registry_guards_a_sagemaker_model_on_both_sides(
     # model's reply (OUTPUT) under the guardrail's id and version, passing both, and a SageMaker
     # endpoint that answers
     client, stubber = bedrock
-    stubber.add_response("apply_guardrail", _passed(), _apply_params("INPUT", PROMPT))
+    stubber.add_response("apply_guardrail", _passed(), _apply_params("INPUT", QUESTION))
     stubber.add_response("apply_guardrail", _passed(), _apply_params("OUTPUT", "We sell tents."))
     sagemaker = boto3.client(
         "sagemaker-runtime",
@@ -203,7 +207,7 @@ def test_a_prompt_attack_is_blocked_before_the_model(bedrock: tuple[Any, Stubber
     stubber.add_response(
         "apply_guardrail",
         _intervened(BLOCKED_INPUT, PROMPT_ATTACK),
-        _apply_params("INPUT", PROMPT),
+        _apply_params("INPUT", QUESTION),
     )
     inner = RecordingModel()
 
@@ -223,7 +227,7 @@ def test_a_denied_topic_in_the_answer_replaces_it(bedrock: tuple[Any, Stubber]) 
     # Given the prompt passing, and the model's answer blocked by a denied topic
     client, stubber = bedrock
     inner = RecordingModel("Buy shares of ACME now.")
-    stubber.add_response("apply_guardrail", _passed(), _apply_params("INPUT", PROMPT))
+    stubber.add_response("apply_guardrail", _passed(), _apply_params("INPUT", QUESTION))
     stubber.add_response(
         "apply_guardrail",
         _intervened(BLOCKED_OUTPUT, DENIED_TOPIC),
@@ -246,7 +250,7 @@ def test_personal_data_in_the_answer_is_masked(bedrock: tuple[Any, Stubber]) -> 
     # Given the prompt passing, and the model's answer anonymised (an e-mail address masked)
     client, stubber = bedrock
     inner = RecordingModel("Write to ana@example.com. [1]")
-    stubber.add_response("apply_guardrail", _passed(), _apply_params("INPUT", PROMPT))
+    stubber.add_response("apply_guardrail", _passed(), _apply_params("INPUT", QUESTION))
     stubber.add_response(
         "apply_guardrail",
         _intervened("Write to {EMAIL}. [1]", EMAIL_MASKED),
@@ -312,7 +316,16 @@ def _converse_params() -> dict[str, Any]:
     return {
         "modelId": MODEL_ID,
         "system": [{"text": SYSTEM}],
-        "messages": [{"role": "user", "content": [{"text": PROMPT}]}],
+        # Only the user's words are guardContent: the input policies assess nothing else.
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"text": PASSAGES},
+                    {"guardContent": {"text": {"text": QUESTION}}},
+                ],
+            }
+        ],
         "inferenceConfig": {"maxTokens": 800, "temperature": 0.2, "topP": 0.9},
         "guardrailConfig": {
             "guardrailIdentifier": GUARDRAIL_ID,

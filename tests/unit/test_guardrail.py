@@ -293,6 +293,24 @@ def test_masked_input_reaches_the_model_masked_and_is_reported() -> None:
     assert reply.guardrail == Guardrail(action="anonymized", source="input", reasons=["EMAIL"])
 
 
+def test_only_the_users_words_are_assessed_and_masked() -> None:
+    # Given a prompt of passages and a question, the question marked as the user's, and a
+    # guardrail that masks the e-mail address in what it assesses
+    question = "Do you write to ana@example.com?"
+    passages = "Passages: [1] Write to support@alpenglow.example for repairs.\n\nQuestion: "
+    request = _request().model_copy(update={"prompt": passages + question, "guarded": question})
+    runtime = FakeRuntime(_intervened(MASKED_EMAIL, "Do you write to {EMAIL}?"), PASSED)
+    inner = FakeModel()
+
+    # When the guarded model generates
+    _guarded(runtime, inner).generate(request)
+
+    # Then the guardrail assessed the question alone (not the documents' own address), and the
+    # model read the passages as they are with the question masked
+    assert runtime.calls[0]["content"] == [{"text": {"text": question}}]
+    assert [r.prompt for r in inner.requests] == [passages + "Do you write to {EMAIL}?"]
+
+
 def test_a_blocked_answer_keeps_the_spent_tokens() -> None:
     # Given a guardrail that passes the prompt and blocks the answer
     runtime = FakeRuntime(PASSED, _intervened(BLOCKED_TOPIC, "Not here."))

@@ -58,7 +58,9 @@ def answer(
     if reply.refused:
         return _refused(request, prompt, usage, reply.guardrail)
     text = reply.text.strip()
+    repairs: tuple[str, ...] = ()
     if foreign := written_in_another_language(text, request.language):
+        repairs = ("language",)
         if seconds_left(request.deadline_ms) > _REPAIR_SECONDS:
             repaired, repair_usage = _ask(
                 route, prompt, request, system, prompt.render_repair(user, request.language)
@@ -76,7 +78,7 @@ def answer(
     linked = without_foreign_links(text, checks.link_hosts)
     bounded = within_length(linked.text, checks.max_answer_chars)
     text, citations, cited = cite(bounded.text, request.passages)
-    problems = (*linked.problems, *bounded.problems, *cited)
+    problems = (*repairs, *linked.problems, *bounded.problems, *cited)
     if usage.fallbacks:
         # The cache key names the primary answer model: a fallback's answer stored under it
         # would be served as the primary's until it expires.
@@ -108,6 +110,7 @@ def _ask(
             "passages": [p.model_dump() for p in request.passages],
         },
         deadline_ms=request.deadline_ms,
+        guarded=fenced(request.question),
     )
 
 

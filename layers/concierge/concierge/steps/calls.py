@@ -63,8 +63,10 @@ def call_model(
     user: str,
     inputs: dict[str, Any],
     deadline_ms: int,
+    guarded: str = "",
 ) -> tuple[ModelReply, StepUsage]:
-    """`system` and `user` are the rendered prompt; `prompt` gives the inference parameters."""
+    """`system` and `user` are the rendered prompt; `prompt` gives the inference parameters;
+    `guarded` is the part of `user` the user wrote (what a guardrail assesses on input)."""
     retries = 0
     last_error: Exception | None = None
     started = time.perf_counter()
@@ -88,6 +90,7 @@ def call_model(
                 task=task,
                 system=system,
                 prompt=user,
+                guarded=guarded,
                 inputs=inputs,
                 max_tokens=prompt.max_tokens,
                 temperature=prompt.temperature,

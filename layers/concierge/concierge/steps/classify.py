@@ -24,6 +24,7 @@ def classify(
         prompt,
         system=prompt.render_system(),
         user=prompt.render(categories=menu.render(), question=fenced(request.question)),
+        guarded=fenced(request.question),
         inputs={
             "question": request.question,
             "categories": menu.descriptions,

@@ -75,6 +75,7 @@ def condense(
         user=prompt.render(
             categories=menu.render(), history=conversation, question=fenced(request.question)
         ),
+        guarded=fenced(request.question),
         inputs={
             "question": request.question,
             "history": [turn.model_dump() for turn in history],

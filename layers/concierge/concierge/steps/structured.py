@@ -104,10 +104,18 @@ def ask_for_json(
     deadline_ms: int,
     model: type[M],
     check: Callable[[M], str],
+    guarded: str = "",
 ) -> Structured[M]:
     """Call the route, parse its reply into `model`, and re-ask once if it is unusable."""
     reply, usage = call_model(
-        route, task, prompt, system=system, user=user, inputs=inputs, deadline_ms=deadline_ms
+        route,
+        task,
+        prompt,
+        system=system,
+        user=user,
+        inputs=inputs,
+        deadline_ms=deadline_ms,
+        guarded=guarded,
     )
     _stop_if_refused(reply)
     parsed, problem = parse_json(reply.text, model, check)
@@ -120,6 +128,7 @@ def ask_for_json(
             user=prompt.render_repair(user, problem),
             inputs=inputs,
             deadline_ms=deadline_ms,
+            guarded=guarded,
         )
         usage = usage.plus(repair_usage).model_copy(update={"repairs": 1})
         _stop_if_refused(repaired)

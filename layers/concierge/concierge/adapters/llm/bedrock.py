@@ -43,6 +43,16 @@ class BedrockConverseModel:
         # Whole seconds keep the client cache small; never wait past the budget.
         return self._client(float(max(1, int(timeout_s))))
 
+    def _content(self, request: ModelRequest) -> list[dict[str, Any]]:
+        """The user message; with a guardrail, the user's own words as guardContent, the only
+        part its input policies assess (Converse assesses the whole message otherwise)."""
+        if not self._guardrail:
+            return [{"text": request.prompt}]
+        before, guarded, after = request.guarded_part()
+        blocks: list[dict[str, Any]] = [{"text": before}] if before else []
+        blocks.append({"guardContent": {"text": {"text": guarded}}})
+        return [*blocks, {"text": after}] if after else blocks
+
     def generate(self, request: ModelRequest) -> ModelReply:
         inference: dict[str, Any] = {
             "maxTokens": request.max_tokens,
@@ -54,7 +64,7 @@ class BedrockConverseModel:
         arguments: dict[str, Any] = {
             "modelId": self.model_id,
             "system": [{"text": request.system}],
-            "messages": [{"role": "user", "content": [{"text": request.prompt}]}],
+            "messages": [{"role": "user", "content": self._content(request)}],
             "inferenceConfig": inference,
         }
         if self._guardrail:

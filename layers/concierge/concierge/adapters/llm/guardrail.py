@@ -215,7 +215,8 @@ class GuardedModel:
                 raise ModelTimeoutError(f"{self.spec}: no time left after the guardrail")
             return remaining
 
-        asked = self.guardrail.check("INPUT", request.prompt, left())
+        before, guarded, after = request.guarded_part()
+        asked = self.guardrail.check("INPUT", guarded, left())
         if asked.verdict is not None and asked.verdict.action == "blocked":
             return ModelReply(
                 text=asked.text or FALLBACK_BLOCKED_MESSAGE,
@@ -224,7 +225,8 @@ class GuardedModel:
                 output_tokens=0,
                 guardrail=asked.verdict.to_guardrail("input"),
             )
-        prompt = asked.text if asked.verdict is not None and asked.text else request.prompt
+        masked = asked.text if asked.verdict is not None and asked.text else guarded
+        prompt = before + masked + after
         reply = self.inner.generate(
             request.model_copy(update={"prompt": prompt, "timeout_s": left()})
         )

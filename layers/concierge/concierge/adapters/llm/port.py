@@ -23,12 +23,24 @@ class ModelRequest(BaseModel):
     system: str
     prompt: str
     inputs: dict[str, Any] = Field(default_factory=dict)
+    # The part of `prompt` a user wrote (the question, as it appears in the prompt): what a
+    # guardrail assesses on input. The rest (our instructions, retrieved documents, the
+    # history) is not the user's message, and a prompt-attack filter must not judge it.
+    # Empty: the whole prompt.
+    guarded: str = ""
     max_tokens: int
     temperature: float
     top_p: float
     stop_sequences: tuple[str, ...] = ()
     # Seconds left before the request deadline: adapters set their timeouts from it.
     timeout_s: float
+
+    def guarded_part(self) -> tuple[str, str, str]:
+        """`prompt` as (before, guarded, after); the whole prompt is guarded when `guarded` is
+        empty or not in it."""
+        if self.guarded and self.guarded in self.prompt:
+            return self.prompt.partition(self.guarded)
+        return "", self.prompt, ""
 
 
 class ModelReply(BaseModel):
