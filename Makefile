@@ -114,7 +114,7 @@ lock: install
 # The injection screen's learned weights, from the development sets in bench/safety/
 # (a unit test fails when they are older than the sets or the screen's code).
 screen-model: install
-	$(BIN)/python -m bench.safety_train
+	$(BIN)/python -m concierge_cli.screen_model
 
 # The HTTP API's OpenAPI document, generated from concierge.api (a unit test compares them).
 openapi: install

@@ -18,8 +18,10 @@ from concierge.text import STOPWORDS, words
 
 # ![alt](url "title"), [text](url "title"), <https://…>, [id]: url, <img …>, <a href=…>…</a>,
 # and bare URLs a Markdown renderer turns into links.
-_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"\n]*\")?\s*\)")
-_LINK = re.compile(r"(?<!!)\[([^\]\n]+)\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"\n]*\")?\s*\)")
+# A destination may hold one level of parentheses, as Markdown allows: javascript:alert(1).
+_DESTINATION = r"<?((?:[^()\s>]|\([^()\s]*\))*)>?"
+_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(\s*" + _DESTINATION + r"(?:\s+\"[^\"\n]*\")?\s*\)")
+_LINK = re.compile(r"(?<!!)\[([^\]\n]+)\]\(\s*" + _DESTINATION + r"(?:\s+\"[^\"\n]*\")?\s*\)")
 _AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+)>", re.IGNORECASE)
 _REFERENCE = re.compile(r"^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?(\S+?)>?(?:[ \t]+.*)?$", re.MULTILINE)
 _HTML_IMAGE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)

@@ -9,7 +9,7 @@ words innocently. It is a table of weights (screen_model.json): scoring a questi
 hundred dictionary look-ups, no library.
 
 Train it again after changing the sets, the patterns or `features`: `make screen-model`
-(python -m bench.safety_train); tests/unit/test_screen.py fails when the weights are older
+(python -m concierge_cli.screen_model); tests/unit/test_screen.py fails when the weights are older
 than the sets they were trained on.
 """
 

@@ -12,10 +12,12 @@ prompts stand behind it.
 
 Two halves decide together. The patterns give each family a strength: a family counts once,
 with its two strongest signals (so a long document that mentions rules and prompts many times
-does not add up to an attack). The learned model (concierge.safety.learned) weighs those
-strengths with the words of the text, and its probability is the verdict's score. Without the
-model's weights the families combine on their own, like independent pieces of evidence
-(1 - Π(1 - w)).
+does not add up to an attack), and the families combine like independent pieces of evidence
+(1 - Π(1 - w)). The learned model (concierge.safety.learned) weighs those strengths with the
+words of the text. A text is flagged when the model's probability reaches its threshold, or
+when the patterns alone are sure (a short, blunt "Ignore all previous instructions" has too
+few words for the model to be sure of). The score is on one scale for both: 0.5 and above is
+flagged.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from concierge.safety.learned import features, load_model
 from concierge.safety.patterns import CASED_SIGNALS, SIGNALS, Signal
 from concierge.text import fold
 
-# Without the learned model: the combined strength of the families that flags a text.
+# The score at and above which a text is flagged.
 THRESHOLD = 0.5
+# The patterns' combined strength that flags a text whatever the learned model says.
+SURE = 0.85
 # Flagged by the learned model with no pattern family to name.
 WORDING = "injection_wording"
 Kind = Literal["question", "document"]
@@ -95,14 +99,26 @@ def screen(text: str, kind: Kind = "question") -> Verdict:
         return CLEAN
     plain, strengths = evidence(text, kind)
     model = load_model()
+    patterns = _either(*strengths.values())
     if model is None:
-        return _verdict(strengths)
-    score = model.probability(features(plain, strengths, kind))
-    flagged = score >= model.threshold
+        score = patterns
+    else:
+        probability = model.probability(features(plain, strengths, kind))
+        score = _on_one_scale(probability, model.threshold)
+        if patterns >= SURE:
+            score = max(score, patterns)
+    flagged = score >= THRESHOLD
     reasons = tuple(sorted(strengths, key=lambda family: (-strengths[family], family)))
     if flagged and not reasons:
         reasons = (WORDING,)
     return Verdict(flagged=flagged, score=round(score, 3), reasons=reasons)
+
+
+def _on_one_scale(probability: float, threshold: float) -> float:
+    """The model's probability stretched so that its threshold is 0.5, the screen's."""
+    if probability < threshold:
+        return THRESHOLD * probability / threshold
+    return THRESHOLD + (1 - THRESHOLD) * (probability - threshold) / (1 - threshold)
 
 
 def evidence(text: str, kind: Kind = "question") -> tuple[str, dict[str, float]]:
@@ -157,14 +173,6 @@ def _either(*weights: float) -> float:
     for weight in weights:
         remaining *= 1.0 - weight
     return 1.0 - remaining
-
-
-def _verdict(strengths: dict[str, float]) -> Verdict:
-    if not strengths:
-        return CLEAN
-    score = round(_either(*strengths.values()), 3)
-    reasons = tuple(sorted(strengths, key=lambda family: (-strengths[family], family)))
-    return Verdict(flagged=score >= THRESHOLD, score=score, reasons=reasons)
 
 
 def _hidden_texts(text: str) -> list[str]:
