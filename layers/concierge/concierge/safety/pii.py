@@ -17,12 +17,13 @@ What counts as each kind:
   alone, and so is a number after a word for an order, invoice, customer or article number.
   It prefers missing an odd phone number to masking a price.
 
-`keep` names values that stay (the organisation's own address, line or account, quoted from
-its documents), compared as the kind reads them: e-mails case-insensitively, phones by their
-digits (+43 512 123456 and 0512 123456 are one number), cards and IBANs without spaces.
+`keep` names values that stay (the organisation's own address, line or account), compared as
+the kind reads them: e-mails case-insensitively, phones by their digits (+43 512 123456 and
+0512 123456 are one number), cards and IBANs without spaces. `keep_from` gives texts whose own
+values stay: the passages an answer quotes its support address or shop's number from.
 
-Pure standard library; a 2 KB answer is redacted in well under a millisecond. Redacting twice
-gives what redacting once gave.
+Pure standard library: a 2 KB answer is redacted in 0.15-0.3 ms, a 2 KB text dense with
+personal data in under 1 ms (this machine). Redacting twice gives what redacting once gave.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Final, Literal
 
 Kind = Literal["card", "email", "iban", "phone"]
@@ -54,12 +56,23 @@ def redact(text: str, keep: Collection[str] = (), keep_from: Iterable[str] = ())
     values of `keep` and those found in the texts of `keep_from` (the passages an answer was
     written from: what the knowledge base publishes is not the user's)."""
     kept = _Kept.of([*keep, *(value for source in keep_from for value in _found(source))])
-    found: set[Kind] = set()
-    for kind, spans in _DETECTORS:
-        text, masked = _mask(text, kind, spans, kept)
-        if masked:
-            found.add(kind)
-    return Redaction(text, tuple(sorted(found)))
+    text, masked = _masked(text, kept)
+    return Redaction(text, tuple(sorted({kind for kind, _ in masked})))
+
+
+def _masked(text: str, kept: _Kept | None) -> tuple[str, list[tuple[Kind, str]]]:
+    """`text` with every value not kept masked, and the values masked. Passes repeat until one
+    masks nothing (a value read inside a longer run of digits the first time stands alone the
+    next), so what comes out is redacted already: redacting it again changes nothing. Each pass
+    that masks removes digits or an "@", so there are few."""
+    masked: list[tuple[Kind, str]] = []
+    while True:
+        before = len(masked)
+        for kind, spans in _DETECTORS:
+            text, values = _mask(text, kind, spans, kept)
+            masked += [(kind, value) for value in values]
+        if len(masked) == before:
+            return text, masked
 
 
 Spans = Callable[[str], Iterator[tuple[int, int]]]
@@ -83,13 +96,11 @@ def _mask(text: str, kind: Kind, spans: Spans, kept: _Kept | None) -> tuple[str,
     return "".join(parts), masked
 
 
-def _found(text: str) -> list[str]:
-    """Every value of every kind in `text`, read as `redact` reads them."""
-    values: list[str] = []
-    for kind, spans in _DETECTORS:
-        text, masked = _mask(text, kind, spans, None)
-        values += masked
-    return values
+@lru_cache(maxsize=1024)
+def _found(text: str) -> tuple[str, ...]:
+    """Every value of every kind in `text`, read as `redact` reads them. Remembered: the same
+    passages come back request after request."""
+    return tuple(value for _, value in _masked(text, None)[1])
 
 
 # -- e-mail ------------------------------------------------------------------------------------
@@ -116,9 +127,8 @@ _IBAN_LENGTHS: Final[dict[str, int]] = {
     "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
     "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }  # fmt: skip
-# A country code and check digits, not glued to a word; the BBAN is read character by character.
+# A country code and check digits, not glued to a word; then the BBAN of that country's length.
 _IBAN_START = re.compile(r"(?<![^\W_])([A-Za-z]{2})(\d{2})")
-_SPACES = " \u00a0"
 
 
 def _ibans(text: str) -> Iterator[tuple[int, int]]:
@@ -126,25 +136,15 @@ def _ibans(text: str) -> Iterator[tuple[int, int]]:
         length = _IBAN_LENGTHS.get(match[1].upper())
         if length is None:
             continue
-        end = _bban_end(text, match.end(), length - 4)
-        if end is not None and _mod97(_compact(text[match.start() : end])):
-            yield match.start(), end
+        bban = _bban(length - 4).match(text, match.end())
+        if bban is not None and _mod97(_compact(text[match.start() : bban.end()])):
+            yield match.start(), bban.end()
 
 
-def _bban_end(text: str, position: int, length: int) -> int | None:
-    """Where a BBAN of `length` characters starting at `position` ends (one space allowed
-    between characters), if it ends there and not inside a longer word."""
-    count = 0
-    while count < length:
-        if position < len(text) and text[position] in _SPACES:
-            position += 1
-        if position >= len(text) or not _is_ascii_alnum(text[position]):
-            return None
-        count += 1
-        position += 1
-    if position < len(text) and (text[position].isalnum() or text[position] == "_"):
-        return None
-    return position
+@cache
+def _bban(length: int) -> re.Pattern[str]:
+    """A BBAN of `length` characters (one space allowed before each), ending there."""
+    return re.compile(f"(?:[ \u00a0]?[A-Za-z0-9]){{{length}}}(?![^\\W_])")
 
 
 def _mod97(iban: str) -> bool:
@@ -153,10 +153,6 @@ def _mod97(iban: str) -> bool:
     for character in rotated:
         remainder = (remainder * (100 if character.isalpha() else 10) + int(character, 36)) % 97
     return remainder == 1
-
-
-def _is_ascii_alnum(character: str) -> bool:
-    return character.isascii() and character.isalnum()
 
 
 def _compact(value: str) -> str:
@@ -172,7 +168,7 @@ _IBAN_HEAD = re.compile(r"[A-Za-z]{2}\d{2}[ \u00a0]?$")
 
 def _cards(text: str) -> Iterator[tuple[int, int]]:
     for run in _DIGIT_RUN.finditer(text):
-        if sum(character.isdigit() for character in run[0]) < 13:
+        if len(run[0]) < 13 or sum(character.isdigit() for character in run[0]) < 13:
             continue
         if _IBAN_HEAD.search(text, max(run.start() - 5, 0), run.start()):
             continue  # the tail of an IBAN that failed its check: not a card either
@@ -183,17 +179,24 @@ def _cards(text: str) -> Iterator[tuple[int, int]]:
 
 def _card_ranges(text: str, groups: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
     """Leftmost-longest ranges of whole groups that read as a card number."""
+    numbers = [text[start:end] for start, end in groups]
+    before = [0]  # digits before each group
+    for number in numbers:
+        before.append(before[-1] + len(number))
     first = 0
     while first < len(groups):
-        for last in range(len(groups) - 1, first - 1, -1):
-            start, end = groups[first][0], groups[last][1]
-            digits = "".join(ch for ch in text[start:end] if ch.isdigit())
-            if not 13 <= len(digits) <= 19 or digits[0] not in "23456":
+        # A card is printed in at most five groups (4-4-4-4-3).
+        for last in range(min(first + 4, len(groups) - 1), first - 1, -1):
+            if not 13 <= before[last + 1] - before[first] <= 19:
                 continue
-            sizes = "-".join(str(b - a) for a, b in groups[first : last + 1])
+            chosen = numbers[first : last + 1]
+            digits = "".join(chosen)
+            if digits[0] not in "23456":
+                continue
+            sizes = "-".join(str(len(number)) for number in chosen)
             if (first != last and not _CARD_GROUPS.fullmatch(sizes)) or not _luhn(digits):
                 continue
-            yield start, end
+            yield groups[first][0], groups[last][1]
             first = last
             break
         first += 1
@@ -216,21 +219,19 @@ _PHONE = re.compile(r"(?<![\w+#/-])(?:\+|\(\+?)?\d(?:\)?[ \u00a0./-]?\(?\d)*")
 # Words that say what the number after them is. A word starts after a non-letter, but not
 # after "[": a placeholder ("[phone]") is not a word, or redacting twice would mask more.
 _WORD = r"(?<![^\W\d_])(?<!\[)"
-_PHONE_WORDS = re.compile(
-    _WORD + r"(?:tel(?!l)|tél|phone|call|dial|ring|mobil|móvil|movil|cell|fax|whats\s?app|"
+_NUMBER_WORDS = re.compile(
+    _WORD
+    + r"(?:(?P<phone>tel(?!l)|tél|phone|call|dial|ring|mobil|móvil|movil|cell|fax|whats\s?app|"
     r"hotline|handy|anruf|rufen|rufnummer|durchwahl|wähl|portable|appel|joindre|llam|llám|"
-    r"marque|tlf|tfno|celular|chiam|numero verde|sms)",
-    re.IGNORECASE,
-)
-_OTHER_NUMBER_WORDS = re.compile(
-    _WORD + r"(?:order|bestell|auftrag|commande|pedido|ordine|invoice|rechnung|factur|fattur|"
+    r"marque|tlf|tfno|celular|chiam|numero verde|sms)|"
+    r"order|bestell|auftrag|commande|pedido|ordine|invoice|rechnung|factur|fattur|"
     r"customer (?:no|number|id)|kundennummer|kunden-?nr|num[ée]ro (?:de )?client|"
     r"número de cliente|codice cliente|article|artikel|art\.|artículo|articolo|sku|item|"
     r"ref\b|ref\.|reference|referenz|referencia|riferimento|réf|tracking|sendung|suivi|"
     r"seguimiento|iban|bic|account|konto|compte|cuenta|conto|serial|serie|série|model|modèl|"
     r"postcode|zip|plz|code postal|código postal|cap\b|isbn|ean|version)",
     re.IGNORECASE,
-)
+)  # a match is a word for a phone when its `phone` group matched, for another number if not
 _MONEY_BEFORE = re.compile(r"(?:[€$£¥]|\b(?:eur|usd|gbp|chf))\s?$", re.IGNORECASE)
 _UNIT_AFTER = re.compile(
     "\\s?(?:[%\u2030€$£¥°\u00d7]|(?:x|eur|usd|gbp|chf|cm|mm|km|kg|ml|m|g|l|h|min|uhr)"
@@ -241,31 +242,39 @@ _DATE = re.compile(r"\d{1,2}([./-])\d{1,2}\1(?:\d{2}|\d{4})|\d{4}([./-])\d{1,2}\
 _NANP = re.compile(r"(?:1([ .-]))?[2-9]\d{2}([ .-])\d{3}\2\d{4}")
 _TRUNK = re.compile(r"\(0\)")
 _CONTEXT = 32  # characters before a number searched for a word that says what it is
+_MOST_DIGITS = 18  # 15 of E.164, an international 00 and a trunk (0)
 
 
 def _phones(text: str) -> Iterator[tuple[int, int]]:
     for match in _PHONE.finditer(text):
         start, end = match.span()
+        if end - start < 7:
+            continue  # fewer than 7 digits: most numbers in a text end here
         if not _alone_before(text, start) or (
             text[end : end + 1].isspace() and _UNIT_AFTER.match(text, end)
         ):
             continue  # an amount, a measure ("06 12 34 56 78 %"): the whole run is one
         # The whole run, or without the groups that follow the number ("030 1234567 2 tents",
         # "0800 123 4567 24h").
-        ends = [start + group.end() for group in re.finditer(r"\d+\)?", match[0])]
-        context = _what_the_number_is(text, start)
+        ends, digits = [], 0
+        for group in re.finditer(r"\d+\)?", match[0]):
+            digits += group.end() - group.start()
+            if digits > _MOST_DIGITS:
+                break
+            ends.append(start + group.end())
         for end in reversed(ends):
-            if _alone_after(text, end) and _is_phone(text[start:end], context):
+            if _alone_after(text, end) and _is_phone(text, start, end):
                 yield start, end
                 break
 
 
-def _is_phone(written: str, context: Literal["phone", "other", "unknown"]) -> bool:
-    number = _Number.read(written)
+def _is_phone(text: str, start: int, end: int) -> bool:
+    number = _Number.read(text[start:end])
     if number is None:
         return False
     if number.international:
         return True
+    context = _what_the_number_is(text, start)
     return context == "phone" or (context == "unknown" and number.shaped_like_a_phone())
 
 
@@ -344,11 +353,10 @@ def _what_the_number_is(text: str, start: int) -> Literal["phone", "other", "unk
     window_start = max(start - _CONTEXT, 0)
     newline = text.rfind("\n", window_start, start)
     window = text[newline + 1 if newline >= 0 else window_start : start]
-    phone = max((m.end() for m in _PHONE_WORDS.finditer(window)), default=-1)
-    other = max((m.end() for m in _OTHER_NUMBER_WORDS.finditer(window)), default=-1)
-    if phone < 0 and other < 0:
+    words = list(_NUMBER_WORDS.finditer(window))
+    if not words:
         return "unknown"
-    return "phone" if phone > other else "other"
+    return "phone" if words[-1]["phone"] is not None else "other"
 
 
 # Most specific first: an IBAN's or a card's digits are never read as a phone number.
@@ -360,24 +368,25 @@ _DETECTORS: Final[tuple[tuple[Kind, Spans], ...]] = (
 )
 
 
-# -- keep --------------------------------------------------------------------------------------
+# -- keep ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class _Kept:
+    """Values that stay, as each kind compares them."""
+
     emails: frozenset[str]
     phones: frozenset[str]
     compact: frozenset[str]
 
     @classmethod
     def of(cls, values: Collection[str]) -> _Kept:
+        phones = (_phone_key(value) for value in values)
         return cls(
             emails=frozenset(value.strip().casefold() for value in values),
-            phones=frozenset(filter(None, (_phone_key(value) for value in values))),
+            phones=frozenset(key for key in phones if len(key.lstrip("+")) >= 7),
             compact=frozenset(_compact(value) for value in values),
         )
 
     def keeps(self, kind: Kind, value: str) -> bool:
-        if not self.emails:  # nothing to keep
-            return False
         if kind == "email":
             return value.casefold() in self.emails
         if kind == "phone":
@@ -387,22 +396,20 @@ class _Kept:
 
 
 def _phone_key(value: str) -> str:
-    """Digits, "+" first for an international number (written with + or 00), trunk (0) gone."""
+    """Its digits, after a "+" when international (written with + or 00), without a "(0)"."""
     value = value.strip()
     digits = _phone_digits(value)
-    international = value.startswith(("+", "(+", "00"))
-    return f"+{digits}" if international else digits
+    return f"+{digits}" if value.startswith(("+", "(+", "00")) else digits
 
 
 def _same_phone(a: str, b: str) -> bool:
-    """Equal digits, or one international and the other national (trunk 0, no country code)."""
+    """The same digits, or one international and the other national: its trunk 0 dropped, it
+    ends the international one, which has one to three digits of country code before it."""
     if a == b:
         return True
-    national, international = (a, b) if b.startswith("+") else (b, a)
-    if not international.startswith("+") or national.startswith("+"):
+    if a.startswith("+") == b.startswith("+"):
         return False
-    if not national.startswith("0"):
-        return False
+    international, national = (a, b) if a.startswith("+") else (b, a)
     subscriber = national[1:]
     country = len(international) - 1 - len(subscriber)
-    return 1 <= country <= 3 and international.endswith(subscriber)
+    return national.startswith("0") and 1 <= country <= 3 and international.endswith(subscriber)
