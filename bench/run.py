@@ -28,6 +28,7 @@ MODULES = (
     "build",
     "local_state",
     "auth",
+    "safety",
 )
 
 
