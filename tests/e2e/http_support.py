@@ -36,6 +36,7 @@ CHAT_KEYS = {
 }
 CITATION_KEYS = {"source", "title", "snippet"}
 USAGE_KEYS = {"llm_calls", "input_tokens", "output_tokens", "cost_usd"}
+GUARDRAIL_KEYS = {"action", "source", "reasons"}
 USAGE_REPORT_KEYS = {"user_id", "day", "tokens", "cost_usd", "limits"}
 ERROR_DETAIL_KEYS = {"code", "message", "request_id"}
 NOT_FOUND_ANSWER = "could not find"
@@ -265,6 +266,20 @@ def assert_chat_reply(reply: Reply) -> dict[str, Any]:
     assert not isinstance(usage["cost_usd"], bool)
     assert usage["cost_usd"] >= 0
     return body
+
+
+def assert_guarded_reply(reply: Reply) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A 200 with the public fields and `guardrail` (a safety layer intervened): the body
+    without `guardrail`, checked as `assert_chat_reply` checks it, and the guardrail."""
+    assert reply.status == 200, reply.body[:500]
+    document = reply.json()
+    guardrail = document.pop("guardrail", None)
+    assert isinstance(guardrail, dict), f"no guardrail in {reply.text[:300]}"
+    assert set(guardrail) == GUARDRAIL_KEYS
+    assert isinstance(guardrail["reasons"], list)
+    assert all(isinstance(reason, str) and reason for reason in guardrail["reasons"])
+    without = Reply(reply.status, reply.headers, json.dumps(document).encode("utf-8"))
+    return assert_chat_reply(without), guardrail
 
 
 def assert_error_reply(reply: Reply, status: int, code: str | None = None) -> dict[str, Any]:
