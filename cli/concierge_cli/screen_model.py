@@ -30,9 +30,11 @@ from concierge.safety.screen import evidence
 
 ROOT = Path(__file__).resolve().parents[2]
 SETS = ROOT / "bench" / "safety"
-# Out-of-fold false positives on benign items the threshold keeps under: below the goal of
-# 2 %, so unseen data has room.
-TARGET_FALSE_POSITIVES = 0.01
+# Out-of-fold false positives on benign items each threshold keeps under: for questions below
+# the goal of 2 %, so unseen data has room; for documents lower still, because a knowledge
+# base's pages are full of instructions to their readers and a passage left out costs answers.
+TARGET_FALSE_POSITIVES = {"question": 0.01, "document": 0.01}
+HIGHEST_THRESHOLD = 0.999
 EPOCHS = 40
 LEARNING_RATE = 0.3
 L2 = 1e-4
@@ -159,7 +161,9 @@ def threshold_for(scores: list[float], labels: list[int], target: float) -> floa
     )
     allowed = math.floor(target * len(benign))
     # Just above the (allowed + 1)-th highest benign score.
-    return min(0.99, max(0.5, benign[allowed] + 1e-6)) if allowed < len(benign) else 0.5
+    return (
+        min(HIGHEST_THRESHOLD, max(0.5, benign[allowed] + 1e-6)) if allowed < len(benign) else 0.5
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,15 +182,24 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     scores = out_of_fold(vectors, labels, args.folds)
-    threshold = threshold_for(scores, labels, TARGET_FALSE_POSITIVES)
-    caught = sum(s >= threshold for s, y in zip(scores, labels, strict=True) if y)
-    false = sum(s >= threshold for s, y in zip(scores, labels, strict=True) if not y)
-    print(
-        f"out of fold: threshold {threshold:.3f}, attacks caught {caught}/{sum(labels)} "
-        f"({caught / sum(labels):.1%}), false positives {false}/{len(labels) - sum(labels)} "
-        f"({false / (len(labels) - sum(labels)):.1%})",
-        file=sys.stderr,
-    )
+    thresholds = {}
+    for kind, target in TARGET_FALSE_POSITIVES.items():
+        chosen = [i for i, example in enumerate(examples) if example.kind == kind]
+        kind_scores, kind_labels = [scores[i] for i in chosen], [labels[i] for i in chosen]
+        thresholds[kind] = threshold_for(kind_scores, kind_labels, target)
+        caught = sum(
+            s >= thresholds[kind] for s, y in zip(kind_scores, kind_labels, strict=True) if y
+        )
+        false = sum(
+            s >= thresholds[kind] for s, y in zip(kind_scores, kind_labels, strict=True) if not y
+        )
+        attacks, benign = sum(kind_labels), len(kind_labels) - sum(kind_labels)
+        print(
+            f"out of fold, {kind}s: threshold {thresholds[kind]:.3f}, attacks caught "
+            f"{caught}/{attacks} ({caught / attacks:.1%}), false positives {false}/{benign} "
+            f"({false / benign:.1%}) (the patterns' sure verdicts come on top)",
+            file=sys.stderr,
+        )
 
     vocabulary = vocabulary_of(vectors)
     bias, weights = train(vectors, labels, vocabulary)
@@ -197,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     document = {
         "trained_on": digest(files),
-        "threshold": round(threshold, 4),
+        "thresholds": {kind: round(value, 4) for kind, value in thresholds.items()},
         "bias": round(bias, 4),
         "weights": kept,
     }

@@ -369,3 +369,22 @@ def test_a_passage_cannot_close_its_fence() -> None:
     for tag in ("<documents>", "</documents>", "<question>", "</question>", "</document>"):
         assert prompt.lower().count(tag) == 1, tag
     assert "\u2039/documents>" in prompt and "\u2039/QUESTION >" in prompt
+
+
+def test_a_question_the_answer_models_guardrail_blocks_stops_the_chain() -> None:
+    # Given an answer model whose guardrail blocks the question itself
+    class Blocked(ScriptedModel):
+        def generate(self, request):  # type: ignore[no-untyped-def]
+            blocked = Guardrail(action="blocked", source="input", reasons=["PROMPT_ATTACK"])
+            return super().generate(request).model_copy(update={"guardrail": blocked})
+
+    request = AnswerInput(
+        request_id="r", question="q", language="en", passages=[_passage()], deadline_ms=_deadline()
+    )
+
+    # When it is answered
+    with pytest.raises(GuardrailInterventionError) as stopped:
+        answer(request, route_of(Blocked(["Sorry."])))
+
+    # Then the chain stops as classify's would: the api refuses, and nothing is stored
+    assert Guardrail.model_validate_json(str(stopped.value)).source == "input"

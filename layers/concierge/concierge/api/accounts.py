@@ -70,8 +70,9 @@ def usage_of(user: User, services: ApiServices, now: datetime | None = None) -> 
         return UsageReport(user_id=user.user_id, day=day, tokens=0, cost_usd=0.0, limits=limits)
     try:
         spent = services.spending.spent(user.user_id, day)
-    except StoreUnavailableError:
-        logger.exception("usage could not be read")
+    except StoreUnavailableError as error:
+        # The error's name, not its traceback: botocore's message may quote keys (user ids).
+        logger.error("usage could not be read", extra={"error": _cause_name(error)})
         raise STORE_UNAVAILABLE.error() from None
     return UsageReport(
         user_id=user.user_id,
@@ -87,6 +88,12 @@ def _with_store(services: ApiServices, work: Callable[[UserData], T]) -> T:
         raise MISCONFIGURED.error()
     try:
         return work(services.user_data)
-    except StoreUnavailableError:
-        logger.exception("the tables failed")
+    except StoreUnavailableError as error:
+        logger.error("the tables failed", extra={"error": _cause_name(error)})
         raise STORE_UNAVAILABLE.error() from None
+
+
+def _cause_name(error: BaseException) -> str:
+    """The failure's name and its cause's (a botocore ClientError's code is in its name)."""
+    cause = error.__cause__
+    return type(error).__name__ + (f" from {type(cause).__name__}" if cause else "")

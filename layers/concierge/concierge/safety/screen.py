@@ -37,7 +37,7 @@ from concierge.text import fold
 # The score at and above which a text is flagged.
 THRESHOLD = 0.5
 # The patterns' combined strength that flags a text whatever the learned model says.
-SURE = 0.85
+SURE = 0.9
 # Flagged by the learned model with no pattern family to name.
 WORDING = "injection_wording"
 Kind = Literal["question", "document"]
@@ -104,7 +104,7 @@ def screen(text: str, kind: Kind = "question") -> Verdict:
         score = patterns
     else:
         probability = model.probability(features(plain, strengths, kind))
-        score = _on_one_scale(probability, model.threshold)
+        score = _on_one_scale(probability, model.threshold(kind))
         if patterns >= SURE:
             score = max(score, patterns)
     flagged = score >= THRESHOLD

@@ -16,6 +16,7 @@ import re
 from concierge.adapters.llm.port import ModelReply
 from concierge.config import AnswerCheckSettings
 from concierge.deadline import seconds_left
+from concierge.errors import GuardrailInterventionError
 from concierge.models.http import Citation, Guardrail
 from concierge.models.state import AnswerInput, AnswerOutput, Passage, StepUsage
 from concierge.prompt_library import Prompt, fenced, in_language, load_prompt
@@ -55,6 +56,10 @@ def answer(
     user = prompt.render(passages=documents, question=fenced(request.question))
     system = prompt.render_system(language=request.language)
     reply, usage = _ask(route, prompt, request, system, user)
+    if reply.refused and reply.guardrail is not None and reply.guardrail.source == "input":
+        # The question itself was stopped: the chain ends as classify's or condense's would,
+        # and nothing of it is stored (a follow-up must not be condensed from it).
+        raise GuardrailInterventionError(reply.guardrail.model_dump_json())
     if reply.refused:
         return _refused(request, prompt, usage, reply.guardrail)
     text = reply.text.strip()
