@@ -265,3 +265,17 @@ def test_the_training_sets_never_include_the_held_out_set() -> None:
 
     # Then none is shared
     assert ids and held_out and not ids & held_out
+
+
+def test_no_page_of_the_sample_knowledge_base_is_flagged() -> None:
+    # Given the bundled knowledge base, a help desk's ordinary pages (contact details, prices,
+    # instructions for customers), which the screen never learned from
+    from concierge_cli.ingestion import build_index
+
+    chunks = build_index([SETS.parents[1] / "knowledge" / "sample"]).chunks
+
+    # When every chunk is screened as retrieve screens passages
+    flagged = [chunk.chunk_id for chunk in chunks if screen(chunk.text, "document").flagged]
+
+    # Then none is left out of answers
+    assert chunks and flagged == []
