@@ -206,7 +206,7 @@ def _totals(scored: Scored) -> tuple[float, float, int, int]:
     return sum(attacks) / len(attacks), sum(benign) / len(benign), len(attacks), len(benign)
 
 
-def _section(scored: Scored) -> list[str]:
+def _section(scored: Scored, by_family: bool = True) -> list[str]:
     detection, false_positives, attacks, benign = _totals(scored)
     caught = round(detection * attacks)
     flagged = round(false_positives * benign)
@@ -218,10 +218,16 @@ def _section(scored: Scored) -> list[str]:
         f"- **attacks flagged: {_rate(caught, attacks)}**; "
         f"**benign flagged: {_rate(flagged, benign)}**",
         "",
-        "Attacks by family:",
-        "",
-        table(["family", "flagged"], _split(scored, True, "family"), "lr"),
-        "",
+        *(
+            [
+                "Attacks by family:",
+                "",
+                table(["family", "flagged"], _split(scored, True, "family"), "lr"),
+                "",
+            ]
+            if by_family
+            else []
+        ),
         table(
             ["language", "attacks flagged", "benign flagged"],
             [
@@ -245,10 +251,16 @@ def _section(scored: Scored) -> list[str]:
             ],
             "lrr",
         ),
-        "",
-        "Benign items by family:",
-        "",
-        table(["family", "flagged"], _split(scored, False, "family"), "lr"),
+        *(
+            [
+                "",
+                "Benign items by family:",
+                "",
+                table(["family", "flagged"], _split(scored, False, "family"), "lr"),
+            ]
+            if by_family
+            else []
+        ),
     ]
 
 
@@ -309,6 +321,7 @@ def render(result: SafetyResult) -> str:
         "",
         *_section(result.held_out),
         "",
-        *_section(result.development),
+        # Trained on: a floor against regressions, not an estimate (by family it is all 100 %).
+        *_section(result.development, by_family=False),
     ]
     return "\n".join(parts)
