@@ -10,7 +10,7 @@ ENV ?= dev
 CONCIERGE_PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench lock openapi screen-model clean
+.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench lock openapi screen-model clean workflows
 
 help:
 	@echo "make run              local chat API on http://127.0.0.1:$(CONCIERGE_PORT) (offline models)"
@@ -85,14 +85,19 @@ e2e: install
 infra: install $(SAM) $(CHECKOV) node_modules/.package-lock.json
 	$(BIN)/pytest -m infra
 
-test: install $(SAM) $(CHECKOV) node_modules/.package-lock.json lint typecheck
+test: install $(SAM) $(CHECKOV) node_modules/.package-lock.json lint typecheck workflows
 	$(BIN)/pytest
 
-validate: install $(SAM) $(CHECKOV) node_modules/.package-lock.json
+validate: install $(SAM) $(CHECKOV) node_modules/.package-lock.json workflows
 	$(SAM) validate --lint
 	$(BIN)/cfn-lint template.yaml
 	for definition in statemachine/*.asl.json; do node_modules/.bin/asl-validator --json-path $$definition || exit 1; done
 	$(BIN)/pytest -q tests/infra/test_checkov.py
+
+# The GitHub Actions workflows (.github/workflows), with actionlint and ShellCheck from
+# requirements/dev.txt: the same checks offline, here and in CI.
+workflows: install
+	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck -pyflakes= .github/workflows/*.yml
 
 # --- AWS ----------------------------------------------------------------------------------
 build: $(SAM)

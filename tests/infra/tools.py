@@ -58,6 +58,16 @@ def cfn_lint() -> Path:
     return _require(Path(found) if found else None, "cfn-lint", "make install")
 
 
+def actionlint() -> Path:
+    """actionlint of the running interpreter's environment (requirements/dev.txt)."""
+    return _require(Path(sys.executable).parent / "actionlint", "actionlint", "make install")
+
+
+def shellcheck() -> Path:
+    """ShellCheck of the running interpreter's environment, which actionlint runs on `run:`."""
+    return _require(Path(sys.executable).parent / "shellcheck", "shellcheck", "make install")
+
+
 def run(
     args: list[str | Path],
     cwd: Path = REPO_ROOT,
