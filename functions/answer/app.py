@@ -14,9 +14,10 @@ from concierge.steps.answer import answer
 @logger.inject_lambda_context(correlation_id_path="request_id", log_event=False)
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse(AnswerInput, event)
     result = answer(
-        parse(AnswerInput, event),
-        wiring.route("answer"),
+        request,
+        wiring.route("answer", request.variant.models.get("answer")),
         wiring.settings(AnswerCheckSettings),
         redact_pii=wiring.settings(PrivacySettings).redact_pii,
     )

@@ -14,8 +14,11 @@ from concierge.steps.classify import classify
 @logger.inject_lambda_context(correlation_id_path="request_id", log_event=False)
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse(ClassifyInput, event)
     result = classify(
-        parse(ClassifyInput, event), wiring.settings(CategorySettings), wiring.route("classify")
+        request,
+        wiring.settings(CategorySettings),
+        wiring.route("classify", request.variant.models.get("classify")),
     )
     record_usage(result.usage)
     return result.model_dump(mode="json")

@@ -20,7 +20,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         request,
         turns_from_items(request.history_items),
         wiring.settings(CategorySettings),
-        wiring.route("condense"),
+        wiring.route("condense", request.variant.models.get("condense")),
         wiring.settings(CondenseSettings).history_tokens,
         screened=wiring.settings(ScreenSettings).on,
     )

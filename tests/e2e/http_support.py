@@ -33,6 +33,7 @@ CHAT_KEYS = {
     "session_id",
     "request_id",
     "usage",
+    "variant",
 }
 CITATION_KEYS = {"source", "title", "snippet"}
 USAGE_KEYS = {"llm_calls", "input_tokens", "output_tokens", "cost_usd"}

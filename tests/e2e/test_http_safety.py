@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from concierge.adapters.llm.port import ModelReply, ModelRequest
 from concierge.adapters.retrieval.local_index import write_index
 from concierge.models.http import Guardrail
 from concierge.models.identity import LOCAL_USER
+from concierge.prompt_library import labelled, load_prompt
 from concierge.safety.screen import screen, screen_conversation
 from concierge_cli.ingestion import build_index
 from concierge_cli.local.runtime import LocalRuntime
@@ -167,10 +167,8 @@ def server(module_server: Server) -> Server:
 
 @pytest.fixture
 def refusals(repo_root: Path) -> dict[str, str]:
-    """The refusals by language, as answer.toml words them."""
-    prompt = repo_root / "layers" / "concierge" / "concierge" / "prompts" / "answer.toml"
-    refused: dict[str, str] = tomllib.loads(prompt.read_text("utf-8"))["refused"]
-    return refused
+    """The refusals by language, as the answer prompt the sample environment serves words them."""
+    return load_prompt("answer", labelled("dev")["answer"]).refused
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def test_sam_build_produces_arm64_layer_and_functions(tmp_path: Path) -> None:
         assert (build_dir / function / "app.py").is_file(), f"{function} has no app.py in the build"
     layer = build_dir / "ConciergeLayer" / "python"
     assert (layer / "concierge" / "__init__.py").is_file()
-    assert list((layer / "concierge" / "prompts").glob("*.toml")), (
+    assert list((layer / "concierge" / "prompts").glob("*/*.toml")), (
         "the prompts are missing from the layer"
     )
     assert (layer / "pydantic").is_dir()

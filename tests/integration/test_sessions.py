@@ -183,10 +183,10 @@ def test_a_new_prompt_version_never_serves_the_old_answers(runtime: LocalRuntime
     assert answer(runtime, "What do you sell?", "s1")["cached"] is False
     assert answer(runtime, "What do you sell?", "s2")["cached"] is True
 
-    # When the prompts change version and the same question is asked
-    with mock.patch(
-        "concierge.prompt_library.prompt_versions", return_value="classify-1,condense-2,answer-2"
-    ):
+    # When the environment's label moves the answer prompt to another version (a promotion, or
+    # a roll-back) and the same question is asked
+    promoted = {"dev": {"classify": "classify-3", "condense": "condense-3", "answer": "answer-1"}}
+    with mock.patch("concierge.prompt_library.labels", return_value=promoted):
         wiring.api_services.cache_clear()  # type: ignore[attr-defined]
         after_new_prompts = answer(runtime, "What do you sell?", "s3")
     wiring.api_services.cache_clear()  # type: ignore[attr-defined]

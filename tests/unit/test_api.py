@@ -18,8 +18,10 @@ from concierge import api
 from concierge.adapters.dynamodb.budgets import Spend
 from concierge.adapters.executor import ExecutionResult
 from concierge.api import ApiServices, BudgetPolicy, create_app
+from concierge.api.services import Experiments
 from concierge.config import ApiSettings
 from concierge.errors import ConfigurationError, StoreUnavailableError
+from concierge.experiments import experiment
 from concierge.models.http import CacheFlush, SessionDeletion, UserDeletion
 
 REQUEST_ID = "abc=123"
@@ -60,6 +62,7 @@ CHAT_KEYS = {
     "session_id",
     "request_id",
     "usage",
+    "variant",
 }
 
 
@@ -143,7 +146,7 @@ class Edge:
     def services(self) -> ApiServices:
         return ApiServices(
             settings=self.settings,
-            cache_scope="scope",
+            experiments=Experiments(experiment("dev"), "kb1", "offline"),
             executor=self.executor,
             user_data=self.sessions,
             budget=self.budget,

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "concierge.pricing",
             "concierge.prompt_library",
             "concierge.safety",
+            "concierge.experiments",
         ),
     ),
     ("settings and telemetry", ("concierge.config", "concierge.observability")),

@@ -58,6 +58,9 @@ class ApiSettings(SettingsGroup):
     request_budget_ms: int = Field(default=27_000, ge=1_000, le=29_000)
     max_body_bytes: int = 65_536
     kb_version: str = "1"
+    # Which environment's prompt versions and A/B variants to serve (prompts/labels.toml,
+    # prompts/variants.toml): the stack's Stage.
+    prompt_label: str = "dev"
     # The latest turns of a session the chain loads for condense (which trims them to a budget).
     history_turns: int = Field(default=6, ge=1, le=50)
     # The semantic tier of the cache: the chain runs it only when on.

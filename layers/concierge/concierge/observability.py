@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, SchemaValidationError
 
 from concierge.models.http import Guardrail
 from concierge.models.state import StepUsage
@@ -89,6 +89,15 @@ _keep_text_out_of_traces(tracer.provider)
 logging.getLogger("aws_lambda_powertools.tracing.tracer").addFilter(_WithoutTraceback())
 
 
+def _emit(document: EphemeralMetrics) -> None:
+    """Print one EMF document. Telemetry never fails a request: without a namespace (a process
+    that is not a configured function, such as a unit test) the document is dropped."""
+    try:
+        document.flush_metrics()
+    except SchemaValidationError:
+        logger.debug("metrics not emitted: no namespace")
+
+
 def _step_metrics(step: str) -> EphemeralMetrics:
     # Its own EMF document per step with a `step` dimension: no state is shared between steps
     # that run in one process (the local runtime runs Parallel branches on threads).
@@ -120,7 +129,7 @@ def record_usage(usage: StepUsage) -> None:
         )
     if usage.llm_calls and not usage.priced:
         step_metrics.add_metric(name="UnpricedCalls", unit=MetricUnit.Count, value=usage.llm_calls)
-    step_metrics.flush_metrics()
+    _emit(step_metrics)
     tracer.put_annotation(key="step", value=usage.step)
     tracer.put_annotation(key="model", value=usage.model)
     logger.info("step finished", extra={"usage": usage.model_dump()})
@@ -129,7 +138,7 @@ def record_usage(usage: StepUsage) -> None:
 def record_latency(step: str, latency_ms: float) -> None:
     step_metrics = _step_metrics(step)
     step_metrics.add_metric(name="StepLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
-    step_metrics.flush_metrics()
+    _emit(step_metrics)
 
 
 def record_cache_outcome(hit: bool, bypassed: bool = False, semantic: bool = False) -> None:
@@ -172,6 +181,17 @@ def record_budget_exceeded() -> None:
     metrics.add_metric(name="BudgetExceeded", unit=MetricUnit.Count, value=1)
 
 
+def record_variant(variant: str, *, cached: bool, cost_usd: float) -> None:
+    """An answered request, by the A/B variant that served it: its rate of cache hits and its
+    cost, side by side with the other variants'."""
+    served = EphemeralMetrics()
+    served.add_dimension(name="variant", value=variant)
+    served.add_metric(name="VariantAnswered", unit=MetricUnit.Count, value=1)
+    served.add_metric(name="VariantCacheHit", unit=MetricUnit.Count, value=int(cached))
+    served.add_metric(name="VariantCostUsd", unit=MetricUnit.NoUnit, value=cost_usd)
+    _emit(served)
+
+
 def record_guardrail(guardrail: Guardrail) -> None:
     """A safety layer intervened in a request: counted by what it did and to what (never why in
     a dimension: reasons go to the log line, names only)."""
@@ -179,4 +199,4 @@ def record_guardrail(guardrail: Guardrail) -> None:
     guarded.add_dimension(name="action", value=guardrail.action)
     guarded.add_dimension(name="source", value=guardrail.source)
     guarded.add_metric(name="GuardrailIntervened", unit=MetricUnit.Count, value=1)
-    guarded.flush_metrics()
+    _emit(guarded)

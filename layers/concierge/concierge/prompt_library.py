@@ -1,5 +1,10 @@
-"""The prompt library: one TOML file per prompt in the `prompts/` folder next to this module
-(layers/concierge/concierge/prompts/, shipped in the layer), versioned.
+"""The prompt library: every version of every prompt, and which version each environment serves.
+
+    prompts/<name>/<version>.toml   one version of a prompt (system text, template, parameters);
+                                    versions are never edited once served, only added
+    prompts/labels.toml             per environment (dev, staging, prod), the version of each
+                                    prompt it serves
+    prompts/variants.toml           per environment, A/B variants (concierge.experiments)
 
 Templates use `$name` placeholders (string.Template) so JSON examples need no escaping.
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from string import Template
@@ -20,6 +26,10 @@ from string import Template
 from pydantic import BaseModel, ConfigDict, Field
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
+LABELS_FILE = PROMPTS_DIR / "labels.toml"
+# The prompts of the chain, in the order their versions are listed in a cache scope.
+CHAIN_PROMPTS = ("classify", "condense", "answer")
+_VERSION_NUMBER = re.compile(r"-(\d+)$")
 # The tags that fence data in the prompts.
 _FENCE_TAG = re.compile(r"<(\s*/?\s*)(documents?|question|history)\b", re.IGNORECASE)
 
@@ -49,6 +59,10 @@ class Prompt(BaseModel):
         return Template(self.repair).safe_substitute(prompt=prompt, problem=problem)
 
 
+class UnknownPromptError(LookupError):
+    """No such prompt, version or label."""
+
+
 def fenced(text: str) -> str:
     """`text` safe to put between fence tags: a fence tag inside it loses its opening bracket
     ('</documents>' becomes '\u2039/documents>'), which a reader still understands and a model
@@ -61,12 +75,62 @@ def in_language(messages: dict[str, str], language: str) -> str:
     return messages.get(language) or messages["en"]
 
 
+def versions_of(name: str) -> list[str]:
+    """Every version of a prompt, oldest first."""
+    folder = PROMPTS_DIR / name
+    if not folder.is_dir():
+        raise UnknownPromptError(f"no prompt {name!r} (prompts/: {', '.join(prompt_names())})")
+    return sorted((path.stem for path in folder.glob("*.toml")), key=_version_order)
+
+
+def prompt_names() -> list[str]:
+    return sorted(path.name for path in PROMPTS_DIR.iterdir() if path.is_dir())
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    match = _VERSION_NUMBER.search(version)
+    return (int(match.group(1)) if match else 0, version)
+
+
 @cache
-def load_prompt(name: str) -> Prompt:
-    with (PROMPTS_DIR / f"{name}.toml").open("rb") as handle:
-        return Prompt(name=name, **tomllib.load(handle))
+def load_prompt(name: str, version: str | None = None) -> Prompt:
+    """One version of a prompt; without `version`, its newest."""
+    version = version or versions_of(name)[-1]
+    path = PROMPTS_DIR / name / f"{version}.toml"
+    if not path.is_file():
+        known = ", ".join(versions_of(name))
+        raise UnknownPromptError(f"no version {version!r} of prompt {name!r} (known: {known})")
+    with path.open("rb") as handle:
+        document = tomllib.load(handle)
+    if document.get("version") != version:
+        raise UnknownPromptError(f"{path} says version {document.get('version')!r}")
+    return Prompt(name=name, **document)
 
 
-def prompt_versions() -> str:
-    """All prompt versions in one string; a prompt change must never serve a cached answer."""
-    return ",".join(load_prompt(name).version for name in ("classify", "condense", "answer"))
+@cache
+def labels() -> dict[str, dict[str, str]]:
+    """Per environment, the version of each prompt it serves (prompts/labels.toml)."""
+    with LABELS_FILE.open("rb") as handle:
+        document = tomllib.load(handle)
+    return {label: dict(versions) for label, versions in document.items()}
+
+
+def labelled(label: str) -> dict[str, str]:
+    """The versions `label` serves, every chain prompt named."""
+    try:
+        versions = labels()[label]
+    except KeyError:
+        raise UnknownPromptError(
+            f"no prompt label {label!r} (prompts/labels.toml has {', '.join(labels())})"
+        ) from None
+    missing = [name for name in CHAIN_PROMPTS if name not in versions]
+    if missing:
+        raise UnknownPromptError(f"label {label!r} names no version of {', '.join(missing)}")
+    return {name: versions[name] for name in CHAIN_PROMPTS}
+
+
+def prompt_versions(versions: Mapping[str, str] | None = None) -> str:
+    """The chain's prompt versions in one string, for a cache scope: a prompt change must never
+    serve a cached answer. Without `versions`, the newest of each."""
+    chosen = versions or {}
+    return ",".join(load_prompt(name, chosen.get(name)).version for name in CHAIN_PROMPTS)

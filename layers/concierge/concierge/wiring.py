@@ -59,25 +59,27 @@ def aws_client(service: str, read_timeout: float | None = None) -> Any:
     return build(service, read_timeout)
 
 
-def model_specs(step: Step) -> tuple[str, ...]:
-    """The model specs of a step's route: its primary, then its fallbacks."""
+def model_specs(step: Step, primary: str | None = None) -> tuple[str, ...]:
+    """The model specs of a step's route: its primary (a variant's, when it names one), then
+    its fallbacks."""
     groups: dict[Step, type[config.SettingsGroup]] = {
         "classify": config.ClassifyRoute,
         "condense": config.CondenseRoute,
         "answer": config.AnswerRoute,
     }
     chosen = settings(groups[step]).model_dump()
-    return (chosen[f"{step}_model"], *chosen[f"{step}_fallbacks"])
+    return (primary or chosen[f"{step}_model"], *chosen[f"{step}_fallbacks"])
 
 
 @_once
-def route(step: Step) -> ModelRoute:
-    """A step's models (primary, then fallbacks) and how they are called."""
+def route(step: Step, primary: str | None = None) -> ModelRoute:
+    """A step's models (primary, then fallbacks) and how they are called; `primary` is an A/B
+    variant's model for the step, in place of the configured one."""
     from concierge.adapters.llm.registry import model_for
     from concierge.pricing import PriceTable
     from concierge.steps.calls import ModelRoute, RetryPolicy
 
-    specs = model_specs(step)
+    specs = model_specs(step, primary)
     runtime = settings(config.ModelRuntimeSettings)
     return ModelRoute(
         step=step,
@@ -168,16 +170,21 @@ def api_services() -> ApiServices:
     and the spending policy."""
     from concierge.adapters.dynamodb.budgets import BudgetStore
     from concierge.api import ApiServices
-    from concierge.cache_keys import cache_scope
-    from concierge.prompt_library import prompt_versions
+    from concierge.api.services import Experiments
+    from concierge.experiments import ExperimentError, experiment
+    from concierge.prompt_library import UnknownPromptError
 
     api = settings(config.ApiSettings)
     tables = settings(config.TableSettings)
     budget = budget_policy()
+    try:
+        variants = experiment(api.prompt_label)
+    except (ExperimentError, UnknownPromptError) as error:
+        raise ConfigurationError(f"CONCIERGE_PROMPT_LABEL={api.prompt_label}: {error}") from None
     return ApiServices(
         settings=api,
-        cache_scope=cache_scope(
-            api.kb_version, prompt_versions(), settings(config.AnswerRoute).answer_model
+        experiments=Experiments(
+            variants, api.kb_version, settings(config.AnswerRoute).answer_model
         ),
         executor=executor(),
         user_data=session_store() if tables.history_table and tables.cache_table else None,

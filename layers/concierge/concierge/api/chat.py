@@ -15,12 +15,12 @@ from typing import Any
 
 from concierge.adapters.dynamodb.budgets import Spend
 from concierge.adapters.executor import ExecutionResult
-from concierge.api.errors import CHAIN_FAILURES, INTERNAL, budget_exceeded
-from concierge.api.services import ApiServices, seconds_to_midnight
+from concierge.api.errors import CHAIN_FAILURES, INTERNAL, budget_exceeded, invalid_request
+from concierge.api.services import ApiServices, Serving, seconds_to_midnight
 from concierge.cache_keys import cache_key
 from concierge.errors import StoreUnavailableError
 from concierge.models.http import ChatRequest, ChatResponse, Guardrail, Usage
-from concierge.models.identity import User
+from concierge.models.identity import LOCAL_USER, User
 from concierge.models.state import (
     BudgetReservation,
     CacheLookup,
@@ -35,6 +35,7 @@ from concierge.observability import (
     record_cache_outcome,
     record_degraded,
     record_guardrail,
+    record_variant,
 )
 from concierge.pricing import micro_usd
 from concierge.prompt_library import in_language, load_prompt
@@ -57,12 +58,13 @@ def run_chat(
     settings = services.settings
     now = time.time()
     session_id = request.session_id or uuid.uuid4().hex
-    scope = services.cache_scope
+    serving = _serving(request, user, session_id, services)
+    scope = serving.cache_scope
     # Detected from the words alone, so the first-turn lookup needs no model call.
     language = detect_language(request.question)
     if services.screen and (verdict := screen(request.question)).flagged:
         blocked = Guardrail(action="blocked", source="input", reasons=list(verdict.reasons))
-        return _refusal(blocked, language, session_id, request_id)
+        return _refusal(blocked, language, session_id, request_id, serving)
     budget = services.budget.reservation(datetime.fromtimestamp(now, UTC))
     chain_input = ChainInput(
         request_id=request_id,
@@ -80,6 +82,9 @@ def run_chat(
         semantic=settings.semantic_cache,
         cache_language=language,
         cache_scope=scope,
+        variant=serving.variant,
+        prompt_versions=serving.prompt_versions,
+        answer_model=serving.answer_model,
         kb_version=settings.kb_version,
         cache_bypass=bypass_cache,
         history_turns=settings.history_turns,
@@ -96,7 +101,7 @@ def run_chat(
     try:
         output = _successful_output(result, user, budget, services, now)
     except _Stopped as stopped:
-        return _refusal(stopped.guardrail, language, session_id, request_id)
+        return _refusal(stopped.guardrail, language, session_id, request_id, serving)
     record_cache_outcome(
         hit=output.status == "cached", bypassed=bypass_cache, semantic=output.semantic
     )
@@ -111,6 +116,19 @@ def run_chat(
     usage = _total(output.usage)
     if output.reserved:
         _settle(user, budget, services, usage)
+    cached = output.status == "cached"
+    record_variant(serving.variant.name, cached=cached, cost_usd=usage.cost_usd)
+    logger.info(
+        "answered",
+        extra={
+            "variant": serving.variant.name,
+            "cached": cached,
+            "llm_calls": usage.llm_calls,
+            "cost_usd": usage.cost_usd,
+            "category": output.category,
+            "language": output.language,
+        },
+    )
     return ChatResponse(
         answer=output.answer,
         citations=output.citations,
@@ -120,8 +138,23 @@ def run_chat(
         session_id=session_id,
         request_id=request_id,
         usage=usage,
+        variant=serving.variant.name,
         guardrail=_reported(output.guardrail),
     )
+
+
+def _serving(request: ChatRequest, user: User, session_id: str, services: ApiServices) -> Serving:
+    """The request's A/B variant: the one an administrator names (evaluations compare variants
+    through the API this way), else the user's by a stable hash of their `sub` — of the
+    session in the open local run, where everyone is the local user."""
+    if request.variant is not None and user.admin:
+        named = services.experiments.named(request.variant)
+        if named is None:
+            known = ", ".join(v.name for v in services.experiments.experiment.variants)
+            raise invalid_request(f"no variant {request.variant!r} here (known: {known})").error()
+        return named
+    key = session_id if user.user_id == LOCAL_USER else user.user_id
+    return services.experiments.for_user(key)
 
 
 class _Stopped(Exception):
@@ -132,7 +165,9 @@ class _Stopped(Exception):
         self.guardrail = guardrail
 
 
-def _refusal(guardrail: Guardrail, language: str, session_id: str, request_id: str) -> ChatResponse:
+def _refusal(
+    guardrail: Guardrail, language: str, session_id: str, request_id: str, serving: Serving
+) -> ChatResponse:
     """The answer to a question a safety layer stopped: a short refusal in the question's
     language, no citations, nothing spent. Nothing is stored: the question stays out of the
     history (a later follow-up must not be condensed from it) and out of the cache."""
@@ -142,7 +177,9 @@ def _refusal(guardrail: Guardrail, language: str, session_id: str, request_id: s
         extra={"source": guardrail.source, "reasons": guardrail.reasons},
     )
     return ChatResponse(
-        answer=in_language(load_prompt("answer").refused, language),
+        answer=in_language(
+            load_prompt("answer", serving.variant.prompts.get("answer")).refused, language
+        ),
         citations=[],
         category=UNCLASSIFIED,
         language=language,
@@ -150,6 +187,7 @@ def _refusal(guardrail: Guardrail, language: str, session_id: str, request_id: s
         session_id=session_id,
         request_id=request_id,
         usage=Usage(),
+        variant=serving.variant.name,
         guardrail=guardrail,
     )
 

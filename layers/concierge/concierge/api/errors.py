@@ -105,6 +105,10 @@ STORE_UNAVAILABLE = failure(
 )
 
 
+def invalid_request(message: str) -> Failure:
+    return failure(400, "invalid_request", message)
+
+
 def not_found(what: str) -> Failure:
     return failure(404, "not_found", what)
 

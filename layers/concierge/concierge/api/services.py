@@ -9,9 +9,12 @@ from typing import Protocol
 
 from concierge.adapters.dynamodb.budgets import Spend
 from concierge.adapters.executor import ChainExecutor
+from concierge.cache_keys import cache_scope
 from concierge.config import ApiSettings
+from concierge.experiments import Experiment
 from concierge.models.http import CacheFlush, SessionDeletion, UserDeletion
-from concierge.models.state import BudgetReservation
+from concierge.models.state import BudgetReservation, Variant
+from concierge.prompt_library import prompt_versions
 
 # A budget item outlives its day by one, so that a request that started before midnight can
 # still settle against it.
@@ -82,10 +85,48 @@ def seconds_to_midnight(now: datetime) -> int:
 
 
 @dataclass(frozen=True)
+class Serving:
+    """What one request is served with: its A/B variant, the prompt versions and primary
+    answer model that come with it, and the cache scope they make."""
+
+    variant: Variant
+    prompt_versions: str
+    answer_model: str
+    cache_scope: str
+
+
+@dataclass(frozen=True)
+class Experiments:
+    """The environment's variants and how a request's variant becomes what serves it."""
+
+    experiment: Experiment
+    kb_version: str
+    # The configured primary answer model (a variant may name another).
+    answer_model: str
+
+    def serving(self, variant: Variant) -> Serving:
+        answer_model = variant.models.get("answer", self.answer_model)
+        versions = prompt_versions(variant.prompts)
+        return Serving(
+            variant=variant,
+            prompt_versions=versions,
+            answer_model=answer_model,
+            cache_scope=cache_scope(self.kb_version, versions, answer_model, variant.name),
+        )
+
+    def for_user(self, key: str) -> Serving:
+        return self.serving(self.experiment.assign(key))
+
+    def named(self, name: str) -> Serving | None:
+        variant = self.experiment.named(name)
+        return self.serving(variant) if variant else None
+
+
+@dataclass(frozen=True)
 class ApiServices:
     settings: ApiSettings
-    # kb version, prompt versions and answer model: part of every cache key.
-    cache_scope: str
+    # The A/B variants; with the kb version, a variant's scope is part of every cache key.
+    experiments: Experiments
     executor: ChainExecutor
     # None when the tables are not configured: the routes that need them answer 500.
     user_data: UserData | None

@@ -28,6 +28,9 @@ class ChatRequest(_Contract):
     # Answer as if there were no cache: nothing is read from it or written to it. The header
     # `Cache-Control: no-cache` does the same.
     bypass_cache: StrictBool = False
+    # Serve this A/B variant instead of the caller's (administrators only; evaluations compare
+    # variants through the API this way).
+    variant: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class Citation(_Contract):
@@ -80,6 +83,8 @@ class ChatResponse(_Contract):
     session_id: str
     request_id: str
     usage: Usage
+    # The A/B variant that served the request (`default` where the environment runs none).
+    variant: str = "default"
     # Only when a safety layer intervened: absent from the body otherwise.
     guardrail: Guardrail | None = Field(default=None, exclude_if=lambda value: value is None)
 

@@ -93,6 +93,15 @@ class CacheLookup(_State):
     semantic: bool = False
 
 
+class Variant(_State):
+    """The A/B variant a request is served by (concierge.experiments): the version of each chain
+    prompt, and the steps whose primary model it replaces."""
+
+    name: str = "default"
+    prompts: dict[str, str] = Field(default_factory=dict)
+    models: dict[str, str] = Field(default_factory=dict)
+
+
 class BudgetReservation(_State):
     """$.budget: what the chain reserves in the user's budget before its first model call, and
     the limits it must stay under (0 = that dimension has no limit: a very large number)."""
@@ -123,9 +132,14 @@ class ChainInput(_State):
     # The language detected from the question's words, before any model call: the first-turn
     # lookup key's language. An answer in another language is not stored under that key.
     cache_language: str
-    # kb version, prompt versions and answer model (concierge.cache_keys.cache_scope): follow-up
-    # keys are built in the condense step from the standalone question and this scope.
+    # kb version, prompt versions, answer model and variant (concierge.cache_keys.cache_scope):
+    # follow-up keys are built in the condense step from the standalone question and this scope.
     cache_scope: str
+    # The A/B variant serving the request, its prompt versions (one string) and its primary
+    # answer model: the history keeps them with the turn, for feedback.
+    variant: Variant = Field(default_factory=Variant)
+    prompt_versions: str = ""
+    answer_model: str = ""
     kb_version: str
     # True: answer as if there were no cache (nothing read from it, nothing written to it).
     cache_bypass: bool = False
@@ -151,6 +165,7 @@ class ClassifyInput(_State):
     request_id: str
     question: str
     deadline_ms: int
+    variant: Variant = Field(default_factory=Variant)
 
 
 class Classification(_State):
@@ -171,6 +186,7 @@ class CondenseInput(_State):
     # Raw DynamoDB items of the session, newest first, as the Query task returns them.
     history_items: list[dict[str, Any]]
     cache_scope: str
+    variant: Variant = Field(default_factory=Variant)
 
 
 class Understanding(_State):
@@ -221,6 +237,7 @@ class AnswerInput(_State):
     deadline_ms: int
     # What the retrieve step's screen left out, reported with the answer.
     screened: Guardrail | None = None
+    variant: Variant = Field(default_factory=Variant)
 
 
 class AnswerOutput(_State):

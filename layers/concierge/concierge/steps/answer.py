@@ -45,7 +45,7 @@ def answer(
     redact_pii: bool = False,
 ) -> AnswerOutput:
     checks = checks or AnswerCheckSettings()
-    prompt = load_prompt("answer")
+    prompt = load_prompt("answer", request.variant.prompts.get("answer"))
     if not request.passages:
         # Nothing to ground an answer in: say so without paying for a model call.
         usage = StepUsage(step="answer", model=route.spec)

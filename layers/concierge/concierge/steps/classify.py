@@ -16,7 +16,7 @@ from concierge.steps.structured import CategoryMenu, ModelClassification, ask_fo
 def classify(
     request: ClassifyInput, categories: CategorySettings, route: ModelRoute
 ) -> Classification:
-    prompt = load_prompt("classify")
+    prompt = load_prompt("classify", request.variant.prompts.get("classify"))
     menu = CategoryMenu.of(categories)
     answer = ask_for_json(
         route,

@@ -64,7 +64,7 @@ def condense(
         if verdict.flagged:
             blocked = Guardrail(action="blocked", source="input", reasons=list(verdict.reasons))
             raise GuardrailInterventionError(blocked.model_dump_json())
-    prompt = load_prompt("condense")
+    prompt = load_prompt("condense", request.variant.prompts.get("condense"))
     menu = CategoryMenu.of(categories)
     conversation = transcript(history, history_tokens)
     answer = ask_for_json(

@@ -111,6 +111,9 @@ HISTORY_TURN = ItemFormat(
         Attribute("language", "S", "chain", "the answer's language"),
         Attribute("expires_at", "N", "chain", "epoch seconds; the table's TTL attribute"),
         Attribute("cache_key", "S", "chain", "the cache entry this turn stored, or empty"),
+        Attribute("variant", "S", "chain", "the A/B variant that served the turn"),
+        Attribute("prompt_versions", "S", "chain", "the chain's prompt versions, comma-separated"),
+        Attribute("answer_model", "S", "chain", "the model spec that wrote the answer"),
     ),
 )
 
