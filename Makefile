@@ -10,7 +10,7 @@ ENV ?= dev
 CONCIERGE_PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench lock openapi screen-model clean workflows
+.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench eval eval-promptfoo lock openapi screen-model clean workflows
 
 help:
 	@echo "make run              local chat API on http://127.0.0.1:$(CONCIERGE_PORT) (offline models)"
@@ -106,6 +106,27 @@ build: $(SAM)
 deploy: build
 	@case "$(ENV)" in dev|staging|prod) ;; *) echo "ENV must be dev, staging or prod (got '$(ENV)')"; exit 2;; esac
 	$(SAM) deploy --config-env $(ENV)
+
+# --- answer quality -------------------------------------------------------------------------
+# `make eval`: every case of eval/cases, the variants of eval/config.toml, the chain in this
+# process with the offline models. `make eval ENV=staging [JUDGE=bedrock:<model>]`: the deployed
+# stack of that environment (its ApiUrl output; an admin's token in CONCIERGE_EVAL_TOKEN).
+# Exits non-zero under the thresholds. The offline gate subset runs inside `make test`.
+eval: install
+ifeq ($(origin ENV),command line)
+	$(BIN)/concierge eval --env $(ENV) $(if $(JUDGE),--judge $(JUDGE))
+else
+	$(BIN)/concierge eval $(if $(JUDGE),--judge $(JUDGE))
+endif
+
+# The same cases through promptfoo (eval/promptfooconfig.yaml) against `concierge serve`, and its
+# viewer: `make eval-promptfoo`, then `eval/node_modules/.bin/promptfoo view`.
+eval/node_modules/.package-lock.json: eval/package.json eval/package-lock.json
+	cd eval && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+eval-promptfoo: install eval/node_modules/.package-lock.json
+	$(BIN)/python -m concierge_cli.evaluation.promptfoo
 
 # --- benchmarks (never part of `make test`) ------------------------------------------------
 bench: install $(SAM)

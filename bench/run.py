@@ -29,6 +29,7 @@ MODULES = (
     "local_state",
     "auth",
     "safety",
+    "eval",
 )
 
 

@@ -18,6 +18,10 @@
     concierge cache flush --all | --kb-version V
                                            delete cached answers (local run, or --cache-table)
     concierge screen TEXT... [--json]      the injection screen's verdict on each text
+    concierge eval [--gate] [--env ENV | --url URL] [--judge SPEC]
+                                           answer quality per case and variant (eval/)
+    concierge prompts list | diff NAME V1 V2 | promote NAME VERSION --env ENV
+                                           prompt versions and which environment serves which
 
 Local runs keep history and cache in .concierge/tables.sqlite3 (`--state`), item by item, so a
 session survives restarts and a large history costs nothing at start or per request.
@@ -38,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 from concierge.errors import ConfigurationError
 from concierge_cli import admin as admin_cli
-from concierge_cli import screening
+from concierge_cli import prompts_cli, screening
+from concierge_cli.evaluation import run as evaluation
 from concierge_cli.support import (
     WORK_DIR,
     ServerRecord,
@@ -69,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         _add_token,
         admin_cli.add_commands,
         screening.add_commands,
+        evaluation.add_commands,
+        prompts_cli.add_commands,
     ):
         add(commands)
 

@@ -61,6 +61,8 @@ class ApiSettings(SettingsGroup):
     # Which environment's prompt versions and A/B variants to serve (prompts/labels.toml,
     # prompts/variants.toml): the stack's Stage.
     prompt_label: str = "dev"
+    # Another variants file than prompts/variants.toml (an evaluation's own variants).
+    variants_file: str | None = None
     # The latest turns of a session the chain loads for condense (which trims them to a budget).
     history_turns: int = Field(default=6, ge=1, le=50)
     # The semantic tier of the cache: the chain runs it only when on.

@@ -15,6 +15,7 @@ import os
 import random
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from concierge import config
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from concierge.adapters.dynamodb.sessions import SessionStore
     from concierge.adapters.embeddings.port import Embedder
     from concierge.adapters.executor import ChainExecutor
+    from concierge.adapters.llm.port import ChatModel
     from concierge.adapters.retrieval.port import Retriever
     from concierge.api import ApiServices, BudgetPolicy
     from concierge.steps.calls import ModelRoute
@@ -92,6 +94,13 @@ def route(step: Step, primary: str | None = None) -> ModelRoute:
         ),
         rng=random.Random(),  # noqa: S311 - jitter, not security
     )
+
+
+def judge_model(spec: str) -> ChatModel:
+    """The eval's judge (a model spec, like a route's), built like the steps' models."""
+    from concierge.adapters.llm.registry import model_for
+
+    return model_for(spec, settings(config.ModelRuntimeSettings), aws_client)
 
 
 @_once
@@ -178,7 +187,11 @@ def api_services() -> ApiServices:
     tables = settings(config.TableSettings)
     budget = budget_policy()
     try:
-        variants = experiment(api.prompt_label)
+        variants = (
+            experiment(api.prompt_label, Path(api.variants_file))
+            if api.variants_file
+            else experiment(api.prompt_label)
+        )
     except (ExperimentError, UnknownPromptError) as error:
         raise ConfigurationError(f"CONCIERGE_PROMPT_LABEL={api.prompt_label}: {error}") from None
     return ApiServices(

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from concierge.adapters.llm.port import ModelReply, ModelRequest, estimate_tokens
+from concierge.errors import ModelInvocationError
 from concierge.text import detect_language, sentences, terms, words
 
 OFFLINE_SPEC = "offline"
@@ -67,6 +68,8 @@ class OfflineModel:
     spec = OFFLINE_SPEC
 
     def generate(self, request: ModelRequest) -> ModelReply:
+        if request.task == "judge":
+            raise ModelInvocationError("the offline model cannot judge: name a real model")
         if request.task == "classify":
             text = _classify(request.inputs)
         elif request.task == "condense":

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from concierge.models.http import Guardrail
 
-Task = Literal["classify", "condense", "answer"]
+# "judge": the eval's judge (concierge_cli.evaluation), never a chain step.
+Task = Literal["classify", "condense", "answer", "judge"]
 
 
 class ModelRequest(BaseModel):
