@@ -3,10 +3,11 @@ tables, outside a chat request.
 
 Without table names they work on the local run's tables (.concierge/tables.sqlite3, as
 `concierge serve` and `concierge ask` keep them; a running `concierge serve` sees the change at
-once). With `--history-table`/`--cache-table`/`--budget-table` (or CONCIERGE_HISTORY_TABLE,
-CONCIERGE_CACHE_TABLE, CONCIERGE_BUDGET_TABLE: the stack outputs HistoryTableName,
-CacheTableName, BudgetTableName) they work on those DynamoDB tables through the standard AWS
-configuration; docs/operations.md lists the IAM policy an operator needs for them.
+once). With `--history-table`/`--cache-table`/`--budget-table`/`--feedback-table` (or
+CONCIERGE_HISTORY_TABLE, CONCIERGE_CACHE_TABLE, CONCIERGE_BUDGET_TABLE,
+CONCIERGE_FEEDBACK_TABLE: the stack outputs HistoryTableName, CacheTableName, BudgetTableName,
+FeedbackTableName) they work on those DynamoDB tables through the standard AWS configuration;
+docs/operations.md lists the IAM policy an operator needs for them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def add_commands(commands: Any) -> None:
     history = commands.add_parser("history", help="chat history: delete a session")
     history_commands = history.add_subparsers(dest="history_command", required=True)
     delete = history_commands.add_parser(
-        "delete", help="delete a user's session: its turns and the cache entries it produced"
+        "delete",
+        help="delete a user's session: its turns, the cache entries it produced, its ratings",
     )
     delete.add_argument("--session", required=True, help="the session id")
     delete.add_argument(
@@ -42,7 +44,8 @@ def add_commands(commands: Any) -> None:
     user = commands.add_parser("user", help="users: erase everything stored for one")
     user_commands = user.add_subparsers(dest="user_command", required=True)
     erase = user_commands.add_parser(
-        "delete", help="erase a user: history, the cache entries they produced, budgets"
+        "delete",
+        help="erase a user: history, the cache entries they produced, budgets, ratings",
     )
     erase.add_argument("--user", required=True, help="the user's `sub`")
     _table_options(erase)
@@ -117,12 +120,18 @@ def _table_options(parser: argparse.ArgumentParser) -> None:
         help="DynamoDB table of user budgets (default: $CONCIERGE_BUDGET_TABLE, else the "
         "local run's; only `user delete` uses it)",
     )
+    parser.add_argument(
+        "--feedback-table",
+        help="DynamoDB table of users' ratings (default: $CONCIERGE_FEEDBACK_TABLE, else the "
+        "local run's; `history delete` and `user delete` use it)",
+    )
 
 
 @contextmanager
 def _store(args: argparse.Namespace, root: Path) -> Iterator[SessionStore]:
     """The stack's tables when named (options, else CONCIERGE_HISTORY_TABLE and
-    CONCIERGE_CACHE_TABLE), else the local run's."""
+    CONCIERGE_CACHE_TABLE, with the budget and feedback tables when named), else the local
+    run's."""
     from concierge import wiring
     from concierge.config import TableSettings
 
@@ -130,19 +139,20 @@ def _store(args: argparse.Namespace, root: Path) -> Iterator[SessionStore]:
     history = args.history_table or configured.history_table
     cache = args.cache_table or configured.cache_table
     budget = args.budget_table or configured.budget_table
+    ratings = args.feedback_table or configured.feedback_table
     if history or cache:
         if not (history and cache):
             raise UsageError("give both --history-table and --cache-table, or neither")
-        yield wiring.session_store(history, cache, budget)
+        yield wiring.session_store(history, cache, budget, ratings)
         return
     with _local_tables(root, args.state or default_store(root)) as tables:
         yield wiring.session_store(*tables)
 
 
 @contextmanager
-def _local_tables(root: Path, store: Path) -> Iterator[tuple[str, str, str]]:
-    """The local run's tables (history, cache, budget), read and written in place in its
-    store."""
+def _local_tables(root: Path, store: Path) -> Iterator[tuple[str, str, str, str]]:
+    """The local run's tables (history, cache, budget, feedback), read and written in place in
+    its store."""
     from concierge_cli.local.runtime import LEGACY_STATE, LocalRuntime
 
     require_repository(root)
@@ -154,4 +164,5 @@ def _local_tables(root: Path, store: Path) -> Iterator[tuple[str, str, str]]:
             runtime.table_names["HistoryTable"],
             runtime.table_names["CacheTable"],
             runtime.table_names["BudgetTable"],
+            runtime.table_names["FeedbackTable"],
         )

@@ -237,6 +237,7 @@ def _counts(items: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         "turns": len(items["HistoryTable"]),
         "cache_entries": len(items["CacheTable"]),
         "budget_days": len(items["BudgetTable"]),
+        "feedback": len(items["FeedbackTable"]),
     }
 
 
@@ -269,6 +270,7 @@ def test_erasing_a_user_answers_what_was_stored_for_them_and_leaves_nothing(
         "turns": 0,
         "cache_entries": 0,
         "budget_days": 0,
+        "feedback": 0,
     }
     # And frank's turns, entry and budget are untouched
     assert items_of(users.runtime, "frank") == franks
@@ -282,7 +284,13 @@ def test_erasing_a_user_with_nothing_stored_answers_zeros(users: UsersService) -
 
     # Then there was nothing to erase
     assert reply.status == 200
-    assert reply.json() == {"user_id": "nobody", "turns": 0, "cache_entries": 0, "budget_days": 0}
+    assert reply.json() == {
+        "user_id": "nobody",
+        "turns": 0,
+        "cache_entries": 0,
+        "budget_days": 0,
+        "feedback": 0,
+    }
 
 
 def test_with_auth_off_the_local_user_is_an_admin(users: UsersService) -> None:

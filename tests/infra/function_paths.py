@@ -10,8 +10,9 @@ it) with the environment the template gives it for the parameter set, after a co
 - the retrieve function: a search, which first loads the index from S3 (or, with a knowledge
   base, searches it);
 - the api function: POST /chat (the chain's StartSyncExecution is stubbed with an Express
-  reply; with daily limits the request then settles its budget), GET /me/usage, DELETE
-  /sessions/{id} of a session whose answers are in the semantic tier, and, as an admin, DELETE
+  reply; with daily limits the request then settles its budget), GET /me/usage, POST /feedback
+  (the answer found in the history, the rating put on condition), DELETE /sessions/{id} of a
+  session whose answers are in the semantic tier and rated, and, as an admin, DELETE
   /users/{sub} and POST /admin/cache/flush (one knowledge version's, then all);
 - the operator's CLI (`concierge history delete`, `user delete`, `cache flush`) against the
   stack's tables by name.
@@ -41,6 +42,7 @@ from moto import mock_aws
 from concierge.adapters.dynamodb.formats import (
     BUDGET_DAY,
     CACHE_ENTRY,
+    FEEDBACK,
     HISTORY_TURN,
     SEMANTIC_BUCKET,
 )
@@ -78,6 +80,7 @@ class Seed:
     alice asked twice in session s1 and once in s2, bob twice in s1 (one answer of another
     knowledge version). With `semantic_bucket`, alice's first answer is already in the semantic
     tier (as the semantic function would have put it); without, the semantic paths put it there.
+    alice rated her first answer of each session (r0 in s1, r2 in s2), bob his first (r3).
     """
 
     def __init__(self, stack: Stack) -> None:
@@ -99,8 +102,9 @@ class Seed:
 
     def put(self, *, semantic_bucket: bool) -> None:
         client = boto3.client("dynamodb", region_name=self.stack.region)
-        cache, history, budget = (
-            self.stack.name(t) for t in ("CacheTable", "HistoryTable", "BudgetTable")
+        cache, history, budget, feedback = (
+            self.stack.name(t)
+            for t in ("CacheTable", "HistoryTable", "BudgetTable", "FeedbackTable")
         )
         now = int(datetime.now(UTC).timestamp())
         first = (ALICE, "s1", "How long is the warranty on tents?")
@@ -152,6 +156,26 @@ class Seed:
                     entries={self.keys[first]: {"B": pack([1.0] + [0.0] * 15)}},
                     kb_version=KB_VERSION,
                     expires_at=now + 3600,
+                ),
+            )
+        for user, session, request_id in (
+            (ALICE, "s1", "r0"),
+            (ALICE, "s2", "r2"),
+            (BOB, "s1", "r3"),
+        ):
+            client.put_item(
+                TableName=feedback,
+                Item=FEEDBACK.item(
+                    user_id=user,
+                    request_id=request_id,
+                    session_id=session,
+                    rating="up",
+                    comment="Helpful.",
+                    variant="default",
+                    category="policies",
+                    language="en",
+                    created_at=now,
+                    expires_at=now + 86_400,
                 ),
             )
         for user, day in ((ALICE, "2026-11-21"), (ALICE, "2026-11-22"), (BOB, "2026-11-22")):
@@ -274,6 +298,8 @@ def run_cli_paths(stack: Stack) -> list[Recorded]:
         stack.name("CacheTable"),
         "--budget-table",
         stack.name("BudgetTable"),
+        "--feedback-table",
+        stack.name("FeedbackTable"),
     ]
     commands = {
         "concierge history delete": ["history", "delete", "--session", "s1", "--user", ALICE],
@@ -295,6 +321,8 @@ def run_cli_paths(stack: Stack) -> list[Recorded]:
     assert printed["concierge history delete"]["turns"] == 2, printed
     assert printed["concierge history delete"]["cache_entries"] == 2, printed
     assert printed["concierge user delete"]["budget_days"] == 2, printed
+    # The rating of s1 went with the session, the one of s2 with the user.
+    assert printed["concierge user delete"]["feedback"] == 1, printed
     assert printed["concierge cache flush --kb-version"]["entries"] >= 1, printed
     assert printed["concierge cache flush --all"]["entries"] >= 1, printed
     return recorder.calls
@@ -436,14 +464,16 @@ def _api_paths(stack: Stack, recorder: CallRecorder, stubs: StubbedServices) -> 
     admins = variables.get("CONCIERGE_ADMIN_CLAIM", "cognito:groups")
     group = variables.get("CONCIERGE_ADMIN_GROUP", "admin")
 
-    def call(path: str, method: str, target: str, body: Any = None, *, user: str) -> dict[str, Any]:
+    def call(
+        path: str, method: str, target: str, body: Any = None, *, user: str, status: int = 200
+    ) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else b""
         event = http_api_event(method, target, {"content-type": "application/json"}, data)
         claims = {"sub": user, admins: f"[{group}]" if user == ADMIN else "[]"}
         event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
         with recorder.recording(function, path):
             response = invoke(stack, function, event)
-        assert response["statusCode"] == 200, (path, response)
+        assert response["statusCode"] == status, (path, response)
         answer: dict[str, Any] = json.loads(response["body"])
         return answer
 
@@ -466,10 +496,21 @@ def _api_paths(stack: Stack, recorder: CallRecorder, stubs: StubbedServices) -> 
             user=ALICE,
         )
         call("GET /me/usage", "GET", "/me/usage", user=ALICE)
+        rated = call(
+            "POST /feedback",
+            "POST",
+            "/feedback",
+            {"request_id": "r1", "rating": "down", "comment": "Too vague."},
+            user=ALICE,
+            status=201,
+        )
+        assert rated == {"request_id": "r1", "rating": "down", "variant": "default"}, rated
         forgot = call("DELETE /sessions/{session_id}", "DELETE", "/sessions/s1", user=ALICE)
         assert (forgot["turns"], forgot["cache_entries"]) == (2, 2), forgot
         erased = call("DELETE /users/{user_id}", "DELETE", f"/users/{ALICE}", user=ADMIN)
         assert erased["turns"] == 1 and erased["budget_days"] >= 2, erased
+        # The ratings of s1 (r0, r1) went with the session; r2's goes with the user.
+        assert erased["feedback"] == 1, erased
         flushed = call(
             "POST /admin/cache/flush (one knowledge version)",
             "POST",

@@ -15,7 +15,7 @@ from infra.tools import ENVIRONMENTS
 
 KEY = "DataKey"
 KEY_ARN = f"<{KEY}.Arn>"
-TABLES = ("CacheTable", "HistoryTable", "BudgetTable")
+TABLES = ("CacheTable", "HistoryTable", "BudgetTable", "FeedbackTable")
 # A route that calls a model, so that the stack has a guardrail to encrypt.
 CALLS_A_MODEL = {
     "AnswerModel": "sagemaker:concierge-llama-3-1-70b:messages",

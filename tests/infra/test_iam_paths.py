@@ -9,11 +9,11 @@ SAM translates it (`infra.iam_policies`):
 - parameter sets: the template defaults, each samconfig environment (dev, staging, prod) and
   `options`: the defaults with every option the template grants for switched on (daily limits,
   the semantic tier with a Bedrock embedder, a Bedrock knowledge base instead of the index);
-- holders and paths (`infra.function_paths`): the api function's chat, usage, session and
-  user erasure and cache-flush routes; the semantic function's lookup and remember; the
-  retrieve function loading its index from S3 (or searching the knowledge base); the state
-  machine's direct tasks, read from the ASL; the operator's CLI commands, under the policy
-  docs/operations.md gives.
+- holders and paths (`infra.function_paths`): the api function's chat, usage, feedback,
+  session and user erasure and cache-flush routes; the semantic function's lookup and
+  remember; the retrieve function loading its index from S3 (or searching the knowledge base);
+  the state machine's direct tasks, read from the ASL; the operator's CLI commands, under the
+  policy docs/operations.md gives.
 
 A call no grant allows fails, naming the holder, the parameter set, the path, the action and
 the resource. The reverse holds too: an action a role is granted that no path of any parameter
@@ -179,11 +179,14 @@ def _task_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, An
                 yield from _task_states(state[key])
 
 
-def operator_policy(stack: Stack) -> dict[str, Any]:
-    """The policy docs/operations.md gives the operator, its placeholders filled in."""
+def operator_policy(
+    stack: Stack, heading: str = OPERATOR_SECTION, stack_name: str = ""
+) -> dict[str, Any]:
+    """The policy a section of docs/operations.md gives the operator, its placeholders filled
+    in (`<StackName>`: the environment's stack)."""
     text = OPERATIONS.read_text(encoding="utf-8")
-    assert OPERATOR_SECTION in text, f"docs/operations.md has no section {OPERATOR_SECTION!r}"
-    section = text.split(OPERATOR_SECTION, 1)[1]
+    assert heading in text, f"docs/operations.md has no section {heading!r}"
+    section = text.split(heading, 1)[1]
     section = re.split(r"^#{1,6} ", section, maxsplit=1, flags=re.M)[0]
     blocks = re.findall(r"^```json\n(.*?)^```", section, flags=re.M | re.S)
     assert len(blocks) == 1, f"the operator section has {len(blocks)} JSON blocks, not one"
@@ -194,6 +197,8 @@ def operator_policy(stack: Stack) -> dict[str, Any]:
         "<HistoryTableName>": stack.name("HistoryTable"),
         "<CacheTableName>": stack.name("CacheTable"),
         "<BudgetTableName>": stack.name("BudgetTable"),
+        "<FeedbackTableName>": stack.name("FeedbackTable"),
+        "<StackName>": stack_name,
     }.items():
         filled = filled.replace(placeholder, value)
     assert "<" not in filled, f"an unknown placeholder in the operator policy: {filled}"
@@ -315,6 +320,33 @@ def test_the_cli_commands_run_under_the_operator_policy_of_the_docs(
     }
     assert denied == [], "\n".join(str(d) for d in denied)
     assert set(grants) - used == set()
+
+
+def test_only_the_api_function_touches_the_feedback_table_and_only_as_it_uses_it(
+    runs: dict[str, Run],
+) -> None:
+    for run in runs.values():
+        # Given a parameter set's grants on the feedback table
+        feedback = run.stack.physical("FeedbackTable", "Arn")
+        grants = grants_of(run.stack)
+        on_feedback = {
+            g for holder in grants.values() for g in holder if g.resource.startswith(feedback)
+        }
+
+        # When they are compared with what the paths and the tasks use
+        calls = [*run.calls, *state_machine_tasks(run.stack)]
+        used = {g for g in evaluate(calls, grants, run.name)[1] if g.resource.startswith(feedback)}
+
+        # Then only the api function may touch it: the conditional put of a rating, and the
+        # query and batch delete of erasure; never a read of someone's ratings by key, a scan
+        # or an update
+        assert on_feedback == used, run.name
+        assert {g.holder for g in used} == {"ApiFunction"}, run.name
+        assert {g.action for g in used} == {
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:BatchWriteItem",
+        }, run.name
 
 
 def test_the_check_names_what_the_api_role_lacked_when_delete_sessions_was_refused(

@@ -191,10 +191,11 @@ def test_api_function_serves_the_routes_of_the_contract(template: dict[str, Any]
         if event["Type"] == "HttpApi" and event["Properties"]["ApiId"] == {"Ref": "ChatApi"}
     }
 
-    # Then they are the contract's routes: chat, a session, one's usage, health, and the
-    # administrators' erasure and flush
+    # Then they are the contract's routes: chat, feedback, a session, one's usage, health, and
+    # the administrators' erasure and flush
     assert routes == {
         ("POST", "/chat"),
+        ("POST", "/feedback"),
         ("GET", "/health"),
         ("DELETE", "/sessions/{session_id}"),
         ("GET", "/me/usage"),
@@ -504,6 +505,7 @@ def test_retrieve_reads_the_index_from_the_knowledge_bucket(template: dict[str, 
         ("CacheTable", [("cache_key", "HASH")]),
         ("HistoryTable", [("user_id", "HASH"), ("turn_key", "RANGE")]),
         ("BudgetTable", [("user_id", "HASH"), ("utc_day", "RANGE")]),
+        ("FeedbackTable", [("user_id", "HASH"), ("request_id", "RANGE")]),
     ],
 )
 def test_tables_are_on_demand_with_ttl_pitr_and_literal_keys(
@@ -539,7 +541,7 @@ def test_data_is_encrypted_with_the_customer_key_when_one_is_given(
     # When the encryption of the tables and of the knowledge bucket is resolved
     table_encryption = {
         table: evaluator.resolve(template["Resources"][table]["Properties"]["SSESpecification"])
-        for table in ("CacheTable", "HistoryTable", "BudgetTable")
+        for table in ("CacheTable", "HistoryTable", "BudgetTable", "FeedbackTable")
     }
     bucket = evaluator.resolve(template["Resources"]["KnowledgeBucket"]["Properties"])
     rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][

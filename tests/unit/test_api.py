@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from unittest import mock
 
@@ -16,6 +16,7 @@ import pytest
 
 from concierge import api
 from concierge.adapters.dynamodb.budgets import Spend
+from concierge.adapters.dynamodb.feedback import AnsweredTurn, Rating
 from concierge.adapters.executor import ExecutionResult
 from concierge.api import ApiServices, BudgetPolicy, create_app
 from concierge.api.services import Experiments
@@ -103,7 +104,7 @@ class FakeSessions:
         if self.failure is not None:
             raise self.failure
         self.erased.append(user_id)
-        return UserDeletion(user_id=user_id, turns=3, cache_entries=1, budget_days=2)
+        return UserDeletion(user_id=user_id, turns=3, cache_entries=1, budget_days=2, feedback=4)
 
     def flush_cache(self, kb_version: str | None = None) -> CacheFlush:
         if self.failure is not None:
@@ -128,6 +129,42 @@ class FakeSpending:
         return self.spent_today
 
 
+@dataclass
+class FakeRatings:
+    """The feedback table and the users' history: alice's answers are `answered`, and each
+    answer can be rated once."""
+
+    answered_ids: dict[tuple[str, str], AnsweredTurn] = field(
+        default_factory=lambda: {
+            ("alice", "req-1"): AnsweredTurn(
+                request_id="req-1",
+                session_id="s-1",
+                variant="concise",
+                prompt_versions="classify-3,condense-3,answer-2",
+                answer_model="bedrock:m",
+                category="products",
+                language="de",
+            )
+        }
+    )
+    failure: Exception | None = None
+    looked_up: list[tuple[str, str]] = field(default_factory=list)
+    stored: list[Rating] = field(default_factory=list)
+
+    def answered(self, user_id: str, request_id: str) -> AnsweredTurn | None:
+        if self.failure is not None:
+            raise self.failure
+        self.looked_up.append((user_id, request_id))
+        return self.answered_ids.get((user_id, request_id))
+
+    def record(self, rating: Rating) -> bool:
+        key = (rating.user_id, rating.turn.request_id)
+        if any((r.user_id, r.turn.request_id) == key for r in self.stored):
+            return False
+        self.stored.append(rating)
+        return True
+
+
 NO_LIMITS = BudgetPolicy(
     daily_tokens=0, daily_micro_usd=0, reserve_tokens=8000, reserve_micro_usd=0
 )
@@ -142,6 +179,8 @@ class Edge:
     settings: ApiSettings = SETTINGS
     budget: BudgetPolicy = NO_LIMITS
     spending: FakeSpending | None = None
+    ratings: FakeRatings | None = field(default_factory=FakeRatings)
+    redact_pii: bool = False
 
     def services(self) -> ApiServices:
         return ApiServices(
@@ -151,6 +190,8 @@ class Edge:
             user_data=self.sessions,
             budget=self.budget,
             spending=self.spending,
+            redact_pii=self.redact_pii,
+            ratings=self.ratings,
         )
 
     def call(self, event: dict[str, Any]) -> Reply:
@@ -854,6 +895,7 @@ def test_concurrent_requests_each_get_their_own_answer() -> None:
     ("method", "path", "body"),
     [
         ("POST", "/chat", '{"question": "q"}'),
+        ("POST", "/feedback", '{"request_id": "req-1", "rating": "up"}'),
         ("DELETE", "/sessions/s1", None),
         ("GET", "/me/usage", None),
         ("DELETE", "/users/bob", None),
@@ -875,6 +917,8 @@ def test_without_a_verified_token_every_route_but_health_is_a_401(
     assert edge.executor.payloads == []
     assert edge.sessions is not None
     assert (edge.sessions.deleted, edge.sessions.erased, edge.sessions.flushed) == ([], [], [])
+    assert edge.ratings is not None
+    assert (edge.ratings.looked_up, edge.ratings.stored) == ([], [])
 
 
 def test_health_needs_no_token(edge: Edge) -> None:
@@ -932,7 +976,13 @@ def test_an_admin_erases_a_user_and_is_told_the_counts(edge: Edge) -> None:
 
     # Then bob's data went, and the counts come back
     assert reply.status == 200
-    assert reply.json() == {"user_id": "bob", "turns": 3, "cache_entries": 1, "budget_days": 2}
+    assert reply.json() == {
+        "user_id": "bob",
+        "turns": 3,
+        "cache_entries": 1,
+        "budget_days": 2,
+        "feedback": 4,
+    }
     assert edge.sessions is not None
     assert edge.sessions.erased == ["bob"]
 
@@ -1072,3 +1122,180 @@ def test_without_limits_my_usage_says_none(edge: Edge) -> None:
     # Then she is told there is none
     assert reply.status == 200
     assert reply.json()["limits"] == {"tokens": None, "cost_usd": None}
+
+
+# -- POST /feedback ---------------------------------------------------------------------------
+def feedback(document: Any, **kwargs: Any) -> dict[str, Any]:
+    return event("POST", "/feedback", json.dumps(document), **kwargs)
+
+
+def test_rating_an_answer_stores_it_with_what_served_the_answer(
+    edge: Edge, counted: dict[str, mock.MagicMock]
+) -> None:
+    # Given alice's answer req-1, served by variant `concise` in German
+    assert edge.ratings is not None
+
+    # When she rates it down, with a comment, at a known time
+    with (
+        mock.patch("concierge.api.feedback.time.time", return_value=1_800_000_000.5),
+        mock.patch("concierge.api.feedback.record_feedback") as rated,
+    ):
+        reply = edge.call(
+            feedback({"request_id": "req-1", "rating": "down", "comment": "Too long"})
+        )
+
+    # Then it is a 201 echoing the answer, the rating and the variant that served it
+    assert reply.status == 201
+    assert reply.json() == {"request_id": "req-1", "rating": "down", "variant": "concise"}
+    assert reply.headers["x-request-id"] == SAFE_REQUEST_ID
+    counted["response"].assert_called_once_with(201)
+    # And the answer was looked up in her own history, and the rating stored with its facts
+    assert edge.ratings.looked_up == [("alice", "req-1")]
+    (stored,) = edge.ratings.stored
+    assert (stored.user_id, stored.rating, stored.comment) == ("alice", "down", "Too long")
+    assert stored.turn == edge.ratings.answered_ids[("alice", "req-1")]
+    assert (stored.created_at, stored.expires_at) == (1_800_000_000, 1_800_000_000 + 7_776_000)
+    # And it is counted for its variant
+    rated.assert_called_once_with("concise", "down")
+    # And the chain never ran
+    assert edge.executor.payloads == []
+
+
+def test_a_second_rating_of_the_same_answer_is_a_409_and_the_first_stands(edge: Edge) -> None:
+    # Given alice's rating of req-1
+    assert edge.call(feedback({"request_id": "req-1", "rating": "up"})).status == 201
+
+    # When she rates it again, the other way
+    reply = edge.call(feedback({"request_id": "req-1", "rating": "down"}))
+
+    # Then it is a conflict, and her first rating is the only one
+    assert reply.status == 409
+    assert reply.error["code"] == "conflict"
+    assert edge.ratings is not None
+    assert [r.rating for r in edge.ratings.stored] == ["up"]
+
+
+@pytest.mark.parametrize(
+    ("request_event", "why"),
+    [
+        (feedback({"request_id": "req-2", "rating": "up"}), "an unknown request id"),
+        (feedback({"request_id": "req-1", "rating": "up"}, user="bob"), "alice's, rated by bob"),
+    ],
+    ids=["unknown", "another-users"],
+)
+def test_an_answer_the_caller_does_not_have_is_a_404(
+    edge: Edge, request_event: dict[str, Any], why: str
+) -> None:
+    # When a rating names an answer the caller has no turn of (never stored, or someone else's)
+    reply = edge.call(request_event)
+
+    # Then it is a 404, whoever else has it, and nothing is stored
+    assert reply.status == 404, why
+    assert reply.error["code"] == "not_found"
+    assert edge.ratings is not None
+    assert edge.ratings.stored == []
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "named"),
+    [
+        ("not json", "invalid_json", None),
+        ("[]", "invalid_json", None),
+        ("{}", "invalid_request", "request_id"),
+        ('{"request_id": "req-1"}', "invalid_request", "rating"),
+        ('{"request_id": "req-1", "rating": "meh"}', "invalid_request", "rating"),
+        ('{"request_id": "req-1", "rating": "UP"}', "invalid_request", "rating"),
+        ('{"request_id": "req-1", "rating": 1}', "invalid_request", "rating"),
+        ('{"request_id": "req 1", "rating": "up"}', "invalid_request", "request_id"),
+        ('{"request_id": "", "rating": "up"}', "invalid_request", "request_id"),
+        (json.dumps({"request_id": "r" * 65, "rating": "up"}), "invalid_request", "request_id"),
+        ('{"request_id": 7, "rating": "up"}', "invalid_request", "request_id"),
+        ('{"request_id": "req-1", "rating": "up", "comment": 5}', "invalid_request", "comment"),
+        (
+            json.dumps({"request_id": "req-1", "rating": "up", "comment": "x" * 1001}),
+            "invalid_request",
+            "comment",
+        ),
+    ],
+)
+def test_bad_feedback_is_a_400_naming_the_field_and_stores_nothing(
+    edge: Edge, body: str, code: str, named: str | None
+) -> None:
+    # When a malformed rating is posted
+    reply = edge.call(event("POST", "/feedback", body))
+
+    # Then it is a 400 with its code, naming the wrong field, and no table was reached
+    assert reply.status == 400
+    assert reply.error["code"] == code
+    if named is not None:
+        assert reply.error["message"].startswith(f"{named}: ")
+    assert edge.ratings is not None
+    assert (edge.ratings.looked_up, edge.ratings.stored) == ([], [])
+
+
+def test_a_comment_of_1000_characters_and_other_fields_are_accepted(edge: Edge) -> None:
+    # When a rating comes with the longest comment and a field the contract does not know
+    body = {"request_id": "req-1", "rating": "up", "comment": "é" * 1000, "stars": 5}
+    reply = edge.call(feedback(body))
+
+    # Then it is stored, the comment whole, the unknown field ignored
+    assert reply.status == 201
+    assert edge.ratings is not None
+    assert edge.ratings.stored[0].comment == "é" * 1000
+
+
+def test_an_empty_comment_is_no_comment_and_personal_data_is_masked_when_asked() -> None:
+    # Given an api function that keeps personal data out of what it stores
+    edge = Edge(redact_pii=True)
+
+    # When alice rates one answer with an empty comment, and another with her address in it
+    edge.call(feedback({"request_id": "req-1", "rating": "up", "comment": ""}))
+    assert edge.ratings is not None
+    edge.ratings.answered_ids[("alice", "req-2")] = replace(
+        edge.ratings.answered_ids[("alice", "req-1")], request_id="req-2"
+    )
+    edge.call(
+        feedback({"request_id": "req-2", "rating": "down", "comment": "Write to alice@example.com"})
+    )
+
+    # Then the first is stored without a comment, the second with the address masked
+    assert [r.comment for r in edge.ratings.stored] == [None, "Write to [email]"]
+
+
+def test_feedback_without_its_table_is_a_500_and_with_failing_tables_a_503() -> None:
+    # Given an api function without the feedback table, and one whose tables fail
+    unconfigured = Edge(ratings=None)
+    failing = Edge(ratings=FakeRatings(failure=StoreUnavailableError("throttled")))
+
+    # When alice rates her answer on each
+    missing = unconfigured.call(feedback({"request_id": "req-1", "rating": "up"}))
+    down = failing.call(feedback({"request_id": "req-1", "rating": "up"}))
+
+    # Then the first is misconfigured, the second worth a retry
+    assert (missing.status, missing.error["code"]) == (500, "misconfigured")
+    assert (down.status, down.error["code"]) == (503, "store_unavailable")
+
+
+def test_feedback_logs_never_hold_the_comment(edge: Edge, caplog: pytest.LogCaptureFixture) -> None:
+    # When alice rates her answer with a comment
+    edge.call(feedback({"request_id": "req-1", "rating": "down", "comment": "my private words"}))
+
+    # Then the log says it was rated, by which variant, and that there was a comment, not what
+    logged = _logged(caplog)
+    assert "answer rated" in logged
+    assert "concise" in logged
+    assert "my private words" not in logged
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", 405), ("DELETE", 405), ("PUT", 405)])
+def test_feedback_takes_post_only(edge: Edge, method: str, status: int) -> None:
+    # When /feedback is called with another method
+    reply = edge.call(event(method, "/feedback", None))
+
+    # Then it is a 405 naming the method to use
+    assert reply.status == status
+    assert reply.error == {
+        "code": "method_not_allowed",
+        "message": "Use POST /feedback.",
+        "request_id": SAFE_REQUEST_ID,
+    }

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ValidationError
 
 from concierge import wiring
 from concierge.adapters.dynamodb.budgets import Spend
+from concierge.adapters.dynamodb.feedback import AnsweredTurn, Rating
 from concierge.adapters.dynamodb.semantic import SemanticMatch, bucket_key
 from concierge.adapters.embeddings.port import cosine
 from concierge.adapters.executor import ExecutionResult
@@ -54,6 +55,7 @@ from concierge.models import state
 from concierge.models.http import (
     CacheFlush,
     ChatRequest,
+    FeedbackRequest,
     FlushRequest,
     SessionDeletion,
     UserDeletion,
@@ -71,6 +73,7 @@ LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 # Request bodies of the routes that take one; every other route's events carry no body.
 BODY_MODELS: dict[str, type[BaseModel]] = {
     "POST /chat": ChatRequest,
+    "POST /feedback": FeedbackRequest,
     "POST /admin/cache/flush": FlushRequest,
 }
 # The routes the api function keeps for administrators (the template does not say which).
@@ -399,7 +402,8 @@ class _QuestionIndex:
 
 # What the api function asked of the chain and the tables, in order: ("chain", user_id,
 # session_id, question), ("delete_session", user_id, session_id), ("delete_user", user_id),
-# ("flush_cache", kb_version or None), ("spent", user_id), ("settle", user_id).
+# ("flush_cache", kb_version or None), ("spent", user_id), ("settle", user_id),
+# ("answered", user_id, request_id), ("rate", user_id, request_id, rating).
 Reached = list[tuple[str | None, ...]]
 # What the budget table double says every user spent today.
 SPENT_TODAY = Spend(tokens=1234, micro_usd=5600)
@@ -444,7 +448,7 @@ class _UserData:
 
     def delete_user(self, user_id: str) -> UserDeletion:
         self.reached.append(("delete_user", user_id))
-        return UserDeletion(user_id=user_id, turns=3, cache_entries=1, budget_days=2)
+        return UserDeletion(user_id=user_id, turns=3, cache_entries=1, budget_days=2, feedback=1)
 
     def flush_cache(self, kb_version: str | None = None) -> CacheFlush:
         self.reached.append(("flush_cache", kb_version))
@@ -467,12 +471,37 @@ class _Spending:
         return SPENT_TODAY
 
 
+class _Ratings:
+    """The feedback table, and the history its answers are found in (`ApiServices.ratings`):
+    every user has answered every request id, once each."""
+
+    def __init__(self, reached: Reached) -> None:
+        self.reached = reached
+
+    def answered(self, user_id: str, request_id: str) -> AnsweredTurn | None:
+        self.reached.append(("answered", user_id, request_id))
+        return AnsweredTurn(
+            request_id=request_id,
+            session_id="sample-session",
+            variant="default",
+            prompt_versions="classify-3,condense-3,answer-2",
+            answer_model="offline",
+            category="products",
+            language="en",
+        )
+
+    def record(self, rating: Rating) -> bool:
+        self.reached.append(("rate", rating.user_id, rating.turn.request_id, rating.rating))
+        return True
+
+
 @dataclass
 class _Offline:
     index: _QuestionIndex
     chain: _Chain
     user_data: _UserData
     spending: _Spending
+    ratings: _Ratings
     reached: Reached
 
 
@@ -504,14 +533,20 @@ def offline(
         monkeypatch.setenv(name, value)
     reached: Reached = []
     doubles = _Offline(
-        _QuestionIndex(), _Chain(reached), _UserData(reached), _Spending(reached), reached
+        _QuestionIndex(),
+        _Chain(reached),
+        _UserData(reached),
+        _Spending(reached),
+        _Ratings(reached),
+        reached,
     )
     composed = wiring.api_services
 
     def api_services() -> ApiServices:
         # Without a daily limit (the template's default) the composition root builds no budget
-        # table; the double stands in for one, so that GET /me/usage reads something.
-        return replace(composed(), spending=doubles.spending)
+        # table; the double stands in for one, so that GET /me/usage reads something. The
+        # feedback table's double stands in for the one the settings below do not name.
+        return replace(composed(), spending=doubles.spending, ratings=doubles.ratings)
 
     monkeypatch.setattr(wiring, "semantic_index", lambda: doubles.index)
     monkeypatch.setattr(wiring, "executor", lambda: doubles.chain)
@@ -738,6 +773,14 @@ def _forget_session_effect(request: _Request, answer: dict[str, Any]) -> _Effect
     return _Effect([("delete_session", request.sub, session_id)], {"session_id": session_id})
 
 
+def _feedback_effect(request: _Request, answer: dict[str, Any]) -> _Effect:
+    rated, rating = request.body["request_id"], request.body["rating"]
+    return _Effect(
+        reached=[("answered", request.sub, rated), ("rate", request.sub, rated, rating)],
+        answered={"request_id": rated, "rating": rating, "variant": "default"},
+    )
+
+
 def _usage_effect(request: _Request, answer: dict[str, Any]) -> _Effect:
     return _Effect(
         reached=[("spent", request.sub)],
@@ -766,6 +809,7 @@ def _health_effect(request: _Request, answer: dict[str, Any]) -> _Effect:
 # What a request to each route reaches beyond the function, from the event, and answers.
 EFFECTS: dict[str, Callable[[_Request, dict[str, Any]], _Effect]] = {
     "POST /chat": _chat_effect,
+    "POST /feedback": _feedback_effect,
     "DELETE /sessions/{session_id}": _forget_session_effect,
     "GET /me/usage": _usage_effect,
     "DELETE /users/{user_id}": _erase_user_effect,

@@ -15,6 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
 OPERATIONS = {
     ("post", "/chat"): {"200", "400", "401", "413", "429", "500", "502", "503", "504"},
+    ("post", "/feedback"): {"201", "400", "401", "404", "409", "413", "500", "503"},
     ("delete", "/sessions/{session_id}"): {"200", "400", "401", "404", "500", "503"},
     ("get", "/me/usage"): {"200", "401", "500", "503"},
     ("delete", "/users/{user_id}"): {"200", "400", "401", "403", "500", "503"},
@@ -81,7 +82,7 @@ def test_errors_are_documented_in_the_error_shape_with_the_request_id(
             # Then every one carries x-request-id, and every error is an ErrorResponse
             assert "x-request-id" in response["headers"], (key, status)
             schema = response["content"]["application/json"]["schema"]
-            if status != "200":
+            if not status.startswith("2"):
                 assert schema == ERROR_SCHEMA, (key, status)
     detail = document["components"]["schemas"]["ErrorDetail"]
     assert set(detail["required"]) == {"code", "message", "request_id"}
@@ -115,6 +116,29 @@ def test_the_request_and_responses_are_the_contracts_models(document: dict[str, 
         "cost_usd",
     }
     assert {parameter["name"] for parameter in chat["parameters"]} == {"cache-control"}
+
+
+def test_feedback_is_created_with_a_201_echoing_the_rating_and_its_variant(
+    document: dict[str, Any],
+) -> None:
+    # When the models of POST /feedback and of the erasure of a user are read
+    schemas = document["components"]["schemas"]
+    rate = _operations(document)[("post", "/feedback")]
+
+    # Then the body names an answer by a request id, a rating up or down and an optional
+    # comment of at most 1000 characters, and the 201 echoes the rating with the variant
+    body = rate["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"] == "#/components/schemas/FeedbackRequest"
+    request = schemas["FeedbackRequest"]
+    assert set(request["required"]) == {"request_id", "rating"}
+    assert request["properties"]["request_id"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$"
+    assert request["properties"]["rating"]["enum"] == ["up", "down"]
+    assert "200" not in rate["responses"]
+    created = rate["responses"]["201"]["content"]["application/json"]["schema"]
+    assert created["$ref"] == "#/components/schemas/FeedbackReceipt"
+    assert set(schemas["FeedbackReceipt"]["required"]) == {"request_id", "rating", "variant"}
+    # And erasing a user counts their ratings too
+    assert "feedback" in schemas["UserDeletion"]["required"]
 
 
 def test_every_reference_resolves(document: dict[str, Any]) -> None:

@@ -276,12 +276,13 @@ class LocalRuntime:
                 stored[logical_id] = self.store.keep(table)
         if self.store is not None:
             self._migrate_legacy_state(self.store, stored)
-        # The api function reaches the tables itself (erasure, flush, budgets).
+        # The api function reaches the tables itself (erasure, flush, budgets, feedback).
         self._set_environment(
             {
                 "CONCIERGE_HISTORY_TABLE": self.table_names["HistoryTable"],
                 "CONCIERGE_CACHE_TABLE": self.table_names["CacheTable"],
                 "CONCIERGE_BUDGET_TABLE": self.table_names["BudgetTable"],
+                "CONCIERGE_FEEDBACK_TABLE": self.table_names["FeedbackTable"],
             },
             force=True,
         )

@@ -55,6 +55,8 @@ class ApiSettings(SettingsGroup):
     execution_mode: Literal["sync", "poll"] = "sync"
     cache_ttl_seconds: int = Field(default=86_400, ge=60)
     history_ttl_seconds: int = Field(default=604_800, ge=60)
+    # How long a rating of an answer (POST /feedback) is kept: 90 days.
+    feedback_ttl_seconds: int = Field(default=7_776_000, ge=60)
     request_budget_ms: int = Field(default=27_000, ge=1_000, le=29_000)
     max_body_bytes: int = 65_536
     kb_version: str = "1"
@@ -81,12 +83,14 @@ class ApiSettings(SettingsGroup):
 
 
 class TableSettings(SettingsGroup):
-    """The two tables, for the code that reaches them outside the state machine's own tasks:
-    DELETE /sessions/{id}, the semantic tier and the admin commands."""
+    """The tables, for the code that reaches them outside the state machine's own tasks:
+    DELETE /sessions/{id}, POST /feedback, the semantic tier and the admin commands."""
 
     history_table: str | None = None
     cache_table: str | None = None
     budget_table: str | None = None
+    # Users' ratings of their answers (POST /feedback; `concierge feedback report`).
+    feedback_table: str | None = None
 
 
 class CategorySettings(SettingsGroup):

@@ -192,6 +192,16 @@ def record_variant(variant: str, *, cached: bool, cost_usd: float) -> None:
     _emit(served)
 
 
+def record_feedback(variant: str, rating: str) -> None:
+    """A user rated an answer, by the A/B variant that served it: FeedbackUp and FeedbackDown,
+    one of them 1 and the other 0, so that a variant's share of up is FeedbackUp's average."""
+    rated = EphemeralMetrics()
+    rated.add_dimension(name="variant", value=variant)
+    rated.add_metric(name="FeedbackUp", unit=MetricUnit.Count, value=int(rating == "up"))
+    rated.add_metric(name="FeedbackDown", unit=MetricUnit.Count, value=int(rating == "down"))
+    _emit(rated)
+
+
 def record_guardrail(guardrail: Guardrail) -> None:
     """A safety layer intervened in a request: counted by what it did and to what (never why in
     a dimension: reasons go to the log line, names only)."""

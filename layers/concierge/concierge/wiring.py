@@ -24,6 +24,7 @@ from concierge.errors import ConfigurationError
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
+    from concierge.adapters.dynamodb.feedback import FeedbackStore
     from concierge.adapters.dynamodb.semantic import SemanticIndex
     from concierge.adapters.dynamodb.sessions import SessionStore
     from concierge.adapters.embeddings.port import Embedder
@@ -54,11 +55,12 @@ def settings(group: type[S]) -> S:
 
 
 @_once
-def aws_client(service: str, read_timeout: float | None = None) -> Any:
-    """The one factory of AWS clients (botocore's standard configuration, cached)."""
+def aws_client(service: str, read_timeout: float | None = None, region: str | None = None) -> Any:
+    """The one factory of AWS clients (botocore's standard configuration, cached); `region`
+    only where the resource is known to live elsewhere than the configured region."""
     from concierge.adapters.aws import aws_client as build
 
-    return build(service, read_timeout)
+    return build(service, read_timeout, region) if region else build(service, read_timeout)
 
 
 def model_specs(step: Step, primary: str | None = None) -> tuple[str, ...]:
@@ -149,15 +151,39 @@ def session_store(
     history_table: str | None = None,
     cache_table: str | None = None,
     budget_table: str | None = None,
+    feedback_table: str | None = None,
 ) -> SessionStore:
     """Erasure and flushing over the tables: the configured ones, or those named."""
     from concierge.adapters.dynamodb.sessions import SessionStore
 
+    tables = settings(config.TableSettings)
     return SessionStore(
         aws_client("dynamodb"),
         history_table or _table("history_table"),
         cache_table or _table("cache_table"),
-        budget_table or settings(config.TableSettings).budget_table,
+        budget_table or tables.budget_table,
+        feedback_table=feedback_table or tables.feedback_table,
+    )
+
+
+def feedback_store(
+    feedback_table: str | None = None,
+    history_table: str | None = None,
+    region: str | None = None,
+) -> FeedbackStore:
+    """Users' ratings (and the history their answers are found in): the configured tables, or
+    those named; `region`, where the tables are not in the configured region (a report of
+    another environment's stack)."""
+    from concierge.adapters.dynamodb.feedback import FeedbackStore
+
+    tables = settings(config.TableSettings)
+    table = feedback_table or tables.feedback_table
+    if table is None:
+        raise ConfigurationError(f"{config.variable('feedback_table')} is not set")
+    return FeedbackStore(
+        aws_client("dynamodb", region=region) if region else aws_client("dynamodb"),
+        table,
+        history_table or tables.history_table,
     )
 
 
@@ -209,6 +235,7 @@ def api_services() -> ApiServices:
         ),
         screen=settings(config.ScreenSettings).on,
         redact_pii=settings(config.PrivacySettings).redact_pii,
+        ratings=feedback_store() if tables.feedback_table and tables.history_table else None,
     )
 
 

@@ -18,11 +18,14 @@ _USER_AGENT = "concierge/0.1"
 
 
 @cache
-def aws_client(service: str, read_timeout: float | None = None) -> Any:
+def aws_client(service: str, read_timeout: float | None = None, region: str | None = None) -> Any:
     """A cached client. `read_timeout` suits model calls that must fit the request budget:
     those clients make one attempt per call, because the model route retries and falls back
-    itself, within the budget, and SDK retries on top would outlast it."""
+    itself, within the budget, and SDK retries on top would outlast it. `region` overrides the
+    configured one (the CLI reading another environment's stack, which samconfig.toml places)."""
     options: dict[str, Any] = {"user_agent_extra": _USER_AGENT}
+    if region is not None:
+        options["region_name"] = region
     if read_timeout is not None:
         options.update(
             read_timeout=read_timeout,

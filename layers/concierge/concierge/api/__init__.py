@@ -3,6 +3,7 @@
 app         the resolver and its routes (and the OpenAPI document they make)
 requests    the caller, the request id and the strict JSON body, read before the routes
 chat        POST /chat: a question through the chain, within the caller's budget
+feedback    POST /feedback: a user's rating of one of their answers, once
 accounts    sessions, users, the cache and one's usage
 services    what the composition root hands the edge, and the spending policy
 errors      the contract's failures and their error body

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from concierge.api.errors import MISCONFIGURED, STORE_UNAVAILABLE, not_found
+from concierge.api.errors import MISCONFIGURED, STORE_UNAVAILABLE, cause_name, not_found
 from concierge.api.services import ApiServices, UserData, day_of
 from concierge.errors import StoreUnavailableError
 from concierge.models.http import (
@@ -46,6 +46,7 @@ def erase_user(user_id: str, services: ApiServices) -> UserDeletion:
             "turns": erased.turns,
             "cache_entries": erased.cache_entries,
             "budget_days": erased.budget_days,
+            "feedback": erased.feedback,
         },
     )
     return erased
@@ -72,7 +73,7 @@ def usage_of(user: User, services: ApiServices, now: datetime | None = None) -> 
         spent = services.spending.spent(user.user_id, day)
     except StoreUnavailableError as error:
         # The error's name, not its traceback: botocore's message may quote keys (user ids).
-        logger.error("usage could not be read", extra={"error": _cause_name(error)})
+        logger.error("usage could not be read", extra={"error": cause_name(error)})
         raise STORE_UNAVAILABLE.error() from None
     return UsageReport(
         user_id=user.user_id,
@@ -89,11 +90,5 @@ def _with_store(services: ApiServices, work: Callable[[UserData], T]) -> T:
     try:
         return work(services.user_data)
     except StoreUnavailableError as error:
-        logger.error("the tables failed", extra={"error": _cause_name(error)})
+        logger.error("the tables failed", extra={"error": cause_name(error)})
         raise STORE_UNAVAILABLE.error() from None
-
-
-def _cause_name(error: BaseException) -> str:
-    """The failure's name and its cause's (a botocore ClientError's code is in its name)."""
-    cause = error.__cause__
-    return type(error).__name__ + (f" from {type(cause).__name__}" if cause else "")

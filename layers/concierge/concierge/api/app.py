@@ -45,6 +45,7 @@ from concierge.api.errors import (
     failure,
     log_unexpected,
 )
+from concierge.api.feedback import rate_answer
 from concierge.api.requests import (
     caller,
     json_object,
@@ -61,6 +62,8 @@ from concierge.models.http import (
     ChatRequest,
     ChatResponse,
     ErrorResponse,
+    FeedbackReceipt,
+    FeedbackRequest,
     FlushRequest,
     Health,
     SessionDeletion,
@@ -110,12 +113,13 @@ class Route:
 
 
 CHAT = Route("POST", "/chat", Access.SIGNED_IN, json_body=True)
+FEEDBACK = Route("POST", "/feedback", Access.SIGNED_IN, json_body=True)
 SESSION = Route("DELETE", "/sessions/<session_id>", Access.SIGNED_IN)
 USAGE = Route("GET", "/me/usage", Access.SIGNED_IN)
 USER = Route("DELETE", "/users/<user_id>", Access.ADMIN)
 FLUSH = Route("POST", "/admin/cache/flush", Access.ADMIN, json_body=True)
 HEALTH = Route("GET", "/health", Access.ANYONE)
-ROUTES = (CHAT, SESSION, USAGE, USER, FLUSH, HEALTH)
+ROUTES = (CHAT, FEEDBACK, SESSION, USAGE, USER, FLUSH, HEALTH)
 
 _SIGN_IN = "`unauthorized`: no valid bearer token (in AWS, API Gateway answers this one itself)"
 _ADMINS_ONLY = "`forbidden`: the caller is not an administrator"
@@ -259,14 +263,54 @@ def create_app(services: Callable[[], ApiServices]) -> APIGatewayHttpResolver:
             request, app.request_id, app.user, app.services(), bypass_cache=asked and app.user.admin
         )
 
+    @app.post(
+        FEEDBACK.path,
+        operation_id="rateAnswer",
+        summary="Rate one of the caller's answers, up or down, once",
+        description=(
+            "`request_id` names the answer (the `request_id` of its POST /chat response). Only"
+            " the user who asked may rate it, once: the answer is looked up in the caller's own"
+            " history, so another user's answer, one never stored (a question a safety layer"
+            " refused, a failed request) and one whose session was deleted or whose turn has"
+            " expired are not found. The rating keeps the A/B variant, prompt versions, model,"
+            " category and language of the answer, and the comment (personal data masked where"
+            " the stack redacts it); it is erased with the session and with the user."
+        ),
+        security=signed_in,
+        status_code=201,
+        responses=_responses(
+            "The rating was stored; the variant that served the rated answer",
+            {
+                400: "`invalid_json`: the body is not one UTF-8 JSON object;"
+                " `invalid_request`: not a request id, a rating other than `up` or `down`, or"
+                " a comment over 1000 characters",
+                401: _SIGN_IN,
+                404: "`not_found`: the caller has no such answer to rate",
+                409: "`conflict`: the caller has rated this answer already",
+                413: "`payload_too_large`: the body is larger than 64 KiB",
+                500: _MISCONFIGURED_OR_INTERNAL,
+                503: _STORE,
+            },
+            success=201,
+        ),
+    )
+    def rate(
+        request: Annotated[
+            FeedbackRequest,
+            Body(description="A UTF-8 JSON object of at most 64 KiB; other fields are ignored"),
+        ],
+    ) -> FeedbackReceipt:
+        return rate_answer(request, app.user, app.services())
+
     @app.delete(
         SESSION.path,
         operation_id="deleteSession",
         summary="Forget one of the caller's sessions",
         description=(
-            "Deletes the session's turns and the cache entries its questions produced (an entry"
-            " someone else has since replaced is left alone). 404 when the caller has no such"
-            " session — another user's session of the same name included."
+            "Deletes the session's turns, the cache entries its questions produced (an entry"
+            " someone else has since replaced is left alone) and the caller's ratings of its"
+            " answers. 404 when the caller has no such session — another user's session of the"
+            " same name included."
         ),
         security=signed_in,
         responses=_responses(
@@ -304,7 +348,8 @@ def create_app(services: Callable[[], ApiServices]) -> APIGatewayHttpResolver:
         summary="Erase everything stored for a user (administrators)",
         description=(
             "Their history, the cache entries their questions produced (never someone else's"
-            " newer entry under the same key) with their vectors, and their budgets."
+            " newer entry under the same key) with their vectors, their budgets and their"
+            " ratings of answers."
         ),
         security=signed_in,
         responses=_responses(
@@ -407,10 +452,13 @@ def _no_services() -> ApiServices:
     raise ConfigurationError("the OpenAPI document is generated without services")
 
 
-def _responses(answer: str, failures: Mapping[int, str]) -> dict[int, OpenAPIResponse]:
-    """A route's documented responses: its 200 (the route's return model) and its errors."""
+def _responses(
+    answer: str, failures: Mapping[int, str], success: int = 200
+) -> dict[int, OpenAPIResponse]:
+    """A route's documented responses: its success (the route's return model, a 200 unless
+    said otherwise) and its errors."""
     documented: dict[int, OpenAPIResponse] = {
-        200: {"description": answer, "headers": _REQUEST_ID_HEADER}
+        success: {"description": answer, "headers": _REQUEST_ID_HEADER}
     }
     for status, description in failures.items():
         headers = {**_REQUEST_ID_HEADER, **(_RETRY_AFTER_HEADER if status == 429 else {})}

@@ -113,6 +113,10 @@ def not_found(what: str) -> Failure:
     return failure(404, "not_found", what)
 
 
+def conflict(what: str) -> Failure:
+    return failure(409, "conflict", what)
+
+
 def budget_exceeded(retry_after_s: int) -> Failure:
     return Failure(
         429,
@@ -120,6 +124,13 @@ def budget_exceeded(retry_after_s: int) -> Failure:
         "Your daily budget is spent. It is renewed at midnight UTC.",
         {"Retry-After": str(retry_after_s)},
     )
+
+
+def cause_name(error: BaseException) -> str:
+    """The failure's name and its cause's (a botocore ClientError's code is in its name); never
+    its message, which may quote keys (user ids)."""
+    cause = error.__cause__
+    return type(error).__name__ + (f" from {type(cause).__name__}" if cause else "")
 
 
 def log_unexpected(error: BaseException) -> None:

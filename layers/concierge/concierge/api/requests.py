@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from concierge.api.errors import NOT_JSON, failure
+from concierge.models.http import MAX_REQUEST_ID_CHARS
 from concierge.models.identity import User, user_from_claims
 
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
@@ -24,8 +25,9 @@ _JSON = "application/json"
 
 def request_id(event: Mapping[str, Any]) -> str:
     given = str((event.get("requestContext") or {}).get("requestId") or "")
-    # Execution names allow [A-Za-z0-9_-]; API Gateway ids may carry '='.
-    safe = _UNSAFE_ID_CHARS.sub("", given)[:64]
+    # Execution names allow [A-Za-z0-9_-]; API Gateway ids may carry '='. POST /feedback names
+    # an answer by this id (models.http.REQUEST_ID_PATTERN).
+    safe = _UNSAFE_ID_CHARS.sub("", given)[:MAX_REQUEST_ID_CHARS]
     return safe or uuid.uuid4().hex
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from concierge.adapters.dynamodb.budgets import Spend
+from concierge.adapters.dynamodb.feedback import AnsweredTurn, Rating
 from concierge.adapters.executor import ChainExecutor
 from concierge.cache_keys import cache_scope
 from concierge.config import ApiSettings
@@ -41,6 +42,14 @@ class Spending(Protocol):
     ) -> None: ...
 
     def spent(self, user_id: str, day: str) -> Spend: ...
+
+
+class Ratings(Protocol):
+    """Users' ratings of their answers (concierge.adapters.dynamodb.feedback.FeedbackStore)."""
+
+    def answered(self, user_id: str, request_id: str) -> AnsweredTurn | None: ...
+
+    def record(self, rating: Rating) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -134,5 +143,8 @@ class ApiServices:
     spending: Spending | None
     # Screen questions for injected instructions before the chain starts.
     screen: bool = True
-    # Keep questions in the history with personal data masked.
+    # Keep questions in the history (and comments on answers) with personal data masked.
     redact_pii: bool = False
+    # Users' ratings of their answers; None when the tables are not configured (POST /feedback
+    # answers 500).
+    ratings: Ratings | None = None

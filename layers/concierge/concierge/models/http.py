@@ -1,5 +1,5 @@
-"""The public HTTP contract: POST /chat, DELETE /sessions/{id}, GET /health and the error body.
-Tests outside the project rely on it exactly."""
+"""The public HTTP contract: POST /chat, POST /feedback, DELETE /sessions/{id}, the users' and
+admins' routes, GET /health and the error body. Tests outside the project rely on it exactly."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 # A token's `sub`: a Cognito UUID, or another issuer's id ("auth0|…", an e-mail address).
 USER_ID_PATTERN = r"^[A-Za-z0-9._@:|+=-]{1,128}$"
 MAX_QUESTION_CHARS = 4000
+# A request id as the api function issues them (concierge.api.requests.request_id): API
+# Gateway's id without the characters an execution name refuses, or a fresh uuid4 hex.
+MAX_REQUEST_ID_CHARS = 64
+REQUEST_ID_PATTERN = rf"^[A-Za-z0-9_-]{{1,{MAX_REQUEST_ID_CHARS}}}$"
+MAX_COMMENT_CHARS = 1000
 
 
 class _Contract(BaseModel):
@@ -104,6 +109,28 @@ class UserDeletion(_Contract):
     turns: int
     cache_entries: int
     budget_days: int
+    # Their ratings of answers (POST /feedback).
+    feedback: int
+
+
+class FeedbackRequest(_Contract):
+    """POST /feedback: the caller's rating of one of their answers, named by its request id."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: StrictStr = Field(pattern=REQUEST_ID_PATTERN)
+    rating: Literal["up", "down"]
+    # Free text, kept as the user wrote it (masked with CONCIERGE_REDACT_PII); an empty one is
+    # no comment.
+    comment: StrictStr | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+
+
+class FeedbackReceipt(_Contract):
+    """POST /feedback: the rating stored, and the A/B variant that served the rated answer."""
+
+    request_id: str
+    rating: Literal["up", "down"]
+    variant: str
 
 
 class FlushRequest(_Contract):

@@ -44,6 +44,13 @@ class ItemFormat:
         """A ProjectionExpression of these attributes (each must be part of the format)."""
         return ", ".join(self[name].name for name in names)
 
+    def aliased_projection(self, *names: str) -> tuple[str, dict[str, str]]:
+        """A ProjectionExpression of these attributes through placeholders, and its
+        ExpressionAttributeNames: for attributes whose names DynamoDB reserves (`language`,
+        `comment`)."""
+        aliases = {f"#{self[name].name}": self[name].name for name in names}
+        return ", ".join(aliases), aliases
+
     def value(self, name: str, data: Any) -> dict[str, Any]:
         """`data` as the typed attribute value of `name` ({"S": "…"}, {"N": "3"}, …)."""
         kind = self[name].type
@@ -130,6 +137,28 @@ BUDGET_DAY = ItemFormat(
         Attribute("expires_at", "N", "chain", "epoch seconds; the table's TTL attribute"),
         Attribute("tokens", "N", "adapter", "tokens spent (settled)"),
         Attribute("micro_usd", "N", "adapter", "USD millionths spent (settled)"),
+    ),
+)
+
+# A user's rating of one of their answers (POST /feedback), keyed by the user (partition) and
+# the answer's request id (sort key): one rating per answer, by a conditional put. What the
+# history said of the answer is copied in, so a rating outlives its turn (history expires
+# sooner) and the report reads one table. Erased with the user, and with the session.
+FEEDBACK = ItemFormat(
+    "FeedbackTable",
+    (
+        Attribute("user_id", "S", "adapter", "partition key: the user's `sub`"),
+        Attribute("request_id", "S", "adapter", "sort key: the request that was answered"),
+        Attribute("session_id", "S", "adapter", "the answer's session (erasure of the session)"),
+        Attribute("rating", "S", "adapter", "`up` or `down`"),
+        Attribute("comment", "S", "adapter", "the user's words, if any (PII-masked on demand)"),
+        Attribute("variant", "S", "adapter", "the A/B variant that served the answer"),
+        Attribute("prompt_versions", "S", "adapter", "its prompt versions, comma-separated"),
+        Attribute("answer_model", "S", "adapter", "the model spec that wrote the answer"),
+        Attribute("category", "S", "adapter", "the question's category"),
+        Attribute("language", "S", "adapter", "the answer's language"),
+        Attribute("created_at", "N", "adapter", "epoch seconds of the rating"),
+        Attribute("expires_at", "N", "adapter", "epoch seconds; the table's TTL attribute"),
     ),
 )
 

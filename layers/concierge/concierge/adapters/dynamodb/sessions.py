@@ -2,8 +2,13 @@
 
 Used by `DELETE /sessions/{id}`, `DELETE /users/{sub}` and `POST /admin/cache/flush` (the api
 function) and by `concierge history delete` / `user delete` / `cache flush`. Each is safe to run
-again after a failure part-way: cache entries go first, then the history turns, so a re-run
-still finds what is left. Any DynamoDB failure is a `StoreUnavailableError`.
+again after a failure part-way: cache entries go first, then the ratings, then the history
+turns, so a re-run still finds what is left. Any DynamoDB failure is a `StoreUnavailableError`.
+
+A user's ratings (`FEEDBACK`) are one partition of the feedback table; a session's are the
+items of that partition naming the session (a Query of the partition with a filter: a user's
+ratings are few and expire with the table's TTL). They go with the session: a rating carries
+the user's own words about an answer of that conversation.
 
 A user's cache entries are found through the cache table's index of producers
 (`CACHE_BY_PRODUCER`), not through their history, so an entry whose turn was never written
@@ -23,6 +28,7 @@ from concierge.adapters.dynamodb.formats import (
     BUDGET_DAY,
     CACHE_BY_PRODUCER,
     CACHE_ENTRY,
+    FEEDBACK,
     HISTORY_TURN,
 )
 from concierge.adapters.dynamodb.semantic import SemanticIndex
@@ -40,33 +46,44 @@ class SessionStore:
         history_table: str,
         cache_table: str,
         budget_table: str | None = None,
+        *,
+        feedback_table: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._history = history_table
         self._cache = cache_table
         self._budget = budget_table
+        self._feedback = feedback_table
         self._semantic = SemanticIndex(client, cache_table)
         self._sleep = sleep
 
     def delete_session(self, user_id: str, session_id: str) -> SessionDeletion:
         """One session of one user: its turns, the cache entries its questions produced and,
-        in the semantic tier, their questions' vectors. Zeros: there was no such session in
-        the user's space (another user's session of the same name is not theirs to see)."""
+        in the semantic tier, their questions' vectors, and the user's ratings of its answers.
+        Zeros: there was no such session in the user's space (another user's session of the
+        same name is not theirs to see); ratings left of a session whose turns have expired
+        are deleted all the same, and not counted (a rating is not a session)."""
         with translated(STORE, "the session's tables"):
             entries = self._forget_entries(user_id, session_id)
+            self._delete_feedback(user_id, session_id)
             turns = self._delete_turns(user_id, session_id)
         return SessionDeletion(session_id=session_id, turns=turns, cache_entries=entries)
 
     def delete_user(self, user_id: str) -> UserDeletion:
         """Everything stored for a user: every session's turns, the cache entries their
-        questions produced with their vectors, and their budgets."""
+        questions produced with their vectors, their budgets and their ratings."""
         with translated(STORE, "the user's tables"):
             entries = self._forget_entries(user_id)
+            feedback = self._delete_feedback(user_id)
             turns = self._delete_turns(user_id)
             budget_days = self._delete_budgets(user_id)
         return UserDeletion(
-            user_id=user_id, turns=turns, cache_entries=entries, budget_days=budget_days
+            user_id=user_id,
+            turns=turns,
+            cache_entries=entries,
+            budget_days=budget_days,
+            feedback=feedback,
         )
 
     def flush_cache(self, kb_version: str | None = None) -> CacheFlush:
@@ -155,6 +172,27 @@ class SessionStore:
             )
         ]
         self._delete_all(self._budget, keys)
+        return len(keys)
+
+    def _delete_feedback(self, user_id: str, session_id: str | None = None) -> int:
+        if self._feedback is None:
+            return 0
+        request: dict[str, Any] = {
+            "TableName": self._feedback,
+            "KeyConditionExpression": "user_id = :user",
+            "ExpressionAttributeValues": {":user": FEEDBACK.value("user_id", user_id)},
+            "ProjectionExpression": FEEDBACK.projection("user_id", "request_id"),
+        }
+        if session_id is not None:
+            request["FilterExpression"] = "session_id = :session"
+            request["ExpressionAttributeValues"][":session"] = FEEDBACK.value(
+                "session_id", session_id
+            )
+        keys = [
+            {name: rating[name] for name in ("user_id", "request_id")}
+            for rating in self._pages(self._client.query, **request)
+        ]
+        self._delete_all(self._feedback, keys)
         return len(keys)
 
     # -- paging and batches ------------------------------------------------------------------
