@@ -1,5 +1,5 @@
 """`concierge history delete`, `concierge user delete` and `concierge cache flush`: the
-tables, outside a chat request.
+tables, outside a chat request (and `concierge feedback report`, in concierge_cli.feedback).
 
 Without table names they work on the local run's tables (.concierge/tables.sqlite3, as
 `concierge serve` and `concierge ask` keep them; a running `concierge serve` sees the change at
@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from concierge.adapters.dynamodb.sessions import SessionStore
 
+from concierge_cli import feedback
 from concierge_cli.support import WORK_DIR, UsageError, default_store, require_repository
 
 
 def add_commands(commands: Any) -> None:
-    """Register `history`, `user` and `cache` on the CLI's subparsers."""
+    """Register `history`, `user`, `cache` and `feedback` on the CLI's subparsers."""
     history = commands.add_parser("history", help="chat history: delete a session")
     history_commands = history.add_subparsers(dest="history_command", required=True)
     delete = history_commands.add_parser(
@@ -59,6 +60,8 @@ def add_commands(commands: Any) -> None:
     which.add_argument("--kb-version", help="only entries stored against this version")
     _table_options(flush)
     flush.set_defaults(run=flush_cache)
+
+    feedback.add_commands(commands)
 
 
 def delete_history(root: Path, args: argparse.Namespace) -> int:

@@ -40,6 +40,8 @@ _IAM_ACTIONS = {
     ("s3", "ListObjectsV2"): "s3:ListBucket",
     ("s3", "HeadBucket"): "s3:ListBucket",
 }
+# What stands for the id at the end of a stack's ARN (CloudFormation makes it at creation).
+STACK_ID = "8d0b6a10-0f5e-11ef-9f1b-0a1b2c3d4e5f"
 # A cross-region inference profile id starts with its geography.
 _PROFILE = re.compile(rf"^({'|'.join(GEOGRAPHIES)})\.")
 
@@ -122,6 +124,10 @@ def _resources(call: Call, region: str, account: str) -> list[str]:
         "sagemaker-runtime": lambda: [
             f"arn:aws:sagemaker:{region}:{account}:endpoint/{params['EndpointName'].lower()}"
         ],
+        # A stack's ARN ends in its id, which the call does not name: any one of that name.
+        "cloudformation": lambda: [
+            f"arn:aws:cloudformation:{region}:{account}:stack/{params['StackName']}/{STACK_ID}"
+        ],
     }
     if call.service not in readers:
         raise AssertionError(
@@ -186,8 +192,10 @@ class StubbedServices:
         build = wiring.aws_client
         stubbed = self
 
-        def aws_client(service: str, read_timeout: float | None = None) -> Any:
-            client = build(service, read_timeout)
+        def aws_client(
+            service: str, read_timeout: float | None = None, region: str | None = None
+        ) -> Any:
+            client = build(service, read_timeout, region)
             if service in stubbed.services and service not in stubbed._stubbers:
                 stubber = Stubber(client)
                 for method, reply, expected in stubbed._queued.pop(service, []):

@@ -15,7 +15,9 @@ it) with the environment the template gives it for the parameter set, after a co
   session whose answers are in the semantic tier and rated, and, as an admin, DELETE
   /users/{sub} and POST /admin/cache/flush (one knowledge version's, then all);
 - the operator's CLI (`concierge history delete`, `user delete`, `cache flush`) against the
-  stack's tables by name.
+  stack's tables by name, and `concierge feedback report` of a table named or of an
+  environment's stack (CloudFormation stubbed: moto's needs packages this project does not
+  install).
 
 Each path checks its own outcome too (a 200, what it deleted), so a path that stops early
 fails here instead of passing with fewer calls.
@@ -325,6 +327,51 @@ def run_cli_paths(stack: Stack) -> list[Recorded]:
     assert printed["concierge user delete"]["feedback"] == 1, printed
     assert printed["concierge cache flush --kb-version"]["entries"] >= 1, printed
     assert printed["concierge cache flush --all"]["entries"] >= 1, printed
+    return recorder.calls
+
+
+def run_report_paths(stack: Stack, env: str, stack_name: str) -> list[Recorded]:
+    """`concierge feedback report` of the stack's feedback table, named, then found through the
+    outputs of environment `env`'s stack (`stack_name`, whose DescribeStacks is stubbed)."""
+    from concierge_cli.main import main
+
+    recorder = CallRecorder()
+    stubs = StubbedServices(frozenset({"cloudformation"}))
+    table = stack.name("FeedbackTable")
+    commands = {
+        "concierge feedback report --feedback-table": ["--feedback-table", table],
+        "concierge feedback report --env": ["--env", env],
+    }
+    printed: dict[str, dict[str, Any]] = {}
+    with mock_aws(), _region(stack.region), recorder.installed(), stubs.installed():
+        create_tables(stack)
+        Seed(stack).put(semantic_bucket=False)
+        with cold_start({}, stubs):
+            stubs.expect(
+                "cloudformation",
+                "describe_stacks",
+                {
+                    "Stacks": [
+                        {
+                            "StackName": stack_name,
+                            "CreationTime": datetime.now(UTC),
+                            "StackStatus": "UPDATE_COMPLETE",
+                            "Outputs": [{"OutputKey": "FeedbackTableName", "OutputValue": table}],
+                        }
+                    ]
+                },
+                {"StackName": stack_name},
+            )
+            for path, arguments in commands.items():
+                output = io.StringIO()
+                with recorder.recording(OPERATOR, path), contextlib.redirect_stdout(output):
+                    code = main(
+                        ["--root", str(REPO_ROOT), "feedback", "report", *arguments, "--json"]
+                    )
+                assert code == 0, f"{path} exited {code}"
+                printed[path] = json.loads(output.getvalue())
+    for path, document in printed.items():
+        assert document["ratings"] == 3, (path, document)
     return recorder.calls
 
 

@@ -12,8 +12,8 @@ SAM translates it (`infra.iam_policies`):
 - holders and paths (`infra.function_paths`): the api function's chat, usage, feedback,
   session and user erasure and cache-flush routes; the semantic function's lookup and
   remember; the retrieve function loading its index from S3 (or searching the knowledge base);
-  the state machine's direct tasks, read from the ASL; the operator's CLI commands, under the
-  policy docs/operations.md gives.
+  the state machine's direct tasks, read from the ASL; the operator's CLI commands (erasure
+  and flush, and the feedback report), under the policies docs/operations.md gives.
 
 A call no grant allows fails, naming the holder, the parameter set, the path, the action and
 the resource. The reverse holds too: an action a role is granted that no path of any parameter
@@ -46,7 +46,7 @@ import pytest
 
 from concierge.knowledge import IndexFile
 from infra.aws_calls import Call, Recorded, iam_requests
-from infra.function_paths import OPERATOR, run_cli_paths, run_function_paths
+from infra.function_paths import OPERATOR, run_cli_paths, run_function_paths, run_report_paths
 from infra.iam_policies import Grant, GrantLines, Stack, allowing, policy_grants, translate_roles
 from infra.test_iam import ACCOUNT, REGION
 from infra.tools import ENVIRONMENTS, REPO_ROOT, TEMPLATE
@@ -57,6 +57,9 @@ OPERATIONS = REPO_ROOT / "docs" / "operations.md"
 OPERATOR_SECTION = (
     "## Operator permissions for `concierge history delete`, `user delete` and `cache flush`"
 )
+REPORT_SECTION = "## Operator permissions for `concierge feedback report`"
+# The environment whose stack `concierge feedback report --env` reads in the report's path.
+REPORT_ENV = "dev"
 # Every option the template grants for, switched on (no environment uses the last three yet).
 OPTIONS = {
     "DailyTokenLimit": "200000",
@@ -347,6 +350,30 @@ def test_only_the_api_function_touches_the_feedback_table_and_only_as_it_uses_it
             "dynamodb:Query",
             "dynamodb:BatchWriteItem",
         }, run.name
+
+
+def test_the_feedback_report_runs_under_its_policy_of_the_docs(
+    template: dict[str, Any],
+    roles: dict[str, dict[str, Any]],
+    samconfig: dict[str, Any],
+) -> None:
+    # Given the report's policy of docs/operations.md, for the test stack's table and the
+    # stack of the environment the report is asked of
+    stack_name = samconfig[REPORT_ENV]["global"]["parameters"]["stack_name"]
+    stack = Stack(template, roles, {}, region=REGION, account=ACCOUNT)
+    grants = policy_grants(OPERATOR, operator_policy(stack, REPORT_SECTION, stack_name))
+
+    # When the report runs of the table named, then of the environment's stack
+    calls = run_report_paths(stack, REPORT_ENV, stack_name)
+    denied, used = evaluate(calls, {OPERATOR: grants}, "docs/operations.md")
+
+    # Then each call is allowed, and the policy grants nothing they do not use
+    assert {recorded.path for recorded in calls} == {
+        "concierge feedback report --feedback-table",
+        "concierge feedback report --env",
+    }
+    assert denied == [], "\n".join(str(d) for d in denied)
+    assert set(grants) - used == set()
 
 
 def test_the_check_names_what_the_api_role_lacked_when_delete_sessions_was_refused(
