@@ -57,3 +57,55 @@ def test_every_case_file_is_valid_and_covers_the_set(tmp_path: Path) -> None:
     for category in ("products", "pricing", "policies", "support", "company"):
         for language in ("en", "es", "de"):
             assert (category, language) in covered, (category, language)
+
+
+def test_a_judge_model_grades_each_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given one case file with two cases, and an OpenAI-compatible judge that grades twice
+    # per case (correctness, then faithfulness)
+    import json
+
+    from fake_openai import FakeOpenAIServer, completion
+
+    cases = [case for case in load_cases([REPO_ROOT / "eval" / "cases"]) if case.metadata.gate]
+    (tmp_path / "two.yaml").write_text(
+        json.dumps([case.model_dump() for case in cases[:2]]), encoding="utf-8"
+    )
+    with FakeOpenAIServer() as judge:
+        for score in (0.9, 0.7, 1.0, 0.5):
+            judge.reply(200, completion(json.dumps({"score": score, "reason": "graded"})))
+        monkeypatch.setenv("CONCIERGE_OPENAI_BASE_URL", judge.base_url)
+
+        # When the eval runs them with the judge
+        status = main(
+            [
+                "--root",
+                str(REPO_ROOT),
+                "eval",
+                "--cases",
+                str(tmp_path / "two.yaml"),
+                "--variant",
+                "default",
+                "--judge",
+                "openai:judge-model",
+                "--quiet",
+                "--thresholds",
+                "gate",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+
+    # Then the judge read the judge prompts with each question and answer, and the report
+    # carries its scores and versions
+    output = capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
+    systems = [request.json()["messages"][0]["content"] for request in judge.requests]
+    assert status == 0
+    assert len(judge.requests) == 4 and "grade the answers" in systems[0]
+    assert [case["judged"] for case in report["cases"]] == [
+        {"correctness": 0.9, "faithfulness": 0.7},
+        {"correctness": 1.0, "faithfulness": 0.5},
+    ]
+    assert "judge_correctness-1" in report["judge"] and "| correctness | 95.0% |" in output
