@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from e2e.http_support import (
@@ -123,3 +124,27 @@ def test_a_valid_request_does_run_the_chain_once(
     # Then exactly one more execution ran, and it recorded one turn
     assert len(executions(service_runtime)) == len(before) + 1
     assert len(history_items(service_runtime)) == 1
+
+
+@pytest.mark.parametrize("declared", ["abc", "-1", "1e3", "²", "12 34"])
+def test_a_content_length_that_is_not_a_number_is_400_and_the_connection_closed(
+    api: ChatApi, service_runtime: LocalRuntime, declared: str
+) -> None:
+    # Given the executions so far
+    before = executions(service_runtime)
+
+    # When a request declares a body length that is not a number
+    request = (
+        f"DELETE /sessions/s1 HTTP/1.1\r\nHost: {api.host}\r\nContent-Length: {declared}\r\n\r\n"
+    )
+    with socket.create_connection((api.host, api.port), timeout=10) as connection:
+        connection.sendall(request.encode("utf-8"))
+        received = b""
+        while chunk := connection.recv(4096):  # the server closes the connection after it
+            received += chunk
+
+    # Then it is refused as a bad request in the error shape, before the function
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(body)["error"]["code"] == "invalid_request"
+    assert executions(service_runtime) == before

@@ -2,7 +2,7 @@
 document of the code, and no answer may be a 5xx, a status the document does not list, or a
 body or content type that breaks it.
 
-Two passes, both bounded and deterministic (derandomized, no example database), about 340
+Two passes, both bounded and deterministic (derandomized, no example database), about 420
 requests in all: schemathesis' coverage phase (its boundary cases: the longest question, each
 field missing or of the wrong type, other methods), then random requests, a fixed number per
 operation and mode (a valid POST /chat runs the whole local chain, so few of those).
@@ -49,10 +49,12 @@ CHECKS = [
     response_schema_conformance,
 ]
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
-# Random requests per operation and mode: about 290 in all.
+# Random requests per operation and mode: about 370 in all.
 BUDGET = [
     ("POST", "/chat", POSITIVE, 20),
     ("POST", "/chat", NEGATIVE, 150),
+    ("POST", "/feedback", POSITIVE, 20),
+    ("POST", "/feedback", NEGATIVE, 60),
     ("DELETE", "/sessions/{session_id}", POSITIVE, 40),
     ("DELETE", "/sessions/{session_id}", NEGATIVE, 80),
     ("GET", "/health", POSITIVE, 10),

@@ -73,7 +73,17 @@ class _Handler(BaseHTTPRequestHandler):
             if self.headers.get("content-length"):
                 self.close_connection = True  # a body it came with is left unread
             return
-        length = int(self.headers.get("content-length") or 0)
+        declared = (self.headers.get("content-length") or "0").strip()
+        if not (declared.isascii() and declared.isdigit()):
+            # Where the body ends is unknown: refuse the request and close the connection (RFC
+            # 9110, 8.6), in the error shape, before the function sees anything.
+            self._reply(
+                HTTPStatus.BAD_REQUEST,
+                _gateway_error("invalid_request", "The Content-Length header is not a number."),
+            )
+            self.close_connection = True
+            return
+        length = int(declared)
         if length > MAX_GATEWAY_BODY:
             self._reply(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Entity Too Large"}
