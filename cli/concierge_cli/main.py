@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from concierge.errors import ConfigurationError
 from concierge_cli import admin as admin_cli
 from concierge_cli import prompts_cli, screening
-from concierge_cli.evaluation import run as evaluation
+from concierge_cli.evaluation import command as evaluation
 from concierge_cli.support import (
     WORK_DIR,
     ServerRecord,
