@@ -36,7 +36,6 @@ from concierge_cli.support import WORK_DIR, UsageError, default_store, require_r
 if TYPE_CHECKING:
     from concierge.adapters.dynamodb.feedback import FeedbackStore, Rating
 
-SAMCONFIG = "samconfig.toml"
 TABLE_OUTPUT = "FeedbackTableName"
 _DIGITS = 4
 
@@ -251,61 +250,20 @@ def _store(root: Path, args: argparse.Namespace) -> Iterator[tuple[FeedbackStore
         yield wiring.feedback_store(args.feedback_table), args.feedback_table
         return
     if args.env:
-        stack, region = _stack_of(root, args.env)
-        table = _table_of(stack, region)
-        yield wiring.feedback_store(table, region=region), table
+        from concierge_cli import stacks
+
+        try:
+            deployed = stacks.stack(root, args.env)
+            table = deployed.output(TABLE_OUTPUT)
+        except stacks.StackError as error:
+            raise ReportError(str(error)) from None
+        yield wiring.feedback_store(table, region=deployed.region), table
         return
     if (configured := wiring.settings(TableSettings).feedback_table) is not None:
         yield wiring.feedback_store(configured), configured
         return
     with _local_table(root, args.state or default_store(root)) as table:
         yield wiring.feedback_store(table), table
-
-
-def _stack_of(root: Path, env: str) -> tuple[str, str | None]:
-    """The stack name and region samconfig.toml gives environment `env`."""
-    import tomllib
-
-    path = root / SAMCONFIG
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise UsageError(f"--env needs {path}: {error}") from None
-    environments = sorted(
-        name for name, section in config.items() if isinstance(section, dict) and name != "default"
-    )
-    parameters = config.get(env, {}).get("global", {}).get("parameters", {})
-    if env == "default" or "stack_name" not in parameters:
-        raise UsageError(
-            f"--env {env}: samconfig.toml has no stack for it (environments: "
-            f"{', '.join(environments)})"
-        )
-    return str(parameters["stack_name"]), parameters.get("region")
-
-
-def _table_of(stack: str, region: str | None) -> str:
-    """The feedback table the stack's outputs name."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from concierge import wiring
-
-    client = (
-        wiring.aws_client("cloudformation", region=region)
-        if region
-        else wiring.aws_client("cloudformation")
-    )
-    try:
-        stacks = client.describe_stacks(StackName=stack)["Stacks"]
-    except (ClientError, BotoCoreError) as error:
-        raise ReportError(f"cannot read stack {stack}: {error}") from None
-    outputs = {
-        output["OutputKey"]: output["OutputValue"]
-        for found in stacks
-        for output in found.get("Outputs", [])
-    }
-    if TABLE_OUTPUT not in outputs:
-        raise ReportError(f"stack {stack} has no output {TABLE_OUTPUT}: deploy this version first")
-    return str(outputs[TABLE_OUTPUT])
 
 
 @contextmanager

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from concierge_cli import stacks
 from concierge_cli.evaluation.cases import Case, CaseError, load_cases
 from concierge_cli.evaluation.checks import Scored, score
 from concierge_cli.evaluation.judge import Judge
-from concierge_cli.evaluation.report import as_html, as_json, shortfalls, summarise, table
-from concierge_cli.evaluation.targets import Http, Target, in_process, stack_url
+from concierge_cli.evaluation.report import JUDGED, as_html, as_json, shortfalls, summarise, table
+from concierge_cli.evaluation.targets import Http, Target, in_process
 from concierge_cli.support import UsageError
 
 EVAL_DIR = Path("eval")
@@ -67,6 +68,13 @@ def evaluate_command(root: Path, args: argparse.Namespace) -> int:
             f"no variant {unknown} in the config (has {', '.join(config['variants'])})"
         )
     judge_spec = args.judge or os.environ.get("CONCIERGE_JUDGE_MODEL")
+    judged = [check for check in JUDGED if check in thresholds]
+    if judged and not judge_spec:
+        # A gate that holds judged checks must not pass because nobody judged.
+        raise UsageError(
+            f"these thresholds hold {', '.join(judged)}: name a judge (--judge, "
+            "CONCIERGE_JUDGE_MODEL, make eval JUDGE=…) or other thresholds (--thresholds)"
+        )
     judge = _judge(judge_spec) if judge_spec else None
 
     started = time.perf_counter()
@@ -148,11 +156,27 @@ def _target(
     if args.url:
         yield Http(args.url, token)
     elif args.env:
-        yield Http(stack_url(root, args.env), token)
+        try:
+            deployed = stacks.stack(root, args.env)
+            url = deployed.output("ApiUrl")
+            token = token or _signed_in(deployed)
+        except stacks.StackError as error:
+            raise UsageError(str(error)) from None
+        yield Http(url, token)
     else:
         chosen = {name: config["variants"][name] for name in variants}
         with in_process(root, chosen) as local:
             yield local
+
+
+def _signed_in(deployed: stacks.Stack) -> str | None:
+    """A token of the eval's own user when CONCIERGE_EVAL_USER and CONCIERGE_EVAL_PASSWORD name
+    one (a user of the stack's Cognito pool, in its admin group): how the pipeline evaluates."""
+    user = os.environ.get("CONCIERGE_EVAL_USER")
+    password = os.environ.get("CONCIERGE_EVAL_PASSWORD")
+    if not (user and password):
+        return None
+    return deployed.sign_in(user, password)
 
 
 def load_json_results(path: Path) -> dict[str, Any]:

@@ -134,26 +134,3 @@ def variants_toml(label: str, variants: Mapping[str, Mapping[str, Any]]) -> str:
     text = "\n".join(lines)
     tomllib.loads(text)  # what is written must read back
     return text
-
-
-def stack_url(root: Path, env: str) -> str:
-    """The ApiUrl output of environment `env`'s stack (its samconfig stack_name), through the
-    standard AWS configuration."""
-    import boto3
-
-    with (root / "samconfig.toml").open("rb") as handle:
-        config = tomllib.load(handle)
-    try:
-        parameters = config[env]["global"]["parameters"]
-        stack, region = parameters["stack_name"], parameters.get("region")
-    except KeyError:
-        raise ValueError(f"samconfig.toml has no environment {env!r}") from None
-    outputs = (
-        boto3.client("cloudformation", region_name=region)
-        .describe_stacks(StackName=stack)["Stacks"][0]
-        .get("Outputs", [])
-    )
-    for output in outputs:
-        if output["OutputKey"] == "ApiUrl":
-            return str(output["OutputValue"])
-    raise ValueError(f"stack {stack} has no ApiUrl output")
