@@ -172,6 +172,9 @@ class Classification(_State):
     category: str
     language: str = Field(pattern=r"^[a-z]{2}$")
     usage: StepUsage
+    # The question in the knowledge base's main language, when the question is in a language
+    # the knowledge base has few or no documents in: retrieval searches with both.
+    search_query: str | None = None
 
 
 class HistoryTurn(_State):
@@ -202,6 +205,9 @@ class Understanding(_State):
     cache_key: str
     # The language `cache_key` was built with; an answer in another language is not stored.
     cache_language: str
+    # The question in the knowledge base's main language, when the question is in a language
+    # the knowledge base has few or no documents in: retrieval searches with both.
+    search_query: str | None = None
 
 
 class RetrieveInput(_State):
@@ -210,6 +216,9 @@ class RetrieveInput(_State):
     category: str
     language: str
     deadline_ms: int
+    # The question in the knowledge base's main language, when the question is in a language
+    # the knowledge base has few or no documents in: retrieval searches with both.
+    search_query: str | None = None
 
 
 class Passage(_State):
