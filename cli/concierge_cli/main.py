@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from concierge.errors import ConfigurationError
 from concierge_cli import admin as admin_cli
-from concierge_cli import prompts_cli, screening
+from concierge_cli import prompts_cli, screening, search_cli
 from concierge_cli.evaluation import command as evaluation
 from concierge_cli.support import (
     WORK_DIR,
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         screening.add_commands,
         evaluation.add_commands,
         prompts_cli.add_commands,
+        search_cli.add_commands,
     ):
         add(commands)
 

@@ -361,3 +361,10 @@ def sentences(text: str) -> list[str]:
         if line:
             units.extend(part.strip() for part in _SENTENCE_END.split(line) if part.strip())
     return units
+
+
+def snippet(text: str, limit: int = 240) -> str:
+    """A passage as one line of at most `limit` characters: Markdown heading marks and line
+    breaks flattened, an ellipsis where it is cut."""
+    flat = " ".join(line.strip().lstrip("#").strip() for line in text.splitlines() if line.strip())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
