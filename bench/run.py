@@ -24,6 +24,7 @@ MODULES = (
     "imports",
     "replay",
     "retrieval",
+    "citations",
     "semantic",
     "build",
     "local_state",

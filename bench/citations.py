@@ -1,0 +1,261 @@
+"""Citations of the answers: how often the answer cites the document that answers the question,
+with the chain's retrieve and answer steps and the offline model, on the sample knowledge base
+and on the Lodestar corpus (bench/corpora/lodestar) when it is there."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import BaseModel, ConfigDict
+
+from bench.figures import goals, ratio, reproduce, table
+
+TITLE = "Citations: the answers cite the document that answers"
+RECALL_GOAL = 0.85  # citation recall on each corpus (issue #13)
+LODESTAR = Path("bench") / "corpora" / "lodestar"
+MISSES_SHOWN = 15  # per corpus, of the questions whose expected document was given but not cited
+
+
+class Question(BaseModel):
+    """One line of a corpus's question file (knowledge/sample/qa.jsonl, the Lodestar
+    questions/*.jsonl); fields the bench does not use are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question: str
+    language: str
+    expected_source: str | None = None
+    kind: str = "direct"
+    category: str | None = None
+    # The question in the knowledge base's language, as classify or condense would give it.
+    translation: str | None = None
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.expected_source) and self.kind != "unanswerable"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    question: Question
+    given: list[str]  # the sources of the passages the answer step was given, in rank order
+    cited: list[str]  # the sources the response cites, in its order
+    answered: bool  # False: the no-answer message (or a refusal) instead of an answer
+
+    @property
+    def retrieved(self) -> bool:
+        return self.question.expected_source in self.given
+
+    @property
+    def hit(self) -> bool:
+        return self.question.expected_source in self.cited
+
+
+@dataclass
+class CorpusResult:
+    name: str
+    documents: int = 0
+    chunks: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped: str = ""  # why the corpus was not measured
+
+    def recall(self) -> float:
+        return ratio(sum(o.hit for o in self.outcomes), len(self.outcomes))
+
+
+@dataclass
+class CitationsResult:
+    top_k: int = 0
+    corpora: list[CorpusResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options: the corpora and the chain's settings say what runs."""
+
+
+def _questions(paths: list[Path]) -> list[Question]:
+    questions = []
+    for path in paths:
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    questions.append(Question.model_validate_json(line))
+                except ValueError as error:
+                    raise ValueError(f"{path}:{number}: {error}") from None
+    return questions
+
+
+def _measure(name: str, docs: Path, question_files: list[Path], top_k: int) -> CorpusResult:
+    from concierge.adapters.llm.offline import OfflineModel
+    from concierge.adapters.retrieval.local_index import LocalIndex
+    from concierge.models.state import AnswerInput, RetrieveInput
+    from concierge.steps.answer import answer
+    from concierge.steps.calls import ModelRoute
+    from concierge.steps.retrieve import retrieve
+    from concierge_cli.ingestion import build_index
+
+    index = build_index([docs])
+    categories = {chunk.source: chunk.category for chunk in index.chunks}
+    questions = [q for q in _questions(question_files) if q.answerable]
+    if missing := {str(q.expected_source) for q in questions} - categories.keys():
+        raise ValueError(f"{name}: questions name documents it does not have: {sorted(missing)}")
+    result = CorpusResult(name, len(categories), len(index.chunks))
+    retriever, route = LocalIndex(index), ModelRoute(step="answer", models=[OfflineModel()])
+    for q in questions:
+        expected = str(q.expected_source)
+        found = retrieve(
+            RetrieveInput(
+                request_id="bench",
+                question=q.question,
+                category=q.category or categories[expected],
+                language=q.language,
+                deadline_ms=2**62,
+                search_query=q.translation,
+            ),
+            retriever,
+            top_k,
+        )
+        replied = answer(
+            AnswerInput(
+                request_id="bench",
+                question=q.question,
+                language=q.language,
+                passages=found.passages,
+                deadline_ms=2**62,
+            ),
+            route,
+        )
+        result.outcomes.append(
+            Outcome(
+                q,
+                [p.source for p in found.passages],
+                [c.source for c in replied.citations],
+                # The no-answer message and a refusal cite nothing and say nothing was wrong
+                # with citations; an answer without markers says `uncited`.
+                answered=bool(replied.citations) or "uncited" in replied.problems,
+            )
+        )
+    return result
+
+
+def run(args: argparse.Namespace, root: Path, log: TextIO) -> CitationsResult:
+    from concierge.config import RetrieveSettings
+
+    top_k = RetrieveSettings.model_fields["top_k"].default
+    result = CitationsResult(top_k=top_k)
+    print("  citations: the sample", file=log)
+    sample = root / "knowledge" / "sample"
+    result.corpora.append(_measure("sample", sample, [sample / "qa.jsonl"], top_k))
+    lodestar = root / LODESTAR
+    question_files = sorted((lodestar / "questions").glob("*.jsonl"))
+    if not (lodestar / "docs").is_dir() or not question_files:
+        result.corpora.append(
+            CorpusResult(
+                "lodestar", skipped=f"not measured: no documents or questions in {LODESTAR}"
+            )
+        )
+        return result
+    print("  citations: Lodestar", file=log)
+    result.corpora.append(_measure("lodestar", lodestar / "docs", question_files, top_k))
+    return result
+
+
+def _row(label: str, outcomes: list[Outcome]) -> list[str]:
+    n = len(outcomes)
+    retrieved = [o for o in outcomes if o.retrieved]
+    cited = sum(len(o.cited) for o in outcomes)
+    from_expected = sum(o.question.expected_source in o.cited for o in outcomes)
+    answered = [o for o in outcomes if o.answered]
+    return [
+        label,
+        str(n),
+        f"{ratio(sum(o.hit for o in outcomes), n):.2f}",
+        f"{ratio(len(retrieved), n):.2f}",
+        f"{ratio(sum(o.hit for o in retrieved), len(retrieved)):.2f}",
+        str(n - len(retrieved)),
+        str(sum(not o.hit for o in retrieved)),
+        f"{ratio(from_expected, cited):.2f}",
+        f"{ratio(cited, len(answered)):.2f}",
+        f"{ratio(sum(len(set(o.given)) for o in outcomes), n):.2f}",
+    ]
+
+
+def _corpus(corpus: CorpusResult, top_k: int) -> str:
+    if corpus.skipped:
+        return f"### `{corpus.name}`\n\n{corpus.skipped}."
+    groups: list[tuple[str, list[Outcome]]] = [("all answerable", corpus.outcomes)]
+    for attribute in ("kind", "language"):
+        values = sorted({getattr(o.question, attribute) for o in corpus.outcomes})
+        groups += [
+            (
+                f"{attribute} `{value}`",
+                [o for o in corpus.outcomes if getattr(o.question, attribute) == value],
+            )
+            for value in values
+        ]
+    answer_misses = [o for o in corpus.outcomes if o.retrieved and not o.hit]
+    misses = [
+        [
+            o.question.question,
+            o.question.language,
+            o.question.kind,
+            f"`{o.question.expected_source}`",
+            str(o.given.index(str(o.question.expected_source)) + 1),
+            ", ".join(f"`{source}`" for source in o.cited)
+            or ("no answer" if not o.answered else "-"),
+        ]
+        for o in answer_misses[:MISSES_SHOWN]
+    ]
+    shown = f"the first {MISSES_SHOWN} of " if len(answer_misses) > MISSES_SHOWN else ""
+    return "\n".join(
+        [
+            f"### `{corpus.name}` ({corpus.documents} documents, {corpus.chunks} chunks, "
+            f"{len(corpus.outcomes)} answerable questions, top {top_k} passages)",
+            "",
+            table(
+                [
+                    "questions",
+                    "n",
+                    "citation recall",
+                    "expected given",
+                    "cited when given",
+                    "missed: retrieval",
+                    "missed: answer",
+                    "citation precision",
+                    "cited per answer",
+                    "documents given",
+                ],
+                [_row(label, outcomes) for label, outcomes in groups],
+            ),
+            "",
+            f"Expected document given but not cited ({shown}{len(answer_misses)}; its rank among "
+            "the passages, and what the answer cited):",
+            "",
+            table(["question", "lang", "kind", "expected", "rank", "cited"], misses, "llllrl")
+            if misses
+            else "none.",
+        ]
+    )
+
+
+def render(result: CitationsResult) -> str:
+    rows = [
+        (
+            f"citation recall, `{corpus.name}`",
+            f"≥ {RECALL_GOAL:.2f}",
+            "not measured" if corpus.skipped else f"{corpus.recall():.2f}",
+            not corpus.skipped and corpus.recall() >= RECALL_GOAL,
+        )
+        for corpus in result.corpora
+    ]
+    return "\n\n".join(
+        [
+            reproduce(TITLE, "citations"),
+            goals(*rows),
+            *(_corpus(corpus, result.top_k) for corpus in result.corpora),
+        ]
+    )
