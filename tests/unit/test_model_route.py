@@ -113,6 +113,38 @@ def test_each_attempt_gets_the_remaining_budget_as_its_timeout() -> None:
     assert model.timeouts[1] <= model.timeouts[0]
 
 
+def test_an_attempt_leaves_its_fallbacks_a_reserve_of_the_budget() -> None:
+    # Given a route of three models, the first two timing out
+    first = FlakyModel([ModelTimeoutError("slow")], spec="strong")
+    second = FlakyModel([ModelTimeoutError("slow too")], spec="cheap")
+    third = FlakyModel([], spec="cheap")
+
+    # When it is called with twenty seconds left
+    answered_by, usage = _call(_route(first, second, third), seconds=20)
+
+    # Then the primary could wait 20 s less 2 x 5 s of reserve, the second model what was left
+    # less one reserve, the last one all that was left (the fakes fail at once); and a timeout
+    # went to the next model without a retry
+    assert answered_by == "cheap" and usage.fallbacks == 2 and usage.retries == 0
+    assert [len(first.timeouts), len(second.timeouts), len(third.timeouts)] == [1, 1, 1]
+    assert 9.5 < first.timeouts[0] <= 10.0
+    assert 14.5 < second.timeouts[0] <= 15.0
+    assert 19.5 < third.timeouts[0] <= 20.0
+
+
+def test_a_short_budget_is_shared_evenly_among_the_models_left() -> None:
+    # Given the policy's reserve of 5 s per fallback
+    policy = RetryPolicy()
+
+    # When six seconds are left for a primary and two fallbacks, or for the last model
+    shared = policy.attempt_timeout(6.0, models_after=2)
+    last = policy.attempt_timeout(6.0, models_after=0)
+
+    # Then the primary gets an even third rather than nothing, and the last model all of it
+    assert shared == pytest.approx(2.0)
+    assert last == 6.0
+
+
 def test_no_call_starts_without_budget_left() -> None:
     # Given a working model
     model = FlakyModel([], spec="strong")

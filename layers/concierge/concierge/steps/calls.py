@@ -2,7 +2,8 @@
 full jitter inside the remaining budget, and the bookkeeping of latency, tokens and cost.
 
 Retryable failures (throttling, unavailable, timeouts, 5xx) are retried on the same model, then
-handed to the next model of the route. Client errors (validation, access denied, not found)
+handed to the next model of the route; a timeout goes to the next model at once. Each attempt's
+timeout leaves the models after it a reserve of the budget, so a slow primary still falls back. Client errors (validation, access denied, not found)
 fail fast: another model would not fix the request and would hide the misconfiguration.
 """
 
@@ -32,6 +33,17 @@ class RetryPolicy:
     attempts_per_model: int = 2
     base_delay_s: float = 0.2
     max_delay_s: float = 2.0
+    # What one attempt leaves for each model still to try after it: a slow primary must not
+    # use up the budget its fallbacks need to answer.
+    fallback_reserve_s: float = 5.0
+
+    def attempt_timeout(self, remaining: float, models_after: int) -> float:
+        """An attempt's timeout: the remaining budget less the fallbacks' reserve, and never
+        less than an even share of the remaining budget among the models left."""
+        if not models_after:
+            return remaining
+        even_share = remaining / (models_after + 1)
+        return max(even_share, remaining - models_after * self.fallback_reserve_s)
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Full jitter: anywhere between 0 and the capped exponential backoff."""
@@ -95,7 +107,7 @@ def call_model(
                 max_tokens=prompt.max_tokens,
                 temperature=prompt.temperature,
                 top_p=prompt.top_p,
-                timeout_s=remaining,
+                timeout_s=route.policy.attempt_timeout(remaining, len(route.models) - position - 1),
             )
             try:
                 reply = model.generate(request)
@@ -110,6 +122,8 @@ def call_model(
                         "attempt": attempt + 1,
                     },
                 )
+                if isinstance(error, ModelTimeoutError) and position + 1 < len(route.models):
+                    break  # a model that timed out is slow now: its fallback answers sooner
                 if attempt + 1 < route.policy.attempts_per_model:
                     delay = route.policy.delay(attempt, route.rng)
                     if seconds_left(deadline_ms) - delay < MIN_CALL_SECONDS:
