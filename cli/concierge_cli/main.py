@@ -146,6 +146,12 @@ def _add_ingest(commands: Subcommands) -> None:
         "screen finds); without it they are ingested and listed",
     )
     ingest.add_argument(
+        "--no-vectors",
+        action="store_true",
+        help="leave the dense vectors out of the index (search is then lexical only); "
+        "without the dense extra they are left out anyway",
+    )
+    ingest.add_argument(
         "--knowledge-base-id",
         help="S3 target: start an ingestion job of this Bedrock knowledge base "
         "(CONCIERGE_KNOWLEDGE_BASE_ID)",
@@ -186,9 +192,23 @@ def _ingest(root: Path, args: argparse.Namespace) -> int:
         previous = target.load_manifest()
     except target_errors as error:
         raise _Failure(f"cannot read the manifest of {target}: {error}") from None
+    embedder, previous_index = _dense_embedder(args), None
+    if embedder is not None:
+        try:
+            previous_index = target.load_index()
+        except target_errors as error:
+            raise _Failure(f"cannot read the index of {target}: {error}") from None
     progress = Progress(sys.stderr)
     try:
-        result = ingest(sources, options, previous, progress, reuse=not args.full)
+        result = ingest(
+            sources,
+            options,
+            previous,
+            progress,
+            reuse=not args.full,
+            embedder=embedder,
+            previous_index=previous_index,
+        )
     except PathNotFoundError as error:
         raise UsageError(str(error)) from None
     finally:
@@ -211,9 +231,24 @@ def _ingest(root: Path, args: argparse.Namespace) -> int:
             "one or already the whole new one, never a mix; run the ingest again."
         ) from None
     print(result.report.summary())
+    print(f"  {result.report.vectors_line()}")
     for line in published:
         print(f"  {line}")
     return 0
+
+
+def _dense_embedder(args: argparse.Namespace) -> Any:
+    """The dense model for the index's vectors; None (said on stderr) without the extra."""
+    if args.no_vectors:
+        return None
+    from concierge import wiring
+    from concierge.adapters.embeddings.static import DenseUnavailableError
+
+    try:
+        return wiring.dense_embedder()
+    except DenseUnavailableError as error:
+        print(f"concierge: no dense vectors: {error}", file=sys.stderr)
+        return None
 
 
 def _ingest_target(root: Path, args: argparse.Namespace) -> Any:

@@ -265,3 +265,25 @@ def test_the_cli_ingests_to_s3_through_the_client_factory(
     assert f"wrote s3://{BUCKET}/index/index.json" in out
     assert "index/index.json" in _keys(s3)
     assert not (tmp_path / ".concierge").exists()
+
+
+def test_a_second_ingest_to_s3_reuses_the_vectors_of_the_index_there(
+    s3: Any, kb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a folder ingested to an S3 target, vectors included
+    target = ["--root", str(tmp_path), "ingest", str(kb), "--target", f"s3://{BUCKET}/index"]
+    main(target)
+    first = capsys.readouterr().out
+
+    # When one document changes and the folder is ingested there again
+    (kb / "envios.txt").write_text("Los pedidos se envían en tres días.", encoding="utf-8")
+    main(target)
+    second = capsys.readouterr().out
+
+    # Then the first run embedded every chunk, the second only the changed document's, reading
+    # the others' vectors from the index on S3, and the index there carries them all
+    assert ": 3 embedded, 0 reused" in first
+    assert ": 1 embedded, 2 reused" in second
+    stored = json.loads(_body(s3, "index/index.json"))
+    assert stored["embeddings"]["dimensions"] == 256
+    assert len(stored["chunks"]) == 3

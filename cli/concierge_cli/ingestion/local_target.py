@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from concierge.adapters.retrieval.local_index import write_index
+from concierge.knowledge import IndexFile
 from concierge_cli.ingestion.manifest import Manifest, parse_manifest, write_atomically
 from concierge_cli.ingestion.pipeline import IngestResult
 
@@ -22,6 +25,14 @@ class LocalTarget:
         try:
             return parse_manifest(self.manifest_path.read_bytes())
         except FileNotFoundError:
+            return None
+
+    def load_index(self) -> IndexFile | None:
+        """The index of the previous run (its vectors are reused), None when there is none
+        this code reads."""
+        try:
+            return IndexFile.model_validate_json(self.index_path.read_bytes())
+        except (FileNotFoundError, ValidationError):
             return None
 
     def publish(self, result: IngestResult) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from concierge.adapters.embeddings.port import DenseEmbedder
 from concierge.knowledge import Chunk, IndexFile
 from concierge.safety.screen import screen
 from concierge_cli.ingestion.chunker import check_sizes, chunk_text
@@ -26,6 +27,7 @@ from concierge_cli.ingestion.readers import (
     read_document,
 )
 from concierge_cli.ingestion.report import FileOutcome, Flagged, IngestReport, Status
+from concierge_cli.ingestion.vectors import embed_chunks
 
 # Bump when chunking or metadata rules change, so manifests of older runs re-read everything.
 RULES_VERSION = 2
@@ -102,10 +104,14 @@ def ingest(
     previous: Manifest | None = None,
     progress: Progress | None = None,
     reuse: bool = True,
+    *,
+    embedder: DenseEmbedder | None = None,
+    previous_index: IndexFile | None = None,
 ) -> IngestResult:
     """Ingest `paths`. With a `previous` manifest, files it records with the same bytes and
     settings keep their chunks unread (unless `reuse` is off), and sources it has that are
-    gone are reported removed."""
+    gone are reported removed. With an `embedder`, the index carries the chunks' vectors:
+    those of `previous_index` are reused for chunks whose text it already embedded."""
     options = options or IngestOptions()
     files, outcomes = discover(paths)
     fingerprint = options.fingerprint()
@@ -135,6 +141,10 @@ def ingest(
         chunk for source, entry in entries.items() if source not in copies for chunk in entry.chunks
     )
     index = IndexFile(kb_version=kb_version(kept), chunks=kept)
+    vectors = None
+    if embedder is not None and kept:
+        packed, vectors = embed_chunks(kept, embedder, previous_index)
+        index.embeddings = packed
 
     for source, entry in entries.items():
         outcomes.append(_outcome(source, entry, source in texts, known.get(source), reusable))
@@ -159,6 +169,7 @@ def ingest(
         duplicate_chunks=[(dropped.chunk_id, first.chunk_id) for dropped, first in repeats],
         flagged=flagged,
         strict=options.strict,
+        vectors=vectors,
     )
     return IngestResult(
         index=index,
@@ -209,9 +220,15 @@ def _read_files(
     return entries, texts, skipped
 
 
-def build_index(paths: Iterable[Path], default_category: str = "general") -> IndexFile:
-    """The index of `paths` with default options and no manifest (tests, benchmarks)."""
-    return ingest(list(paths), IngestOptions(default_category=default_category)).index
+def build_index(
+    paths: Iterable[Path],
+    default_category: str = "general",
+    embedder: DenseEmbedder | None = None,
+) -> IndexFile:
+    """The index of `paths` with default options and no manifest (tests, benchmarks); with
+    `embedder`, with the chunks' vectors."""
+    options = IngestOptions(default_category=default_category)
+    return ingest(list(paths), options, embedder=embedder).index
 
 
 def parse_document(path: Path, default_category: str = "general") -> list[Chunk]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from concierge_cli.ingestion.vectors import VectorCounts
 
 
 class Status(StrEnum):
@@ -61,6 +64,9 @@ class IngestReport:
     # Documents carrying injected instructions: skipped with `strict`, else kept and listed.
     flagged: list[Flagged] = field(default_factory=list)
     strict: bool = False
+    # The chunks' dense vectors: how many were computed and how many kept from the previous
+    # index; None when the index has none.
+    vectors: VectorCounts | None = None
 
     def count(self, *statuses: Status) -> int:
         return sum(outcome.status in statuses for outcome in self.files)
@@ -107,6 +113,15 @@ class IngestReport:
         return (
             f"ingested {self.documents} documents ({counts}) as {self.chunks} chunks "
             f"({languages}); {version}"
+        )
+
+    def vectors_line(self) -> str:
+        """What the dense part of the index got."""
+        if self.vectors is None:
+            return "no dense vectors: search is lexical only"
+        return (
+            f"dense vectors ({self.vectors.model}): {self.vectors.embedded} embedded, "
+            f"{self.vectors.reused} reused"
         )
 
 

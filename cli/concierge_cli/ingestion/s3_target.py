@@ -18,6 +18,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import ValidationError
+
+from concierge.knowledge import IndexFile
 from concierge_cli.ingestion.errors import PublishError
 from concierge_cli.ingestion.knowledge_base import KnowledgeBaseSync
 from concierge_cli.ingestion.manifest import Manifest, parse_manifest
@@ -67,6 +70,18 @@ class S3Target:
         except self._s3.exceptions.NoSuchKey:
             return None
         return parse_manifest(body)
+
+    def load_index(self) -> IndexFile | None:
+        """The index of the previous run (its vectors are reused), None when there is none
+        this code reads."""
+        try:
+            body = self._s3.get_object(Bucket=self.bucket, Key=self.index_key)["Body"].read()
+        except self._s3.exceptions.NoSuchKey:
+            return None
+        try:
+            return IndexFile.model_validate_json(body)
+        except ValidationError:
+            return None
 
     def publish(self, result: IngestResult) -> list[str]:
         uploads = result.to_publish()

@@ -21,10 +21,25 @@ class Chunk(BaseModel):
     heading: str = ""
 
 
+class ChunkVectors(BaseModel):
+    """The chunks' dense vectors (`concierge.adapters.embeddings.static`), compactly."""
+
+    # `<name>@<hash>` of the model that embedded the chunks: a query embedded by another model
+    # is not compared with them.
+    model: str
+    dimensions: int
+    # Base64 of len(chunks) x dimensions int8, one row per chunk in chunk order, each row scaled
+    # so its largest component is +-127. Rows are normalised again when loaded: cosine needs no
+    # stored scale.
+    vectors: str
+
+
 class IndexFile(BaseModel):
     format_version: int = FORMAT_VERSION
     kb_version: str
     chunks: list[Chunk]
+    # None: written without the `dense` extra, or before vectors existed (search is lexical).
+    embeddings: ChunkVectors | None = None
 
     @field_validator("format_version")
     @classmethod

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from concierge.adapters.dynamodb.semantic import SemanticIndex
     from concierge.adapters.dynamodb.sessions import SessionStore
     from concierge.adapters.embeddings.port import Embedder
+    from concierge.adapters.embeddings.static import StaticEmbedder
     from concierge.adapters.executor import ChainExecutor
     from concierge.adapters.llm.port import ChatModel
     from concierge.adapters.retrieval.port import Retriever
@@ -138,6 +139,15 @@ def embedder() -> Embedder:
     from concierge.adapters.embeddings.registry import embedder_for
 
     return embedder_for(settings(config.SemanticCacheSettings).embedding_model, aws_client)
+
+
+@_once
+def dense_embedder() -> StaticEmbedder:
+    """The local index's dense model, from the installed `dense` extra (loaded once). Raises
+    `DenseUnavailableError` without the extra: the caller searches or ingests lexically."""
+    from concierge.adapters.embeddings.static import load_static_embedder
+
+    return load_static_embedder()
 
 
 @_once

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Embedder(Protocol):
@@ -31,3 +31,16 @@ def normalised(vector: Sequence[float]) -> list[float]:
     """`vector` scaled to length 1 (the zero vector stays zero)."""
     norm = math.sqrt(sum(x * x for x in vector))
     return [x / norm for x in vector] if norm else [0.0 for _ in vector]
+
+
+class DenseEmbedder(Protocol):
+    """A local model whose vectors an index stores (`static.StaticEmbedder`)."""
+
+    # `<name>@<hash>`: vectors of another model are not comparable.
+    model: str
+    dimensions: int
+
+    def vectors(self, texts: list[str]) -> Any:
+        """A float32 numpy matrix: one L2-normalised row per text (zero for a text without
+        tokens)."""
+        ...
