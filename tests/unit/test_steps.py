@@ -381,18 +381,47 @@ def test_the_answer_is_asked_for_in_the_users_language() -> None:
     assert '"es"' in model.requests[0].system
 
 
-def test_citations_are_the_cited_documents_renumbered_in_order_of_mention() -> None:
-    # Given four passages, two of them from the same document
+def test_citations_follow_the_passages_relevance_not_the_order_of_mention() -> None:
+    # Given four passages in retrieval order, two of them from the same document
     passages = [_passage("a.md"), _passage("b.md"), _passage("b.md"), _passage("c.md")]
 
-    # When an answer citing them out of order, and one that does not exist, is cited
-    text, citations, problems = cite("First [2]. Second [3]. Third [1]. Bogus [9].", passages)
+    # When an answer marks them out of order, the same document twice, and one that does not
+    # exist
+    text, citations, problems = cite("First [3]. Second [2]. Third [1]. Bogus [9].", passages)
 
-    # Then each cited document is listed once in order of mention, the markers renumbered to
+    # Then each marked document is listed once, best-ranked first, the markers renumbered to
     # match, and the bogus one dropped and reported
-    assert [c.source for c in citations] == ["b.md", "a.md"]
-    assert text == "First [1]. Second [1]. Third [2]. Bogus."
+    assert [c.source for c in citations] == ["a.md", "b.md"]
+    assert text == "First [2]. Second [2]. Third [1]. Bogus."
     assert problems == ("unknown_citation",)
+
+
+def test_a_passage_the_answer_does_not_mark_is_not_cited() -> None:
+    # Given three passages, the best-ranked one not used by the answer
+    passages = [_passage("a.md"), _passage("b.md"), _passage("c.md")]
+
+    # When the answer marks the third and then the second
+    text, citations, _ = cite("From c [3]. From b [2].", passages)
+
+    # Then only those two are cited, the second passage first, and the first passage nowhere
+    assert [c.source for c in citations] == ["b.md", "c.md"]
+    assert text == "From c [2]. From b [1]."
+
+
+def test_a_document_is_cited_once_with_its_best_ranked_marked_passage() -> None:
+    # Given two passages of one document with different text, and another document between them
+    passages = [
+        _passage("x.md"),
+        _passage("a.md", text="The better passage."),
+        _passage("a.md", text="The weaker passage."),
+    ]
+
+    # When the answer marks the weaker passage first, then the better one side by side with it
+    text, citations, _ = cite("It says so [3][2].", passages)
+
+    # Then the document is cited once, its snippet from the better-ranked passage, one marker
+    assert [(c.source, c.snippet) for c in citations] == [("a.md", "The better passage.")]
+    assert text == "It says so [1]."
 
 
 def test_an_answer_without_markers_cites_nothing() -> None:

@@ -4,9 +4,10 @@ answer is checked before anyone sees it.
 Checks, in order: a guardrail's intervention (a blocked answer becomes the refusal), the
 language (one re-ask when the answer is clearly in another language, then the no-answer
 message), links and images to hosts outside the allow-list (removed), the length (cut at a
-sentence), the citations (only the passages given; markers that point at none are dropped,
-none is invented). An answer that needed any repair, that a guardrail touched, that was
-written by a fallback model, or that rests on passages the screen left out is not cached.
+sentence), the citations (only the passages the answer marks, in their retrieval order;
+markers that point at none are dropped, none is invented). An answer that needed any repair,
+that a guardrail touched, that was written by a fallback model, or that rests on passages the
+screen left out is not cached.
 """
 
 from __future__ import annotations
@@ -125,22 +126,21 @@ def _document(number: int, passage: Passage) -> str:
 
 
 def cite(text: str, passages: list[Passage]) -> tuple[str, list[Citation], tuple[str, ...]]:
-    """The citations of the passages the answer points at with [n], once per document, in order
-    of first mention — and the answer with its markers renumbered to match that list, and what
-    was wrong with its markers: `unknown_citation` (a marker that points at no passage, dropped)
-    and `uncited` (no marker at all: the answer is shown without citations)."""
+    """The citations of the passages the answer points at with [n], in order of relevance (the
+    passages' retrieval rank, the order they were given in), once per document — and the answer
+    with its markers renumbered to match that list, and what was wrong with its markers:
+    `unknown_citation` (a marker that points at no passage, dropped) and `uncited` (no marker at
+    all: the answer is shown without citations). A passage the answer does not mark is not
+    cited, however well it ranked."""
+    marked = {int(n) for n in _MARKER.findall(text)}
+    unknown = any(not 1 <= number <= len(passages) for number in marked)
     citations: list[Citation] = []
     position_of_document: dict[str, int] = {}
     renumbered: dict[int, int] = {}
-    unknown = False
-    for number in (int(n) for n in _MARKER.findall(text)):
-        if number in renumbered:
-            continue
-        if not 1 <= number <= len(passages):
-            unknown = True
-            continue
+    for number in sorted(n for n in marked if 1 <= n <= len(passages)):
         passage = passages[number - 1]
         if passage.source not in position_of_document:
+            # The document's best-ranked marked passage speaks for it.
             citations.append(
                 Citation(source=passage.source, title=passage.title, snippet=_snippet(passage.text))
             )
