@@ -232,6 +232,7 @@ def event(
     request_id: str | None = REQUEST_ID,
     user: str | None = "alice",
     groups: str = "[]",
+    time_epoch: int | None = None,
 ) -> dict[str, Any]:
     """An API Gateway HTTP API (payload 2.0) event; with a user, the claims API Gateway's JWT
     authorizer passes (every value a string, a list as "[a b]")."""
@@ -244,6 +245,8 @@ def event(
         context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     if request_id is not None:
         context["requestId"] = request_id
+    if time_epoch is not None:
+        context["timeEpoch"] = time_epoch
     return {
         "version": "2.0",
         "routeKey": "$default",
@@ -331,11 +334,37 @@ def test_the_chain_input_carries_a_deadline_inside_the_budget(edge: Edge) -> Non
     # execution is waited for no longer than that budget and a second to answer
     payload = edge.executor.payloads[0]
     assert before_ms + budget_ms - 1 <= payload["deadline_ms"] <= after_ms + budget_ms
-    assert edge.executor.timeouts == [budget_ms / 1000 + 1]
+    assert edge.executor.timeouts == [pytest.approx(budget_ms / 1000 + 1, abs=0.1)]
     # And the turn's key sorts by time and names the request; "now" is 10-digit epoch seconds
     assert payload["turn_key"].endswith("#" + SAFE_REQUEST_ID)
     assert before_ms // 1000 <= int(payload["now_epoch_seconds"]) <= after_ms // 1000
     assert len(payload["now_epoch_seconds"]) == 10
+
+
+def test_the_budget_counts_from_when_api_gateway_received_the_request(edge: Edge) -> None:
+    # Given a request API Gateway received 6 seconds ago (a cold start since)
+    budget_ms = SETTINGS.request_budget_ms
+    received_ms = int(time.time() * 1000) - 6_000
+
+    # When it reaches the handler
+    edge.call(chat({"question": "q"}, time_epoch=received_ms))
+
+    # Then the chain's deadline is the budget from that moment, and the wait is 6 s shorter
+    assert edge.executor.payloads[0]["deadline_ms"] == received_ms + budget_ms
+    assert edge.executor.timeouts == [pytest.approx(budget_ms / 1000 - 6 + 1, abs=0.1)]
+
+
+@pytest.mark.parametrize("age_ms", [-60_000, 10 * 60_000])
+def test_a_receipt_time_no_live_request_has_counts_from_now(edge: Edge, age_ms: int) -> None:
+    # Given a request stamped in the future, or longer ago than the budget (a replayed event)
+    budget_ms = SETTINGS.request_budget_ms
+    before_ms = time.time() * 1000
+
+    # When it reaches the handler
+    edge.call(chat({"question": "q"}, time_epoch=int(before_ms) - age_ms))
+
+    # Then the whole budget counts from now
+    assert edge.executor.payloads[0]["deadline_ms"] >= before_ms + budget_ms - 1
 
 
 def test_a_request_without_an_id_gets_one_in_the_body_and_the_header(edge: Edge) -> None:

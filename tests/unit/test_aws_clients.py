@@ -34,3 +34,24 @@ def test_clients_honour_a_service_specific_endpoint(monkeypatch: pytest.MonkeyPa
     assert dynamodb.meta.endpoint_url == "http://127.0.0.1:8000"
     assert s3.meta.endpoint_url == "http://127.0.0.1:4566"
     reset_clients()
+
+
+def test_the_chain_executor_starts_an_execution_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the api function's settings (a state machine, synchronous executions)
+    from concierge import wiring
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv(
+        "CONCIERGE_STATE_MACHINE_ARN",
+        "arn:aws:states:eu-west-1:111122223333:stateMachine:concierge-chat",
+    )
+    wiring.reset()
+
+    # When the executor is built
+    client = wiring.executor()._client
+
+    # Then its Step Functions client never retries StartSyncExecution on its own (a retry could
+    # run the chain twice), and it waits out the whole request budget
+    assert client.meta.config.retries["total_max_attempts"] == 1
+    assert client.meta.config.read_timeout > 27
+    wiring.reset()

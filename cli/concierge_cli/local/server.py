@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +40,8 @@ def http_api_event(
             "http": {"method": method, "path": parts.path, "protocol": "HTTP/1.1"},
             "requestId": uuid.uuid4().hex,
             "stage": "$default",
+            # As API Gateway stamps it: the request budget counts from here.
+            "timeEpoch": int(time.time() * 1000),
         },
         "body": text if body else None,
         "isBase64Encoded": encoded,

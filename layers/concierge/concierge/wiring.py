@@ -203,7 +203,9 @@ def executor() -> ChainExecutor:
     from concierge.adapters.executor import PollingExecutor, SyncExecutor
 
     api = settings(config.ApiSettings)
-    client = aws_client("stepfunctions")
+    # One attempt: a retried StartSyncExecution can run the chain, and pay for it, twice. The
+    # read timeout outlasts the execution, which the state machine bounds to the budget.
+    client = aws_client("stepfunctions", api.request_budget_ms / 1000 + 2)
     if api.execution_mode == "poll":
         return PollingExecutor(client, api.state_machine_arn)
     return SyncExecutor(client, api.state_machine_arn)

@@ -260,7 +260,13 @@ def create_app(services: Callable[[], ApiServices]) -> APIGatewayHttpResolver:
     ) -> ChatResponse:
         asked = request.bypass_cache or "no-cache" in (cache_control or "").lower()
         return run_chat(
-            request, app.request_id, app.user, app.services(), bypass_cache=asked and app.user.admin
+            request,
+            app.request_id,
+            app.user,
+            app.services(),
+            bypass_cache=asked and app.user.admin,
+            # API Gateway always stamps it; a hand-made event may not.
+            received_ms=app.current_event.request_context.get("timeEpoch"),
         )
 
     @app.post(

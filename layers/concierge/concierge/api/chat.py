@@ -47,6 +47,16 @@ from concierge.text import detect_language
 UNCLASSIFIED = "none"
 
 
+def budget_deadline_ms(received_ms: int | None, now: float, budget_ms: int) -> int:
+    """The request's deadline: its budget counted from when API Gateway received it. A receipt
+    time in the future or older than the budget is not a live request's (a replayed test
+    event, a skewed clock): the budget then counts from now."""
+    now_ms = int(now * 1000)
+    if received_ms is None or not now_ms - budget_ms < received_ms <= now_ms + 1_000:
+        return now_ms + budget_ms
+    return min(received_ms, now_ms) + budget_ms
+
+
 def run_chat(
     request: ChatRequest,
     request_id: str,
@@ -54,9 +64,13 @@ def run_chat(
     services: ApiServices,
     *,
     bypass_cache: bool = False,
+    received_ms: int | None = None,
 ) -> ChatResponse:
+    """`received_ms`: when API Gateway received the request (its requestContext.timeEpoch), so
+    the budget includes a cold start and everything before the handler ran."""
     settings = services.settings
     now = time.time()
+    deadline_ms = budget_deadline_ms(received_ms, now, settings.request_budget_ms)
     session_id = request.session_id or uuid.uuid4().hex
     serving = _serving(request, user, session_id, services)
     scope = serving.cache_scope
@@ -90,13 +104,13 @@ def run_chat(
         history_turns=settings.history_turns,
         turn_key=f"{session_id}#{int(now * 1000):013d}#{request_id}",
         now_epoch_seconds=f"{int(now):010d}",
-        deadline_ms=int((now * 1000) + settings.request_budget_ms),
+        deadline_ms=deadline_ms,
         cache_expires_at=int(now) + settings.cache_ttl_seconds,
         history_expires_at=int(now) + settings.history_ttl_seconds,
         budget=budget,
     )
     result = services.executor.run(
-        request_id, chain_input.model_dump(mode="json"), settings.request_budget_ms / 1000 + 1
+        request_id, chain_input.model_dump(mode="json"), deadline_ms / 1000 - now + 1
     )
     try:
         output = _successful_output(result, user, budget, services, now)
