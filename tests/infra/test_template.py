@@ -624,9 +624,7 @@ def test_outputs_name_what_deployers_and_the_docs_use(template: dict[str, Any]) 
     assert url == "https://<ChatApi>.execute-api.eu-west-1.amazonaws.com/"
 
 
-def test_dashboard_body_is_json_over_the_metrics_the_package_emits(
-    template: dict[str, Any],
-) -> None:
+def test_dashboard_body_is_json_in_the_stacks_region(template: dict[str, Any]) -> None:
     # When the dashboard body is resolved and parsed (CloudFormation only sees a string: a
     # stray comma or quote fails at deploy time)
     body = json.loads(
@@ -635,22 +633,7 @@ def test_dashboard_body_is_json_over_the_metrics_the_package_emits(
         )
     )
 
-    # Then it is JSON, and every Concierge metric on it is one the package emits (by name)
-    shown = set()
-    for widget in body["widgets"]:
-        namespace = None
-        for line in widget["properties"]["metrics"]:
-            if isinstance(line[0], str):
-                namespace = namespace if line[0] == "." else line[0]  # "." repeats the line above
-                if namespace == "Concierge":
-                    shown.add(line[1])
-            for item in line:
-                if isinstance(item, dict) and "expression" in item:
-                    shown.update(re.findall(r'MetricName="(\w+)"', item["expression"]))
-    emitted = (tools.REPO_ROOT / "layers/concierge/concierge/observability.py").read_text(
-        encoding="utf-8"
-    )
-    assert {"StepLatency", "LlmCalls", "CacheHit", "CacheMiss"} <= shown
-    assert {name for name in shown if f'"{name}"' not in emitted} == set()
-    # And every widget shows the stack's region
+    # Then it is JSON with widgets, and every widget shows the stack's region (which metrics
+    # they show, and that the package emits them: tests/infra/test_alarms.py)
+    assert body["widgets"]
     assert all(widget["properties"]["region"] == "eu-west-1" for widget in body["widgets"])
