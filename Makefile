@@ -10,7 +10,7 @@ ENV ?= dev
 CONCIERGE_PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench eval eval-promptfoo lock openapi screen-model clean workflows
+.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench load eval eval-promptfoo lock openapi screen-model clean workflows
 
 help:
 	@echo "make run              local chat API on http://127.0.0.1:$(CONCIERGE_PORT) (offline models)"
@@ -20,6 +20,7 @@ help:
 	@echo "make build            sam build (arm64, no Docker)"
 	@echo "make deploy ENV=dev   sam build + sam deploy --config-env ENV (dev|staging|prod)"
 	@echo "make bench            benchmarks -> BENCHMARKS.md figures"
+	@echo "make load             locust against a running make run (loopback, bounded)"
 	@echo "make openapi          regenerate docs/openapi.json from the api function's routes"
 	@echo "make screen-model     retrain the injection screen's weights on bench/safety/"
 
@@ -131,6 +132,17 @@ eval-promptfoo: install eval/node_modules/.package-lock.json
 # --- benchmarks (never part of `make test`) ------------------------------------------------
 bench: install $(SAM)
 	$(BIN)/python -m bench.run
+
+# Load on a running `make run` (auth off) with bench/locustfile.py: LOAD_USERS users asking the
+# sample's questions in sessions, for 30 s or 300 requests, whichever comes first, on loopback
+# only. The figures at 1, 5 and 20 users with the history checked afterwards: `make bench`
+# (--only load), BENCHMARKS.md "Load". CACHE=off sends bypass_cache with every question.
+LOAD_USERS ?= 5
+CACHE ?= on
+load: install
+	$(BIN)/locust -f bench/locustfile.py --headless --host http://127.0.0.1:$(CONCIERGE_PORT) \
+	  --users $(LOAD_USERS) --spawn-rate $(LOAD_USERS) --run-time 30s --max-requests 300 \
+	  --stop-timeout 10 --cache $(CACHE) --only-summary
 
 lock: install
 	{ echo "# Pinned development environment (.venv): the package's runtime, local and dev extras."; \
