@@ -31,6 +31,7 @@ MODULES = (
     "auth",
     "safety",
     "eval",
+    "load",
 )
 
 
