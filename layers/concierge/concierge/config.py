@@ -138,8 +138,12 @@ class RetrieveSettings(SettingsGroup):
     index_uri: str | None = None
     top_k: int = Field(default=4, ge=1, le=20)
     # Passages scoring below this are dropped before the filter is relaxed. The backend's own
-    # scale: BM25 (unbounded, grows with matching terms) or the knowledge base's relevance score.
+    # scale: the local index's fused score (0..1; BM25 with search_mode lexical, cosine with
+    # dense) or the knowledge base's relevance score.
     min_score: float | None = Field(default=None, ge=0)
+    # local: BM25 and the dense vectors fused (when the index has vectors and the dense extra
+    # is installed, else lexical), or one of them alone.
+    search_mode: Literal["fused", "lexical", "dense"] = "fused"
 
     @model_validator(mode="after")
     def _local_needs_an_index(self) -> Self:
