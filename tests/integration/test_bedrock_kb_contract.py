@@ -466,3 +466,50 @@ def test_a_read_timeout_is_a_timeout_and_an_unreachable_endpoint_is_retryable() 
         unreachable.search(QUESTION, SearchFilter(), 4)
     # And the state machine retries the second
     assert type(raised.value).__name__ in retry_errors_of_the_retrieve_state()
+
+
+# -- cross-language --------------------------------------------------------------------------
+
+
+def test_a_translated_question_is_searched_twice_and_the_rankings_fused(
+    agent_runtime: tuple[Any, Stubber],
+) -> None:
+    # Given a German question with its English translation, and Retrieve expecting the question
+    # under the category and German, then the translation under the category alone
+    client, stubber = agent_runtime
+    german = "Wie lange gilt die Garantie auf Zelte?"
+    stubber.add_response(
+        "retrieve",
+        {"retrievalResults": [s3_result("de-zelte.md", "Zelte: 1,9 kg.", 0.41, language="de")]},
+        expected_request(
+            {"andAll": [equals("category", "policies"), equals("language", "de")]}, query=german
+        ),
+    )
+    stubber.add_response(
+        "retrieve",
+        {
+            "retrievalResults": [
+                s3_result("warranty-policy.md", "Tents carry a two-year warranty.", 0.83),
+                s3_result("de-zelte.md", "Zelte: 1,9 kg.", 0.40, language="de"),
+            ]
+        },
+        expected_request(equals("category", "policies"), query=QUESTION),
+    )
+    request = RetrieveInput(
+        request_id="r1",
+        question=german,
+        category="policies",
+        language="de",
+        deadline_ms=4_102_444_800_000,
+        search_query=QUESTION,
+    )
+
+    # When the step runs against the knowledge base (its calls in order, for the Stubber)
+    result = retrieve(request, BedrockKnowledgeBase(KB_ID, client, concurrent=False), 4)
+
+    # Then both requests went out as expected, and the passage both found leads the fusion
+    # under the classification's filter
+    stubber.assert_no_pending_responses()
+    assert result.filter_used == "category+language"
+    assert [p.source for p in result.passages] == ["de-zelte.md", "warranty-policy.md"]
+    assert 1.0 > result.passages[0].score > result.passages[1].score > 0

@@ -1,15 +1,23 @@
 """Retrieve: search the knowledge base with the classification as filter, relaxing it when empty;
-then leave out the passages that carry instructions for the assistant."""
+then leave out the passages that carry instructions for the assistant.
+
+A question in a language the knowledge base has few or no documents in comes with
+`search_query`, the question in the knowledge base's main language (from classify or condense).
+Each search is then made twice, with the question under the filter and with the translation
+under the same filter less the language (the translation's language is the knowledge base's),
+and the two rankings are fused by reciprocal rank. The answer is still written in the
+question's language: only the search uses the translation."""
 
 from __future__ import annotations
 
-from concierge.adapters.retrieval.port import Retriever, SearchFilter
+from concierge.adapters.retrieval.port import Query, Retriever, SearchFilter, fuse, search_each
 from concierge.deadline import seconds_left
 from concierge.models.http import Guardrail
 from concierge.models.state import Passage, Retrieval, RetrieveInput
 from concierge.safety.screen import screen
 
-# A knowledge-base call may take up to its 3-second read timeout.
+# A knowledge-base call may take up to its 3-second read timeout (a question and its translation
+# are searched together, so a step of the ladder takes one call's time).
 MIN_SEARCH_SECONDS = 3.5
 
 
@@ -60,9 +68,19 @@ def _search(
             # A wider search would not finish inside the request's budget: stop with none, and
             # the answer says nothing was found rather than the request timing out.
             break
-        passages = retriever.search(request.question, search_filter, limit)
+        rankings = search_each(retriever, _queries(request, search_filter), limit)
         if min_score is not None:
-            passages = [passage for passage in passages if passage.score >= min_score]
+            rankings = [[p for p in ranking if p.score >= min_score] for ranking in rankings]
+        passages = fuse(rankings, limit)
         if passages:
             return Retrieval(passages=passages, filter_used=name)
     return Retrieval(passages=[], filter_used="none")
+
+
+def _queries(request: RetrieveInput, search_filter: SearchFilter) -> list[Query]:
+    """The question under the filter, and its translation, if any, without the language."""
+    queries: list[Query] = [(request.question, search_filter)]
+    translation = (request.search_query or "").strip()
+    if translation and translation.casefold() != request.question.strip().casefold():
+        queries.append((translation, search_filter.model_copy(update={"language": None})))
+    return queries

@@ -15,13 +15,14 @@ knowledge base and what to check.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from concierge.adapters.aws_errors import KNOWLEDGE_BASE, AwsError, translated
-from concierge.adapters.retrieval.port import SearchFilter
+from concierge.adapters.retrieval.port import Query, SearchFilter
 from concierge.errors import ConciergeError, RetrievalError
 from concierge.models.state import Passage
 
@@ -40,7 +41,8 @@ _FAIL_FAST_HINTS = {
 # Written by Bedrock on every chunk: where the document came from.
 _SOURCE_URI_ATTRIBUTE = "x-amz-bedrock-kb-source-uri"
 # Read timeout of one Retrieve call: the step may relax its filter and search again (up to three
-# calls), inside the Retrieve task's 10 s timeout in the state machine.
+# rounds of calls), inside the Retrieve task's 10 s timeout in the state machine. A question and
+# its translation are two calls of one round, made at the same time (`search_many`).
 READ_TIMEOUT_S = 3.0
 
 
@@ -53,10 +55,14 @@ class BedrockKnowledgeBase:
         category_attribute: str = "category",
         language_attribute: str = "language",
         category_map: Mapping[str, str] | None = None,
+        concurrent: bool = True,
     ) -> None:
-        """`client`: a bedrock-agent-runtime client with one attempt and `READ_TIMEOUT_S`."""
+        """`client`: a bedrock-agent-runtime client with one attempt and `READ_TIMEOUT_S`;
+        `concurrent`: whether `search_many` makes its calls at the same time (the contract
+        tests make them in order, for botocore's Stubber)."""
         self.knowledge_base_id = knowledge_base_id
         self._client = client
+        self._concurrent = concurrent
         self._category_attribute = category_attribute
         self._language_attribute = language_attribute
         self._labels = dict(category_map or {})
@@ -96,6 +102,16 @@ class BedrockKnowledgeBase:
             )
         passages = (self._passage(result) for result in response.get("retrievalResults", []))
         return [passage for passage in passages if passage is not None]
+
+    def search_many(self, queries: Sequence[Query], limit: int) -> list[list[Passage]]:
+        """One Retrieve call per query, at the same time (botocore clients are thread-safe):
+        two calls fit the budget of one, so a translated question costs no extra step time.
+        The first failure is raised, as from `search`."""
+        if len(queries) < 2 or not self._concurrent:
+            return [self.search(query, search_filter, limit) for query, search_filter in queries]
+        with ThreadPoolExecutor(max_workers=len(queries)) as pool:
+            futures = [pool.submit(self.search, query, f, limit) for query, f in queries]
+            return [future.result() for future in futures]
 
     def _passage(self, result: Mapping[str, Any]) -> Passage | None:
         text = (result.get("content") or {}).get("text")
