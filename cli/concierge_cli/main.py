@@ -167,6 +167,7 @@ def _ingest(root: Path, args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from concierge_cli.ingestion import (
+        CategoryFileError,
         IngestError,
         IngestOptions,
         PathNotFoundError,
@@ -209,7 +210,7 @@ def _ingest(root: Path, args: argparse.Namespace) -> int:
             embedder=embedder,
             previous_index=previous_index,
         )
-    except PathNotFoundError as error:
+    except (PathNotFoundError, CategoryFileError) as error:
         raise UsageError(str(error)) from None
     finally:
         progress.clear()

@@ -19,6 +19,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         request,
         wiring.settings(CategorySettings),
         wiring.route("classify", request.variant.models.get("classify")),
+        catalog=wiring.catalog(),
     )
     record_usage(result.usage)
     return result.model_dump(mode="json")

@@ -23,6 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         wiring.route("condense", request.variant.models.get("condense")),
         wiring.settings(CondenseSettings).history_tokens,
         screened=wiring.settings(ScreenSettings).on,
+        catalog=wiring.catalog(),
     )
     record_usage(result.usage)
     return result.model_dump(mode="json")

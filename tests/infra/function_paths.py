@@ -9,6 +9,9 @@ it) with the environment the template gives it for the parameter set, after a co
   a second one), a lookup that finds the first;
 - the retrieve function: a search, which first loads the index from S3 (or, with a knowledge
   base, searches it);
+- the classify and condense functions: a question each, which first reads the categories they
+  route by from S3 (the index, or the knowledge base's categories.json); their model calls are
+  not among the paths (as for the answer function), so their route is the offline model;
 - the api function: POST /chat (the chain's StartSyncExecution is stubbed with an Express
   reply; with daily limits the request then settles its budget), GET /me/usage, POST /feedback
   (the answer found in the history, the rating put on condition), DELETE /sessions/{id} of a
@@ -50,6 +53,7 @@ from concierge.adapters.dynamodb.formats import (
 )
 from concierge.adapters.dynamodb.semantic import bucket_key, pack
 from concierge.cache_keys import cache_key, cache_scope
+from concierge.knowledge import IndexFile
 from concierge.models.state import ChainOutput, QuestionScope, StepUsage
 from concierge.prompt_library import prompt_versions
 from concierge_cli.local.server import http_api_event
@@ -198,9 +202,10 @@ class Seed:
 def put_index(stack: Stack, uri: str, index: bytes) -> None:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     client = boto3.client("s3", region_name=stack.region)
-    client.create_bucket(
-        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": stack.region}
-    )
+    if bucket not in {found["Name"] for found in client.list_buckets()["Buckets"]}:
+        client.create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": stack.region}
+        )
     client.put_object(Bucket=bucket, Key=key, Body=index)
 
 
@@ -284,6 +289,7 @@ def run_function_paths(stack: Stack, index: bytes) -> list[Recorded]:
         seed.put(semantic_bucket=False)
         _semantic_paths(stack, seed, recorder, stubs)
         _retrieve_paths(stack, index, recorder, stubs)
+        _routing_paths(stack, index, recorder, stubs)
         _api_paths(stack, recorder, stubs)
     return recorder.calls
 
@@ -500,6 +506,40 @@ def _prepare_retrieval(
         return "retrieve (knowledge base)"
     put_index(stack, variables["CONCIERGE_INDEX_URI"], index)
     return "retrieve (index loaded from S3)"
+
+
+def _routing_paths(
+    stack: Stack, index: bytes, recorder: CallRecorder, stubs: StubbedServices
+) -> None:
+    """Classify and condense, each after a cold start: the menu is read from S3 first."""
+    catalog = IndexFile.model_validate_json(index).catalog().model_dump_json().encode()
+    question = {"request_id": "r-route", "deadline_ms": FAR_FUTURE_MS}
+    events = {
+        "ClassifyFunction": {**question, "question": "How do returns and refunds work?"},
+        "CondenseFunction": {
+            **question,
+            "question": "How long do refunds take?",
+            "history_items": [],
+            "cache_scope": "scope",
+        },
+    }
+    for function, event in events.items():
+        variables = stack.environment(function)
+        offline = {
+            name: "offline" if name.endswith("_MODEL") else ""
+            for name in variables
+            if name.endswith(("_CLASSIFY_MODEL", "_CONDENSE_MODEL", "_FALLBACKS"))
+        }
+        with cold_start({**variables, **offline}, stubs):
+            if variables.get("CONCIERGE_CATALOG_URI"):
+                put_index(stack, variables["CONCIERGE_CATALOG_URI"], catalog)
+                path = "route (categories.json beside the knowledge base)"
+            else:
+                put_index(stack, variables["CONCIERGE_INDEX_URI"], index)
+                path = "route (categories of the index in S3)"
+            with recorder.recording(function, path):
+                result = invoke(stack, function, event)
+        assert result["category"] == "policies", (function, result)
 
 
 def _api_paths(stack: Stack, recorder: CallRecorder, stubs: StubbedServices) -> None:

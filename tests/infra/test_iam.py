@@ -315,13 +315,42 @@ def test_retrieve_function_only_reads_the_index_object(template: dict[str, Any])
     assert list(policy_templates(policies)) == []
 
 
+@pytest.mark.parametrize("holder", ["ClassifyFunction", "CondenseFunction"])
+def test_classify_and_condense_read_only_the_object_their_categories_are_in(
+    template: dict[str, Any], holder: str
+) -> None:
+    # When the function's own statements are resolved with the local index, then with a
+    # knowledge base
+    def reads(parameters: dict[str, str]) -> list[tuple[str, str]]:
+        return [
+            (s["Action"], s["Resource"])
+            for s in statements(resolved_policies(template, holder, parameters))
+            if not any(str(s["Action"]).startswith(prefix) for prefix in MODEL_ACTIONS)
+        ]
+
+    local = reads({})
+    knowledge_base = reads({"KnowledgeBaseId": "KBTEST1234"})
+
+    # Then it may read the index object, or the knowledge base's categories.json, and nothing
+    # else (listing the bucket tells a missing object from a refused one)
+    assert local == [
+        ("s3:GetObject", "<KnowledgeBucket.Arn>/index/index.json"),
+        ("s3:ListBucket", "<KnowledgeBucket.Arn>"),
+    ]
+    assert knowledge_base == [
+        ("s3:GetObject", "<KnowledgeBucket.Arn>/index/categories.json"),
+        ("s3:ListBucket", "<KnowledgeBucket.Arn>"),
+    ]
+
+
 def test_customer_key_use_is_granted_only_when_a_key_is_configured(
     template: dict[str, Any],
 ) -> None:
     # Given a customer-managed KMS key
     key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
-    for holder in ("RetrieveFunction", "ChatStateMachine", "ApiFunction"):
+    holders = ("RetrieveFunction", "ClassifyFunction", "CondenseFunction")
+    for holder in (*holders, "ChatStateMachine", "ApiFunction"):
         # When each role's policies are resolved without the key and with it
         without = [
             s

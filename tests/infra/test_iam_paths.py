@@ -12,6 +12,7 @@ SAM translates it (`infra.iam_policies`):
 - holders and paths (`infra.function_paths`): the api function's chat, usage, feedback,
   session and user erasure and cache-flush routes; the semantic function's lookup and
   remember; the retrieve function loading its index from S3 (or searching the knowledge base);
+  classify and condense reading the categories they route by (the index, or categories.json);
   the state machine's direct tasks, read from the ASL; the operator's CLI commands (erasure
   and flush, and the feedback report), under the policies docs/operations.md gives.
 
@@ -51,7 +52,13 @@ from infra.iam_policies import Grant, GrantLines, Stack, allowing, policy_grants
 from infra.test_iam import ACCOUNT, REGION
 from infra.tools import ENVIRONMENTS, REPO_ROOT, TEMPLATE
 
-FUNCTIONS = ("ApiFunction", "SemanticFunction", "RetrieveFunction")
+FUNCTIONS = (
+    "ApiFunction",
+    "SemanticFunction",
+    "RetrieveFunction",
+    "ClassifyFunction",
+    "CondenseFunction",
+)
 STATE_MACHINE = "ChatStateMachine"
 OPERATIONS = REPO_ROOT / "docs" / "operations.md"
 OPERATOR_SECTION = (

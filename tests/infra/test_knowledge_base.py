@@ -44,10 +44,16 @@ def reads_the_knowledge_bucket(template: dict[str, Any], parameters: dict[str, s
     )
 
 
-def retrieve_environment(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, str]:
+def function_environment(
+    template: dict[str, Any], function: str, parameters: dict[str, str]
+) -> dict[str, str]:
     evaluator = Evaluator(template, parameters)
-    variables = template["Resources"]["RetrieveFunction"]["Properties"]["Environment"]["Variables"]
+    variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
     return {name: str(value) for name, value in evaluator.resolve(variables).items()}
+
+
+def retrieve_environment(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, str]:
+    return function_environment(template, "RetrieveFunction", parameters)
 
 
 @pytest.mark.parametrize(
@@ -160,11 +166,19 @@ def test_the_knowledge_base_parameters_reach_the_retrieve_settings(
         "pricing": "prices",
     }
     assert settings.min_score == 0.4
-    # And the knowledge base variables stay on the retrieve function
+    # And the knowledge base variables stay on the retrieve function; classify and condense
+    # know only which backend it is (they route by its categories, read from the knowledge
+    # base's catalog)
+    routing = {"ClassifyFunction", "CondenseFunction"}
     for name, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function" and name != "RetrieveFunction":
             variables = resource["Properties"].get("Environment", {}).get("Variables", {})
-            assert not [v for v in variables if "KNOWLEDGE_BASE" in v or v.endswith("RETRIEVER")]
+            assert not [v for v in variables if "KNOWLEDGE_BASE" in v]
+            assert ("CONCIERGE_RETRIEVER" in variables) == (name in routing), name
+    for name in routing:
+        environ = function_environment(template, name, parameters)
+        assert environ["CONCIERGE_RETRIEVER"] == "bedrock-kb"
+        assert environ["CONCIERGE_CATALOG_URI"].endswith("/index/categories.json")
 
 
 # Runs inside .venv-sam: SAM's own translation of the template into CloudFormation. It rejects

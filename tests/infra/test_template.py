@@ -260,13 +260,16 @@ def settings_models() -> dict[str, tuple[type[Any], ...]]:
             config.ModelRuntimeSettings,
             *safety("ScreenSettings", "PrivacySettings"),
         ),
+        # The retrieve settings say where the menu's categories are (the index, or not).
         "ClassifyFunction": (
             config.CategorySettings,
+            config.RetrieveSettings,
             config.ClassifyRoute,
             config.ModelRuntimeSettings,
         ),
         "CondenseFunction": (
             config.CategorySettings,
+            config.RetrieveSettings,
             config.CondenseRoute,
             config.CondenseSettings,
             config.ModelRuntimeSettings,

@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from concierge.adapters.aws import reset_clients
+from concierge.adapters.catalog import load_catalog
 from concierge.adapters.retrieval.local_index import load_index
 from concierge_cli.ingestion import ingest
 from concierge_cli.ingestion.knowledge_base import KnowledgeBaseSync
@@ -111,9 +112,10 @@ def test_documents_sidecars_index_and_manifest_are_written_and_a_job_started(
     # When the folder is ingested to it
     result, lines = _run(kb, target)
 
-    # Then every document is stored as text with its metadata sidecar, beside the index and the
-    # manifest
+    # Then every document is stored as text with its metadata sidecar, beside the catalog, the
+    # index and the manifest
     assert _keys(s3) == [
+        "kb/categories.json",
         "kb/documents/envios.txt",
         "kb/documents/envios.txt.metadata.json",
         "kb/documents/products/tents.html.md",
@@ -145,9 +147,18 @@ def test_documents_sidecars_index_and_manifest_are_written_and_a_job_started(
     assert content_type == "text/markdown; charset=utf-8"
     # And the index is the ingest's version
     assert load_index(f"s3://{BUCKET}/kb/index.json", s3).kb_version == result.report.kb_version
+    # And the catalog names each category, with its documents, and the languages' chunk counts
+    catalog = load_catalog(f"s3://{BUCKET}/kb/categories.json", s3)
+    assert {name: info.documents for name, info in catalog.categories.items()} == {
+        "general": 1,
+        "policies": 1,
+        "products": 1,
+    }
+    assert set(catalog.languages) == {"en", "es"}
     # And the report says what was written, and which ingestion job was started
     assert lines == [
         f"uploaded 3 and deleted 0 documents under s3://{BUCKET}/kb/documents/",
+        f"wrote s3://{BUCKET}/kb/categories.json",
         f"wrote s3://{BUCKET}/kb/index.json",
         f"started ingestion job JOB0000001 of knowledge base {KB_ID} (data source {DS_ID})",
     ]
@@ -177,10 +188,12 @@ def test_a_re_ingest_uploads_the_changed_deletes_the_removed_and_leaves_the_rest
     # When it is ingested again
     _, lines = _run(kb, target)
 
-    # Then only the changed document and its sidecar are uploaded, then the index and manifest
+    # Then only the changed document and its sidecar are uploaded, then the catalog, the index
+    # and the manifest
     assert written == [
         "kb/documents/returns.md",
         "kb/documents/returns.md.metadata.json",
+        "kb/categories.json",
         "kb/index.json",
         "kb/manifest.json",
     ]

@@ -2,6 +2,7 @@
 
     readers         bytes of .md/.markdown/.txt/.html/.htm/.pdf -> Markdown text + declared metadata
     metadata        front matter; title, category and language of a document
+    categories      each category's description (category files, front matter, titles)
     chunker         heading-aware chunks with overlap
     dedupe          identical documents and chunks once
     manifest        per-source sha256 -> chunks, for incremental runs
@@ -16,7 +17,12 @@ See docs/ingestion.md.
 
 from __future__ import annotations
 
-from concierge_cli.ingestion.errors import IngestError, PathNotFoundError, PublishError
+from concierge_cli.ingestion.errors import (
+    CategoryFileError,
+    IngestError,
+    PathNotFoundError,
+    PublishError,
+)
 from concierge_cli.ingestion.pipeline import (
     IngestOptions,
     IngestResult,
@@ -29,6 +35,7 @@ from concierge_cli.ingestion.readers import SkipDocument
 from concierge_cli.ingestion.report import FileOutcome, IngestReport, Progress, Status
 
 __all__ = [
+    "CategoryFileError",
     "FileOutcome",
     "IngestError",
     "IngestOptions",

@@ -13,3 +13,7 @@ class PathNotFoundError(IngestError):
 
 class PublishError(IngestError):
     """The target refused part of the publication; the previous index is still the current one."""
+
+
+class CategoryFileError(IngestError):
+    """A category file (`_category_.json`, `_categories_.json`) that cannot be read as one."""

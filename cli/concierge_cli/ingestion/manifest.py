@@ -24,6 +24,7 @@ class SourceEntry(BaseModel):
     text_key: str  # of its normalised text (document de-duplication)
     chunks: list[Chunk]  # before chunk de-duplication, which depends on the other documents
     duplicate_of: str | None = None  # a copy is neither indexed nor uploaded
+    category_description: str = ""  # its front matter's, for the category it is in
 
 
 class Manifest(BaseModel):

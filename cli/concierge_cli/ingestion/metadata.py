@@ -3,7 +3,8 @@
 - title: front matter / HTML `<title>` / PDF title, else the first heading, else the file name;
 - category: front matter / `<meta name="category">`, else `--category`, else the name of the
   folder the file is in (below the ingested path), else the default category;
-- language: front matter / `<html lang>`, else detected from the text.
+- language: front matter / `<html lang>`, else detected from the text;
+- category description: front matter `category_description` (see `categories`), else "".
 
 Category and language are lower-cased; a language is its primary subtag (`de-AT` -> `de`).
 """
@@ -24,6 +25,7 @@ class DocumentMeta:
     title: str
     category: str
     language: str
+    category_description: str = ""
 
 
 def split_front_matter(raw: str) -> tuple[dict[str, str], str]:
@@ -88,7 +90,12 @@ def resolve(
         or default_category
     )
     language = _primary_subtag(declared.get("language", "")) or detect_language(text)
-    return DocumentMeta(title=title, category=chosen.strip().lower(), language=language)
+    return DocumentMeta(
+        title=title,
+        category=chosen.strip().lower(),
+        language=language,
+        category_description=declared.get("category_description", "").strip(),
+    )
 
 
 def _primary_subtag(tag: str) -> str | None:

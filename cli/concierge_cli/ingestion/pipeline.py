@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from concierge.adapters.embeddings.port import DenseEmbedder
-from concierge.knowledge import Chunk, IndexFile
+from concierge.knowledge import CategoryInfo, Chunk, IndexFile
 from concierge.safety.screen import screen
+from concierge_cli.ingestion.categories import DESCRIPTION_FILES, describe, read_category_files
 from concierge_cli.ingestion.chunker import check_sizes, chunk_text
 from concierge_cli.ingestion.dedupe import drop_duplicate_chunks, duplicate_documents, text_key
 from concierge_cli.ingestion.errors import PathNotFoundError
@@ -30,7 +31,8 @@ from concierge_cli.ingestion.report import FileOutcome, Flagged, IngestReport, S
 from concierge_cli.ingestion.vectors import embed_chunks
 
 # Bump when chunking or metadata rules change, so manifests of older runs re-read everything.
-RULES_VERSION = 2
+# 3: the manifest keeps each document's front-matter category description.
+RULES_VERSION = 3
 MEGABYTE = 1024 * 1024
 INJECTED = "injected instructions"
 
@@ -114,6 +116,7 @@ def ingest(
     those of `previous_index` are reused for chunks whose text it already embedded."""
     options = options or IngestOptions()
     files, outcomes = discover(paths)
+    category_files = read_category_files(paths)
     fingerprint = options.fingerprint()
     known = previous.sources if previous else {}
     reusable = known if reuse and previous and previous.settings == fingerprint else {}
@@ -140,7 +143,12 @@ def ingest(
     kept, repeats = drop_duplicate_chunks(
         chunk for source, entry in entries.items() if source not in copies for chunk in entry.chunks
     )
-    index = IndexFile(kb_version=kb_version(kept), chunks=kept)
+    categories = describe(
+        kept,
+        {source: entry.category_description for source, entry in entries.items()},
+        category_files,
+    )
+    index = IndexFile(kb_version=kb_version(kept, categories), categories=categories, chunks=kept)
     vectors = None
     if embedder is not None and kept:
         packed, vectors = embed_chunks(kept, embedder, previous_index)
@@ -237,21 +245,24 @@ def parse_document(path: Path, default_category: str = "general") -> list[Chunk]
     return _parse(SourceFile(path, path.name, None), path.read_bytes(), options)[1]
 
 
-def kb_version(chunks: Iterable[Chunk]) -> str:
+def kb_version(chunks: Iterable[Chunk], categories: dict[str, CategoryInfo] | None = None) -> str:
     """The content hash of the knowledge base: the same chunks always give the same version
-    (so cached answers stay valid), any change gives a new one (cache keys include it)."""
+    (so cached answers stay valid), any change gives a new one (cache keys include it). The
+    categories' descriptions count too: questions are routed by them."""
     digest = hashlib.sha256()
     for chunk in chunks:
         digest.update(chunk.model_dump_json().encode())
         digest.update(b"\n")
+    for name, category in (categories or {}).items():
+        digest.update(f"{name}\t{category.description}\n".encode())
     return digest.hexdigest()[:12]
 
 
 def discover(paths: Sequence[Path]) -> tuple[list[SourceFile], list[FileOutcome]]:
     """Files to ingest, sorted by source name, and the ones refused for a name clash.
 
-    In a folder, hidden files and folders and README files (which describe the folder) are
-    left out; a file given by name is always taken."""
+    In a folder, hidden files and folders, README files and category files (which describe
+    the folder) are left out; a file given by name is always taken."""
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise PathNotFoundError(f"no such file or folder: {', '.join(missing)}")
@@ -293,7 +304,8 @@ def discover(paths: Sequence[Path]) -> tuple[list[SourceFile], list[FileOutcome]
 
 def _left_out(relative: Path) -> bool:
     hidden = any(part.startswith(".") for part in relative.parts)
-    return hidden or relative.stem.lower() == "readme"
+    # Category files describe the documents' categories (`categories`); they are not documents.
+    return hidden or relative.stem.lower() == "readme" or relative.name in DESCRIPTION_FILES
 
 
 def _ingest_file(
@@ -314,11 +326,15 @@ def _ingest_file(
     digest = hashlib.sha256(raw).hexdigest()
     if reusable is not None and reusable.sha256 == digest:
         return reusable.model_copy(update={"duplicate_of": None}), None
-    text, chunks = _parse(file, raw, options)
-    return SourceEntry(sha256=digest, text_key=text_key(text), chunks=chunks), text
+    text, chunks, description = _parse(file, raw, options)
+    entry = SourceEntry(
+        sha256=digest, text_key=text_key(text), chunks=chunks, category_description=description
+    )
+    return entry, text
 
 
-def _parse(file: SourceFile, raw: bytes, options: IngestOptions) -> tuple[str, list[Chunk]]:
+def _parse(file: SourceFile, raw: bytes, options: IngestOptions) -> tuple[str, list[Chunk], str]:
+    """The document's text, its chunks and its front matter's category description."""
     try:
         document = read_document(raw, file.path.suffix)
         meta = resolve(
@@ -348,7 +364,7 @@ def _parse(file: SourceFile, raw: bytes, options: IngestOptions) -> tuple[str, l
         )
         for number, section in enumerate(sections, start=1)
     ]
-    return document.text, chunks
+    return document.text, chunks, meta.category_description
 
 
 def _outcome(

@@ -5,12 +5,13 @@ Under `s3://bucket/prefix`:
     prefix/documents/<source>                  each document's normalised text (Markdown/text)
     prefix/documents/<source>.metadata.json    its Bedrock KB metadata sidecar
     prefix/manifest.json                       the manifest of incremental runs
+    prefix/categories.json                     the catalog: categories described, languages
     prefix/index.json                          the local-index JSON the retrieve function loads
 
-Order: documents and sidecars, deletions of withdrawn documents, the index, the ingestion job,
-the manifest. The index is the last thing a reader sees change, so a failed run never
-publishes half of an ingest; the manifest follows it, so a failure before it only makes the
-next run upload again.
+Order: documents and sidecars, deletions of withdrawn documents, the catalog, the index, the
+ingestion job, the manifest. The index is the last thing a reader sees change, so a failed run
+never publishes half of an ingest; the manifest follows it, so a failure before it only makes
+the next run upload again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from concierge.adapters.catalog import CATALOG_OBJECT
 from concierge.knowledge import IndexFile
 from concierge_cli.ingestion.errors import PublishError
 from concierge_cli.ingestion.knowledge_base import KnowledgeBaseSync
@@ -61,6 +63,11 @@ class S3Target:
         return self.key("index.json")
 
     @property
+    def catalog_key(self) -> str:
+        # Beside the documents, not among them: the knowledge base must not ingest it.
+        return self.key(CATALOG_OBJECT)
+
+    @property
     def manifest_key(self) -> str:
         return self.key("manifest.json")
 
@@ -89,6 +96,13 @@ class S3Target:
             self._upload(result, source)
         withdrawn = result.to_withdraw()
         self._delete([key for source in withdrawn for key in self._object_and_sidecar(source)])
+        # What classify and condense route by when they search a Bedrock knowledge base.
+        self._s3.put_object(
+            Bucket=self.bucket,
+            Key=self.catalog_key,
+            Body=result.index.catalog().model_dump_json().encode(),
+            ContentType="application/json",
+        )
         self._s3.put_object(
             Bucket=self.bucket,
             Key=self.index_key,
@@ -98,6 +112,7 @@ class S3Target:
         lines = [
             f"uploaded {len(uploads)} and deleted {len(withdrawn)} documents under "
             f"s3://{self.bucket}/{self.key('documents/')}",
+            f"wrote s3://{self.bucket}/{self.catalog_key}",
             f"wrote s3://{self.bucket}/{self.index_key}",
         ]
         manifest = result.manifest

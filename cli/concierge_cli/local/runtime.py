@@ -73,7 +73,6 @@ def local_environment(index_path: Path, kb_version: str) -> dict[str, str]:
         "CONCIERGE_CLASSIFY_MODEL": "offline",
         "CONCIERGE_CONDENSE_MODEL": "offline",
         "CONCIERGE_ANSWER_MODEL": "offline",
-        "CONCIERGE_CATEGORIES": "products,pricing,policies,support,company",
         "CONCIERGE_INDEX_URI": str(index_path),
         "CONCIERGE_KB_VERSION": kb_version,
         "CONCIERGE_EXECUTION_MODE": "poll",

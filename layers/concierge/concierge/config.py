@@ -95,10 +95,18 @@ class TableSettings(SettingsGroup):
 
 class CategorySettings(SettingsGroup):
     """The categories a question can be routed to: classify (first turns) and condense
-    (follow-ups) both classify, so both read these."""
+    (follow-ups) both classify, so both read these.
 
-    categories: CommaList
+    The categories and their descriptions are the knowledge base's (`concierge ingest` records
+    them in the index, and in `categories.json` beside the documents it publishes to S3)."""
+
+    # An override: only these of the knowledge base's categories, in this order (empty: all).
+    categories: CommaList = ()
+    # What a question that fits none of them is routed to (a search without a category).
     default_category: str = "general"
+    # Where the categories are read from when it is not the local index: the `categories.json`
+    # of a Bedrock knowledge base (a path or s3://bucket/key).
+    catalog_uri: str | None = None
 
 
 # Model specs: `offline`, `bedrock:<id>`, `sagemaker:<endpoint>:<messages|inputs>`,

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from concierge.adapters.llm.port import ChatModel
     from concierge.adapters.retrieval.port import Retriever
     from concierge.api import ApiServices, BudgetPolicy
+    from concierge.knowledge import Catalog
     from concierge.steps.calls import ModelRoute
 
 S = TypeVar("S", bound=config.SettingsGroup)
@@ -135,6 +136,25 @@ def retriever() -> Retriever:
     # Once per container: whether the dense half runs, and why not.
     logger.info("local index loaded", extra={"chunks": len(index), "dense": index.dense_status})
     return index
+
+
+@_once
+def catalog() -> Catalog | None:
+    """The knowledge base's categories and languages, which classify and condense route by:
+    the catalog object CONCIERGE_CATALOG_URI names (beside a Bedrock knowledge base), else the
+    local index's, read without building a searchable index (the functions that route
+    questions do not search them)."""
+    from concierge.adapters.catalog import load_catalog, load_index_catalog
+
+    uri = settings(config.CategorySettings).catalog_uri
+    if uri is not None:
+        return load_catalog(uri, aws_client("s3") if uri.startswith("s3://") else None)
+    retrieval = settings(config.RetrieveSettings)
+    if retrieval.retriever != "local":
+        return None
+    assert retrieval.index_uri is not None  # RetrieveSettings requires it
+    s3 = aws_client("s3") if retrieval.index_uri.startswith("s3://") else None
+    return load_index_catalog(retrieval.index_uri, s3)
 
 
 @_once

@@ -1,4 +1,5 @@
-"""Classify: category (from the configured list) and language of a first-turn question.
+"""Classify: category (from the knowledge base's categories) and language of a first-turn
+question.
 
 The model's reply is validated; an unusable one is re-asked once, and whatever is still wrong
 after that falls back field by field (default category, detected language). Never a failure.
@@ -7,6 +8,7 @@ after that falls back field by field (default category, detected language). Neve
 from __future__ import annotations
 
 from concierge.config import CategorySettings
+from concierge.knowledge import Catalog
 from concierge.models.state import Classification, ClassifyInput
 from concierge.prompt_library import fenced, load_prompt
 from concierge.steps.calls import ModelRoute
@@ -14,10 +16,15 @@ from concierge.steps.structured import CategoryMenu, ModelClassification, ask_fo
 
 
 def classify(
-    request: ClassifyInput, categories: CategorySettings, route: ModelRoute
+    request: ClassifyInput,
+    categories: CategorySettings,
+    route: ModelRoute,
+    *,
+    catalog: Catalog | None = None,
 ) -> Classification:
+    """`catalog`: the knowledge base's categories (the menu)."""
+    menu = CategoryMenu.of(categories, catalog)
     prompt = load_prompt("classify", request.variant.prompts.get("classify"))
-    menu = CategoryMenu.of(categories)
     answer = ask_for_json(
         route,
         "classify",

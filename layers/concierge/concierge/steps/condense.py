@@ -12,6 +12,7 @@ from concierge.adapters.llm.port import estimate_tokens
 from concierge.cache_keys import cache_key
 from concierge.config import CategorySettings
 from concierge.errors import GuardrailInterventionError
+from concierge.knowledge import Catalog
 from concierge.models.http import Guardrail
 from concierge.models.state import CondenseInput, HistoryTurn, Understanding
 from concierge.prompt_library import fenced, load_prompt
@@ -53,11 +54,13 @@ def condense(
     history_tokens: int,
     *,
     screened: bool = True,
+    catalog: Catalog | None = None,
 ) -> Understanding:
     """`history`: the session's latest turns, oldest first (the chain loaded as many as the api
     settings' `history_turns`); of those, the newest that fit `history_tokens` are used. With
     `screened`, a conversation whose recent questions carry injected instructions stops here
-    (GuardrailInterventionError), before the model reads it."""
+    (GuardrailInterventionError), before the model reads it. `catalog`: the knowledge base's
+    categories (the menu)."""
     if screened:
         asked = [turn.question for turn in history[-_SCREENED_TURNS:]]
         verdict = screen_conversation([*asked, request.question])
@@ -65,7 +68,7 @@ def condense(
             blocked = Guardrail(action="blocked", source="input", reasons=list(verdict.reasons))
             raise GuardrailInterventionError(blocked.model_dump_json())
     prompt = load_prompt("condense", request.variant.prompts.get("condense"))
-    menu = CategoryMenu.of(categories)
+    menu = CategoryMenu.of(categories, catalog)
     conversation = transcript(history, history_tokens)
     answer = ask_for_json(
         route,

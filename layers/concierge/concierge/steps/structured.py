@@ -9,16 +9,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError, field_validator
 
 from concierge.adapters.llm.port import ModelReply, Task
 from concierge.config import CategorySettings
-from concierge.errors import GuardrailInterventionError
+from concierge.errors import ConfigurationError, GuardrailInterventionError
+from concierge.knowledge import Catalog
 from concierge.models.state import StepUsage
-from concierge.prompt_library import Prompt, load_prompt
+from concierge.prompt_library import Prompt
 from concierge.steps.calls import ModelRoute, call_model
 from concierge.text import detect_language
 
@@ -43,26 +44,46 @@ class ModelClassification(BaseModel):
 
 @dataclass(frozen=True)
 class CategoryMenu:
-    """The categories offered to the model, with the descriptions it chooses by."""
+    """The categories offered to the model, with the descriptions it chooses by, and the
+    knowledge base they come from."""
 
     descriptions: dict[str, str]
     default: str
+    catalog: Catalog = field(default_factory=Catalog)
 
     @classmethod
-    def of(cls, settings: CategorySettings) -> CategoryMenu:
-        # The descriptions live with the classify prompt; condense offers the same menu.
-        described = load_prompt("classify").categories
+    def of(cls, settings: CategorySettings, catalog: Catalog | None = None) -> CategoryMenu:
+        """The knowledge base's categories (all, or those `settings.categories` names, in its
+        order), and the default category. Raises ConfigurationError when there are none to
+        offer: every question would be routed to the default."""
+        catalog = catalog or Catalog()
+        known = catalog.categories
+        chosen = settings.categories or tuple(known)
+        if not chosen:
+            raise ConfigurationError(
+                "no categories: the knowledge base records none (an index written before "
+                "`concierge ingest` recorded them: ingest again; a Bedrock knowledge base: set "
+                "CONCIERGE_CATALOG_URI to the categories.json ingestion wrote beside it), and "
+                "CONCIERGE_CATEGORIES names none"
+            )
         # The default category is a valid answer too: "none of these" is something a model says.
-        names = dict.fromkeys((*settings.categories, settings.default_category))
-        descriptions = {name: described.get(name, _NONE_OF_THESE) for name in names}
-        return cls(descriptions, settings.default_category)
+        names = dict.fromkeys((*chosen, settings.default_category))
+        descriptions = {
+            name: known[name].description
+            if name in known
+            else (_NONE_OF_THESE if name == settings.default_category else "")
+            for name in names
+        }
+        return cls(descriptions, settings.default_category, catalog)
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.descriptions)
 
     def render(self) -> str:
-        return "\n".join(f"- {name}: {text}" for name, text in self.descriptions.items())
+        return "\n".join(
+            f"- {name}: {text}" if text else f"- {name}" for name, text in self.descriptions.items()
+        )
 
     def problem_with(self, parsed: ModelClassification) -> str:
         if parsed.category not in self.descriptions:
