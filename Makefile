@@ -18,7 +18,7 @@ help:
 	@echo "make lint|typecheck   ruff / mypy"
 	@echo "make validate         sam validate --lint, cfn-lint, asl-validator, checkov"
 	@echo "make build            sam build (arm64, no Docker)"
-	@echo "make deploy ENV=dev   sam build + sam deploy --config-env ENV (dev|staging|prod)"
+	@echo "make deploy ENV=dev   sam build + sam deploy --config-env ENV (dev|staging|prod; prod: + termination protection)"
 	@echo "make bench            benchmarks -> BENCHMARKS.md figures"
 	@echo "make load             locust against a running make run (loopback, bounded)"
 	@echo "make openapi          regenerate docs/openapi.json from the api function's routes"
@@ -107,6 +107,7 @@ build: $(SAM)
 deploy: build
 	@case "$(ENV)" in dev|staging|prod) ;; *) echo "ENV must be dev, staging or prod (got '$(ENV)')"; exit 2;; esac
 	$(SAM) deploy --config-env $(ENV)
+	$(if $(filter prod,$(ENV)),$(SAM_VENV)/bin/python cli/concierge_cli/termination.py $(ENV))
 
 # --- answer quality -------------------------------------------------------------------------
 # `make eval`: every case of eval/cases, the variants of eval/config.toml, the chain in this

@@ -9,11 +9,13 @@ A skip is the resource's own Metadata, which checkov reads:
           - id: CKV_AWS_117
             comment: "Why this check does not apply to this resource, in one line."
 
-checkov runs once, on two files: template.yaml as it is, and a copy without any skip - what
-checkov finds there is exactly what the template answers with a skip.
+checkov runs once, on template.yaml as it is, on a copy without any skip - what checkov finds
+there is exactly what the template answers with a skip - and on a copy per mode (MODES): the
+template with other parameter defaults, so that the resources only some environments create
+(prod's backup plan, the SageMaker endpoints' alarms) are checked too.
 
 What checkov cannot see: it reads each resource's `Condition` against the parameter defaults
-(where it can evaluate it) but not the `Fn::If` inside properties, so "the tables use the
+(where it can evaluate it; hence the modes) but not the `Fn::If` inside properties, so "the tables use the
 stack's key in prod" is asserted by tests/infra/test_encryption.py, per environment.
 """
 
@@ -27,13 +29,23 @@ from typing import Any
 import pytest
 
 from infra import tools
-from infra.cfn_yaml import load_template
+from infra.cfn_yaml import Evaluator, load_template
 
 # Offline: no version check against PyPI, no policy metadata from the Prisma Cloud platform.
 OFFLINE = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE"}
 UNSKIPPED = "unskipped.json"
+# Parameter defaults of the other modes: what resources their conditions create is scanned too.
+MODES: dict[str, dict[str, str]] = {
+    "prod": {
+        "Stage": "prod",
+        "CustomerManagedKey": "true",
+        "SageMakerEndpointNames": "concierge-llama",
+    },
+}
 # Resource types with checks that matter here: checkov must report on every such resource.
 SCANNED_TYPES = {
+    "AWS::Backup::BackupVault",
+    "AWS::IAM::Role",
     "AWS::DynamoDB::Table",
     "AWS::S3::Bucket",
     "AWS::Logs::LogGroup",
@@ -74,8 +86,16 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         metadata.pop("checkov", None)
         if not metadata:
             body.pop("Metadata", None)
-    unskipped = tmp_path_factory.mktemp("checkov") / UNSKIPPED
+    folder = tmp_path_factory.mktemp("checkov")
+    unskipped = folder / UNSKIPPED
     unskipped.write_text(json.dumps(copy), encoding="utf-8")
+    modes = []
+    for mode, defaults in MODES.items():
+        moded = load_template(tools.TEMPLATE)
+        for name, value in defaults.items():
+            moded["Parameters"][name]["Default"] = value
+        modes += ["--file", folder / f"{mode}.json"]
+        (folder / f"{mode}.json").write_text(json.dumps(moded), encoding="utf-8")
     result = tools.run(
         [
             tools.checkov(),
@@ -83,6 +103,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             tools.TEMPLATE,
             "--file",
             unskipped,
+            *modes,
             "--framework",
             "cloudformation",
             "--skip-download",
@@ -122,15 +143,17 @@ def test_checkov_checked_every_resource_that_holds_data_code_or_keys(
         if body["Type"] in SCANNED_TYPES
     }
 
-    # When the resources checkov reported on in template.yaml are collected
+    # When the resources checkov reported on in template.yaml, or in one of the modes, are
+    # collected
     reported = {
         check["resource"]
         for kind in ("passed_checks", "failed_checks", "skipped_checks")
-        for check in findings(report, kind, tools.TEMPLATE.name)
+        for file_name in (tools.TEMPLATE.name, *(f"{mode}.json" for mode in MODES))
+        for check in findings(report, kind, file_name)
     }
 
     # Then none was left out (checkov drops a resource whose Condition it finds false with the
-    # parameter defaults: such a resource must not escape the scan)
+    # parameter defaults: such a resource must not escape the scan - a mode must create it)
     assert expected - reported == set()
 
 
@@ -158,3 +181,28 @@ def test_every_skip_says_why_and_answers_a_finding(
     stale = sorted(set(written) - without_skips)
     assert stale == [], "skips without a finding: remove them"
     assert without_skips <= set(written)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_checkov_finds_nothing_in_the_other_modes_either(
+    template: dict[str, Any], report: dict[str, Any], mode: str
+) -> None:
+    # Given the resources of the types that matter that this mode's parameters create
+    evaluator = Evaluator(template, MODES[mode])
+    expected = {
+        f"{body['Type']}.{name}"
+        for name, body in template["Resources"].items()
+        if body["Type"] in SCANNED_TYPES and evaluator.creates(name)
+    }
+
+    # When checkov's findings on the template with this mode's defaults are read
+    failed = findings(report, "failed_checks", f"{mode}.json")
+    reported = {
+        check["resource"]
+        for kind in ("passed_checks", "failed_checks", "skipped_checks")
+        for check in findings(report, kind, f"{mode}.json")
+    }
+
+    # Then it found nothing unanswered there either, and scanned every such resource
+    assert failed == [], describe(failed)
+    assert expected - reported == set()
