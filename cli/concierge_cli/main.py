@@ -411,7 +411,7 @@ def _serve(root: Path, args: argparse.Namespace) -> int:
         )
         print(
             f"Concierge local API on http://{args.host}:{server.server_port} "
-            "(POST /chat, GET /health)"
+            "(POST /chat, GET /health; the web chat page at /)"
         )
         print(
             "models: "

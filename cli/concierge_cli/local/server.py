@@ -1,7 +1,8 @@
 """A local HTTP server in front of the `api` function, shaped like API Gateway's HTTP API:
 each request becomes a payload-2.0 event, goes through the JWT authorizer's local stand-in
 (`concierge_cli.local.auth`: the caller's claims, or a 401 before the function runs), and each
-handler response becomes the HTTP reply."""
+handler response becomes the HTTP reply. The web chat page (`web/`) is served at `/` next to the
+API, with the security headers CloudFront adds in AWS (concierge_cli.local.web)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from concierge.api import openapi_document
 from concierge_cli.local.auth import Authorizer, LocalKeys, Unauthorized
 from concierge_cli.local.runtime import LocalRuntime
+from concierge_cli.local.web import WebSite
 
 # API Gateway refuses bodies over 10 MB before the function sees them; so do we.
 MAX_GATEWAY_BODY = 10 * 1024 * 1024
@@ -57,7 +59,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        self._dispatch()
+        if not self._page():
+            self._dispatch()
+
+    def do_HEAD(self) -> None:
+        if not self._page(head=True):
+            self._reply(HTTPStatus.NOT_FOUND, _gateway_error("not_found", "Not found."), head=True)
 
     def do_POST(self) -> None:
         self._dispatch()
@@ -67,6 +74,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self._dispatch()
+
+    def _page(self, head: bool = False) -> bool:
+        """Serve the web page's file the request names; False when it names none."""
+        static = self.server.website.reply(urlsplit(self.path).path)
+        if static is None:
+            return False
+        self.send_response(static.status)
+        for name, value in static.headers.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(static.body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(static.body)
+        if self.headers.get("content-length"):
+            self.close_connection = True  # a body it came with is left unread
+        return True
 
     def _dispatch(self) -> None:
         if self.command == "GET" and urlsplit(self.path).path == "/openapi.json":
@@ -110,13 +133,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _reply(self, status: HTTPStatus, document: dict[str, Any]) -> None:
+    def _reply(self, status: HTTPStatus, document: dict[str, Any], head: bool = False) -> None:
         data = json.dumps(document).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if not head:
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Access lines carry no body, so they hold no personal data.
@@ -125,7 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LocalApiServer(ThreadingHTTPServer):
-    """The API on `host:port`; without an `authorizer`, auth is off (no token needed)."""
+    """The API on `host:port`; without an `authorizer`, auth is off (no token needed). The web
+    page comes from the repository's `web/`, told the server's auth mode, unless a `website`
+    says otherwise."""
 
     daemon_threads = True
 
@@ -136,8 +162,11 @@ class LocalApiServer(ThreadingHTTPServer):
         port: int,
         access_log: bool = True,
         authorizer: Authorizer | None = None,
+        *,
+        website: WebSite | None = None,
     ) -> None:
         super().__init__((host, port), _Handler)
         self.runtime = runtime
         self.access_log = access_log
         self.authorizer = authorizer or Authorizer("off", LocalKeys.of(runtime.root))
+        self.website = website or WebSite.of(runtime.root, self.authorizer.mode)
