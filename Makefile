@@ -9,6 +9,8 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 ENV ?= dev
 CONCIERGE_PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
+# Playwright (the web page's browser tests) uses the system Chromium and never downloads one.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench load eval eval-promptfoo lock openapi screen-model clean workflows
 

@@ -17,6 +17,7 @@ import boto3
 from concierge_cli.local.auth import AUDIENCE, AuthMode, Authorizer, SigningKey, mint
 from concierge_cli.local.runtime import LocalRuntime
 from concierge_cli.local.server import LocalApiServer
+from concierge_cli.local.web import WebSite
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -144,10 +145,15 @@ class ChatApi:
 
 
 @contextmanager
-def serving(runtime: LocalRuntime, authorizer: Authorizer | None = None) -> Iterator[ChatApi]:
+def serving(
+    runtime: LocalRuntime, authorizer: Authorizer | None = None, website: WebSite | None = None
+) -> Iterator[ChatApi]:
     """The local API server on an ephemeral port of 127.0.0.1, in a background thread; without
-    an `authorizer`, auth is off (as `concierge serve` by default)."""
-    server = LocalApiServer(runtime, HOST, 0, access_log=False, authorizer=authorizer)
+    an `authorizer`, auth is off (as `concierge serve` by default); `website`: the web page's
+    files and configuration, when not the repository's own."""
+    server = LocalApiServer(
+        runtime, HOST, 0, access_log=False, authorizer=authorizer, website=website
+    )
     thread = threading.Thread(target=server.serve_forever, name="concierge-e2e-api", daemon=True)
     thread.start()
     try:
