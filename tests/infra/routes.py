@@ -96,13 +96,17 @@ def required_access(specs: Iterable[str]) -> ModelAccess:
     return ModelAccess(frozenset(model_ids), frozenset(profile_ids), frozenset(endpoints))
 
 
-def allowed_access(parameters: Mapping[str, str], defaults: Mapping[str, str]) -> ModelAccess:
-    """What the allow-list parameters grant."""
+def allowed_access(
+    parameters: Mapping[str, str], defaults: Mapping[str, str], stack_name: str = ""
+) -> ModelAccess:
+    """What the allow-list parameters grant, and the stack's own endpoint when it hosts a model
+    (SelfHostedModelId): `<stack name>-self-hosted`, which the step roles get with it."""
     value = {**defaults, **parameters}
+    hosted = {f"{stack_name}-self-hosted"} if value.get("SelfHostedModelId") else set()
     return ModelAccess(
         frozenset(split_list(value["BedrockModelIds"])),
         frozenset(split_list(value["BedrockInferenceProfileIds"])),
-        frozenset(split_list(value["SageMakerEndpointNames"])),
+        frozenset(split_list(value["SageMakerEndpointNames"])) | hosted,
     )
 
 

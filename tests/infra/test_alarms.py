@@ -27,14 +27,18 @@ from typing import Any
 
 import pytest
 
-from infra import tools
+from infra import self_hosted, tools
 from infra.cfn_yaml import Evaluator
 from infra.emitted_metrics import emf_metrics
 
 # Alarms of the endpoints the routes may call exist only with some: a set of parameters that
 # creates every alarm the template has.
 EVERY_ALARM = {"SageMakerEndpointNames": "concierge-llama,other-endpoint"}
-PARAMETER_SETS = {"defaults": {}, "every alarm": EVERY_ALARM}
+PARAMETER_SETS = {
+    "defaults": {},
+    "every alarm": EVERY_ALARM,
+    "self-hosted": {**EVERY_ALARM, **self_hosted.PARAMETERS},
+}
 
 _API_ROUTE = frozenset({"ApiId", "Method", "Resource", "Stage"})
 _API_GATEWAY = (frozenset({"ApiId"}), frozenset({"ApiId", "Stage"}), _API_ROUTE)

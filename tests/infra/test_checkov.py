@@ -12,7 +12,7 @@ A skip is the resource's own Metadata, which checkov reads:
 checkov runs once, on template.yaml as it is, on a copy without any skip - what checkov finds
 there is exactly what the template answers with a skip - and on a copy per mode (MODES): the
 template with other parameter defaults, so that the resources only some environments create
-(prod's backup plan, the SageMaker endpoints' alarms) are checked too.
+(prod's backup plan, the SageMaker endpoints' alarms, the self-hosted model) are checked too.
 
 What checkov cannot see: it reads each resource's `Condition` against the parameter defaults
 (where it can evaluate it; hence the modes) but not the `Fn::If` inside properties, so "the tables use the
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from infra import tools
+from infra import self_hosted, tools
 from infra.cfn_yaml import Evaluator, load_template
 
 # Offline: no version check against PyPI, no policy metadata from the Prisma Cloud platform.
@@ -41,11 +41,13 @@ MODES: dict[str, dict[str, str]] = {
         "CustomerManagedKey": "true",
         "SageMakerEndpointNames": "concierge-llama",
     },
+    "self-hosted": self_hosted.PARAMETERS,
 }
 # Resource types with checks that matter here: checkov must report on every such resource.
 SCANNED_TYPES = {
     "AWS::Backup::BackupVault",
     "AWS::IAM::Role",
+    "AWS::SageMaker::Model",
     "AWS::DynamoDB::Table",
     "AWS::S3::Bucket",
     "AWS::Logs::LogGroup",

@@ -47,15 +47,20 @@ def test_environment_sets_every_route_and_allow_list_explicitly(
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_allow_lists_grant_exactly_the_models_the_routes_use(
-    template: dict[str, Any], env_parameters: dict[str, dict[str, str]], env: str
+    template: dict[str, Any],
+    env_parameters: dict[str, dict[str, str]],
+    samconfig: dict[str, Any],
+    env: str,
 ) -> None:
-    # Given the environment's routes and allow-lists
+    # Given the environment's routes and allow-lists (and its stack, whose self-hosted endpoint
+    # the roles may invoke when it hosts a model)
     defaults = routes.template_defaults(template)
     parameters = env_parameters[env]
+    stack_name = samconfig[env]["global"]["parameters"]["stack_name"]
 
     # When the models the routes name are turned into what they need
     needed = routes.required_access(routes.all_specs(parameters, defaults))
-    allowed = routes.allowed_access(parameters, defaults)
+    allowed = routes.allowed_access(parameters, defaults, stack_name)
 
     # Then the allow-lists hold all of it (no AccessDenied when a fallback is reached) and
     # nothing more (no grant outlives the route that needed it)
