@@ -85,11 +85,13 @@ def test_condense_keeps_a_self_contained_question() -> None:
     # When it is condensed
     condensed = _condensed(question, history)
 
-    # Then the question is kept as asked, and classified
+    # Then the question is kept as asked, and classified; the offline model cannot translate,
+    # so it never writes a search_query
     assert condensed == {
         "question": question,
         "category": "policies",
         "language": "en",
+        "search_query": None,
     }
 
 

@@ -1,8 +1,9 @@
 """Classify: category (from the knowledge base's categories) and language of a first-turn
-question.
+question, and its search_query when the knowledge base hardly has documents in its language.
 
 The model's reply is validated; an unusable one is re-asked once, and whatever is still wrong
-after that falls back field by field (default category, detected language). Never a failure.
+after that falls back field by field (default category, detected language, no search_query).
+Never a failure.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def classify(
     *,
     catalog: Catalog | None = None,
 ) -> Classification:
-    """`catalog`: the knowledge base's categories (the menu)."""
+    """`catalog`: the knowledge base's categories and languages (the menu)."""
     menu = CategoryMenu.of(categories, catalog)
     prompt = load_prompt("classify", request.variant.prompts.get("classify"))
     answer = ask_for_json(
@@ -30,7 +31,9 @@ def classify(
         "classify",
         prompt,
         system=prompt.render_system(),
-        user=prompt.render(categories=menu.render(), question=fenced(request.question)),
+        user=prompt.render(
+            categories=menu.render(), question=fenced(request.question), **menu.languages()
+        ),
         guarded=fenced(request.question),
         inputs={
             "question": request.question,

@@ -2,8 +2,9 @@
 
 One cheap call does both jobs a follow-up needs before retrieval: the rewrite (from the
 session's latest turns, trimmed to a token budget) and the classification of the rewritten
-question. The cache key is built from the standalone question, so a follow-up that means what
-an earlier question meant is served from the cache without an answer call.
+question (and, in a language the knowledge base hardly has documents in, its search_query).
+The cache key is built from the standalone question, so a follow-up that means what an earlier
+question meant is served from the cache without an answer call.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def condense(
     settings' `history_turns`); of those, the newest that fit `history_tokens` are used. With
     `screened`, a conversation whose recent questions carry injected instructions stops here
     (GuardrailInterventionError), before the model reads it. `catalog`: the knowledge base's
-    categories (the menu)."""
+    categories and languages (the menu)."""
     if screened:
         asked = [turn.question for turn in history[-_SCREENED_TURNS:]]
         verdict = screen_conversation([*asked, request.question])
@@ -76,7 +77,10 @@ def condense(
         prompt,
         system=prompt.render_system(),
         user=prompt.render(
-            categories=menu.render(), history=conversation, question=fenced(request.question)
+            categories=menu.render(),
+            history=conversation,
+            question=fenced(request.question),
+            **menu.languages(),
         ),
         guarded=fenced(request.question),
         inputs={
@@ -100,4 +104,5 @@ def condense(
         usage=answer.usage,
         cache_key=cache_key(standalone, classification.language, request.cache_scope),
         cache_language=classification.language,
+        search_query=classification.search_query,
     )

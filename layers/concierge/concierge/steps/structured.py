@@ -26,6 +26,9 @@ from concierge.text import detect_language
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 LANGUAGE_CODE = re.compile(r"[a-z]{2}")
 _NONE_OF_THESE = "anything that fits none of the other categories"
+# A translation of a question is about as long as the question: a longer "search_query" is not
+# one, and would only be searched for nothing.
+_MAX_SEARCH_QUERY_CHARS = 500
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -35,17 +38,31 @@ class ModelClassification(BaseModel):
 
     category: str
     language: str
+    # The question in the knowledge base's main language, or None (see CategoryMenu.covers).
+    search_query: str | None = None
 
     @field_validator("category", "language")
     @classmethod
     def _clean(cls, value: str) -> str:
         return value.strip().lower()
 
+    @field_validator("search_query", mode="before")
+    @classmethod
+    def _query(cls, value: Any) -> str | None:
+        # An unusable translation is dropped, not re-asked: the category and language it came
+        # with are still good, and retrieval does without it.
+        if not isinstance(value, str):
+            return None
+        text = " ".join(value.split())
+        if not text or text.lower() in ("null", "none") or len(text) > _MAX_SEARCH_QUERY_CHARS:
+            return None
+        return text
+
 
 @dataclass(frozen=True)
 class CategoryMenu:
     """The categories offered to the model, with the descriptions it chooses by, and the
-    knowledge base they come from."""
+    knowledge base's languages (whether a question needs a translation to be searched)."""
 
     descriptions: dict[str, str]
     default: str
@@ -85,6 +102,22 @@ class CategoryMenu:
             f"- {name}: {text}" if text else f"- {name}" for name, text in self.descriptions.items()
         )
 
+    def covers(self, language: str) -> bool:
+        """Whether a question in `language` is searched well enough as it is; True when the
+        knowledge base's languages are unknown (nothing says a translation would help)."""
+        return not self.catalog.languages or self.catalog.covers(language)
+
+    def languages(self) -> dict[str, str]:
+        """The prompt's view of the knowledge base's languages: `main_language` and
+        `covered_languages` (a search_query is asked for a question in none of these)."""
+        main = self.catalog.main_language
+        if main is None:
+            return {"main_language": "unknown", "covered_languages": "unknown"}
+        return {
+            "main_language": main,
+            "covered_languages": ", ".join(self.catalog.covered_languages()),
+        }
+
     def problem_with(self, parsed: ModelClassification) -> str:
         if parsed.category not in self.descriptions:
             return f"category must be one of {', '.join(self.names)}"
@@ -96,14 +129,19 @@ class CategoryMenu:
 def settled(
     parsed: ModelClassification | None, menu: CategoryMenu, question: str
 ) -> ModelClassification:
-    """The model's classification where it is valid, a safe default field by field elsewhere."""
-    category, language = menu.default, detect_language(question)
+    """The model's classification where it is valid, a safe default field by field elsewhere.
+    A search_query is kept only for a question in a language the knowledge base does not
+    cover, and only when it differs from the question."""
+    category, language, search_query = menu.default, detect_language(question), None
     if parsed is not None:
         if parsed.category in menu.descriptions:
             category = parsed.category
         if LANGUAGE_CODE.fullmatch(parsed.language):
             language = parsed.language
-    return ModelClassification(category=category, language=language)
+        translated = parsed.search_query
+        if translated and not menu.covers(language) and translated.lower() != question.lower():
+            search_query = translated
+    return ModelClassification(category=category, language=language, search_query=search_query)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """The `offline` model: deterministic, no network, and honest about what it is.
 
 It is not a language model. Classify matches the question against the category descriptions
-and detects the language from stopwords; condense joins a follow-up that leans on the
-conversation ("which of them…") with the previous question and classifies the result; answer extracts the passage
-sentences that share the most terms with the question and cites them. It writes the same
+and detects the language from stopwords (it cannot translate: its `search_query` is always
+null); condense joins a follow-up that leans on the conversation ("which of them…") with the
+previous question and classifies the result; answer extracts the passage sentences that share
+the most terms with the question and cites them. It writes the same
 reply formats a real model is asked for, so every step parses all adapters alike.
 """
 
@@ -89,7 +90,7 @@ def _classify(inputs: dict[str, Any]) -> str:
     return json.dumps(_classification(inputs["question"], inputs))
 
 
-def _classification(question: str, inputs: dict[str, Any]) -> dict[str, str]:
+def _classification(question: str, inputs: dict[str, Any]) -> dict[str, str | None]:
     descriptions: dict[str, str] = inputs["categories"]
     question_terms = set(terms(question))
     scores = {
@@ -98,7 +99,7 @@ def _classification(question: str, inputs: dict[str, Any]) -> dict[str, str]:
     }
     best = max(scores, key=lambda name: scores[name], default=None)
     category = best if best is not None and scores[best] > 0 else inputs["default_category"]
-    return {"category": category, "language": detect_language(question)}
+    return {"category": category, "language": detect_language(question), "search_query": None}
 
 
 def _condense(inputs: dict[str, Any]) -> str:
