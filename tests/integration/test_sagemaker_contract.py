@@ -288,7 +288,8 @@ def test_unexpected_responses_are_invocation_errors(
         ("InternalFailure", 500, ModelThrottledError),
         ("ModelNotReadyException", 429, ModelThrottledError),
         ("InternalDependencyException", 530, ModelThrottledError),
-        ("ValidationError", 400, ModelInvocationError),
+        # An endpoint scaled to zero, not in service or not found: unavailable, not wrong.
+        ("ValidationError", 400, ModelThrottledError),
         ("AccessDeniedException", 403, ModelInvocationError),
         ("SomethingNew", 400, ModelInvocationError),
     ],
@@ -311,6 +312,34 @@ def test_service_errors_become_typed_errors(
     assert f"sagemaker:{ENDPOINT}:messages" in message
     assert code.lower() in message.lower()
     assert PROMPT not in message
+
+
+def test_an_endpoint_scaled_to_zero_is_unavailable_so_the_route_falls_back(
+    runtime: Runtime,
+) -> None:
+    # Given an endpoint whose inference component has no copy: SageMaker answers a
+    # ValidationError while it scales out again
+    runtime.stubber.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ValidationError",
+        service_message=(
+            "Inference Component has no capacity to process this request. "
+            "ApplicationAutoScaling may be in-progress (if configured) or try to increase the "
+            "capacity by invoking UpdateInferenceComponentRuntimeConfig API."
+        ),
+        http_status_code=400,
+    )
+    model = SageMakerEndpointModel(ENDPOINT, "messages", client=lambda _timeout: runtime.client)
+
+    # When generating fails
+    with pytest.raises(ModelThrottledError) as raised:
+        model.generate(_request())
+
+    # Then it is unavailable (worth the route's next model), says why in its own words, and
+    # does not copy AWS's message
+    message = str(raised.value)
+    assert "is not serving" in message and "scaled to zero" in message
+    assert "Inference Component" not in message
 
 
 @pytest.mark.parametrize(

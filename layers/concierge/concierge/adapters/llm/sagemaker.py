@@ -35,6 +35,12 @@ Payload = Literal["messages", "inputs"]
 
 # The container itself failed: its own HTTP status says whether a retry may help.
 _MODEL_ERROR = "modelerror"
+# What InvokeEndpoint answers (HTTP 400) when the endpoint cannot serve now: scaled to zero (an
+# inference component without a copy), not in service, or not there at all. The request is the
+# adapter's own (the contract tests hold its shape), so another model of the route can answer
+# it: the endpoint counts as unavailable, like a throttled one. AWS's message, which tells these
+# apart, is never read: it is AWS's wording, and may change.
+_NOT_SERVING = "validationerror"
 _HTTP_TOO_MANY_REQUESTS = 429
 _HTTP_REQUEST_TIMEOUT = 408
 
@@ -142,7 +148,13 @@ def _original_status(exc: ClientError) -> int | None:
 
 def _container_failure(exc: ClientError, error: AwsError, spec: str) -> ConciergeError | None:
     """A ModelError is the container's own failure: its HTTP status, not SageMaker's, says
-    whether a retry may help. Anything else takes the common reading."""
+    whether a retry may help. A ValidationError is an endpoint that cannot serve now: the route
+    goes on to its next model. Anything else takes the common reading."""
+    if error.code == _NOT_SERVING:
+        return ModelThrottledError(
+            f"{spec} is not serving ({error.describe()}: scaled to zero, not in service or "
+            "not found)"
+        )
     if error.code != _MODEL_ERROR or error.retryable:
         return None
     status = _original_status(exc)
