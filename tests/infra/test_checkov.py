@@ -54,6 +54,7 @@ SCANNED_TYPES = {
     "AWS::KMS::Key",
     "AWS::Serverless::Function",
     "AWS::Serverless::HttpApi",
+    "AWS::CloudFront::Distribution",
 }
 CHECK_ID = re.compile(r"CKV2?_AWS_\d+")
 

@@ -226,13 +226,27 @@ def test_every_route_but_health_needs_a_verified_token(template: dict[str, Any])
     assert open_routes == {("GET", "/health")}
 
 
+def split_items(split: dict[str, Any]) -> list[Any]:
+    """The items an `!Split [",", !Join [",", [a, b, ...]]]` joins."""
+    delimiter, joined = split["Fn::Split"]
+    assert delimiter == ","
+    separator, items = joined["Fn::Join"]
+    assert separator == ","
+    return list(items)
+
+
 def test_http_api_has_narrow_cors_throttling_and_access_logs(template: dict[str, Any]) -> None:
     # When the http api's properties are read
     api = template["Resources"]["ChatApi"]["Properties"]
 
-    # Then CORS allows the configured origins and the routes' methods only, every route is
-    # throttled, and the access logs name the request but not the caller's IP
-    assert api["CorsConfiguration"]["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
+    # Then CORS allows the stack's web page (its distribution) and the configured origins, and
+    # the routes' methods only, every route is throttled, and the access logs name the request
+    # but not the caller's IP
+    page, more, only_page = api["CorsConfiguration"]["AllowOrigins"]["Fn::If"]
+    assert page == "HasMoreCorsOrigins"
+    assert only_page == [{"Fn::Sub": "https://${WebDistribution.DomainName}"}]
+    assert {"Fn::Sub": "https://${WebDistribution.DomainName}"} in split_items(more)
+    assert {"Fn::Join": [",", {"Ref": "CorsAllowedOrigins"}]} in split_items(more)
     assert set(api["CorsConfiguration"]["AllowMethods"]) == {"GET", "POST", "DELETE", "OPTIONS"}
     assert api["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
     assert api["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
