@@ -249,3 +249,37 @@ def test_a_serving_endpoint_answers_itself_without_a_fallback(
     assert body["answer"].startswith("Within 14 days")
     assert turn["answer_model"]["S"] == SELF_HOSTED
     assert answer_metrics(printed)["ModelFallbacks"] == 0
+
+
+MALFORMED = {
+    # A container that answers, but not in JSON (an HTML error page of a proxy, say).
+    "not-json": b"<html><body>502 Bad Gateway</body></html>",
+    # JSON of another shape than a chat completion (a TGI reply to a messages request).
+    "unexpected-shape": json.dumps([{"generated_text": "Within 14 days."}]).encode("utf-8"),
+}
+
+
+@pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
+def test_an_unreadable_endpoint_reply_goes_to_the_fallback(
+    spilling: SpillOver, raw: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the endpoint answering with a body its adapter cannot read, and Bedrock answering
+    spilling.providers.stubbers["sagemaker-runtime"].add_response(
+        "invoke_endpoint",
+        {"Body": StreamingBody(io.BytesIO(raw), len(raw)), "ContentType": "application/json"},
+    )
+    spilling.providers.answer_with_bedrock(FALLBACK_ANSWER)
+    capsys.readouterr()
+
+    # When a question is asked over HTTP
+    body = assert_chat_reply(spilling.api.chat(QUESTION))
+    printed = capsys.readouterr().out
+
+    # Then Bedrock answered at once (no retry of the endpoint), and the fallback is counted,
+    # where the reply used to fail the request with a 502 while the fallback went unused
+    assert body["answer"].startswith("Refunds reach your account within 14 days")
+    (turn,) = history_items(spilling.runtime)
+    assert turn["answer_model"]["S"] == FALLBACK
+    metrics = answer_metrics(printed)
+    assert metrics["ModelFallbacks"] == 1
+    assert metrics["ModelRetries"] == 0

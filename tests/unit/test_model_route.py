@@ -10,6 +10,7 @@ import pytest
 from concierge.errors import (
     BudgetExceededError,
     ModelInvocationError,
+    ModelReplyError,
     ModelThrottledError,
     ModelTimeoutError,
 )
@@ -74,6 +75,30 @@ def test_when_a_model_stays_unavailable_the_next_one_answers() -> None:
     assert answered_by == "cheap"
     assert usage.fallbacks == 1 and usage.retries == 1
     assert usage.model == "cheap"
+
+
+def test_a_reply_that_cannot_be_read_goes_to_the_fallback_at_once() -> None:
+    # Given a primary that answers in a shape its adapter cannot read, and a working fallback
+    primary = FlakyModel([ModelReplyError("not JSON")], spec="strong")
+    fallback = FlakyModel([], spec="cheap")
+
+    # When the route is called
+    answered_by, usage = _call(_route(primary, fallback))
+
+    # Then the fallback answers, without a retry of the primary
+    assert answered_by == "cheap"
+    assert usage.fallbacks == 1 and usage.retries == 0
+    assert len(primary.timeouts) == 1
+
+
+def test_unreadable_replies_from_every_model_fail_as_a_model_error() -> None:
+    # Given a lone model that answers unreadably twice
+    route = _route(FlakyModel([ModelReplyError("a"), ModelReplyError("b")], spec="strong"))
+
+    # When / Then the route fails with the error the chain and the API know by name
+    with pytest.raises(ModelInvocationError, match="b") as failure:
+        _call(route)
+    assert type(failure.value) is ModelInvocationError
 
 
 def test_a_client_error_fails_fast_without_trying_the_fallback() -> None:

@@ -26,6 +26,12 @@ class ModelInvocationError(ConciergeError):
     """The model call failed in a way a retry will not fix (validation, access, not found)."""
 
 
+class ModelReplyError(ModelInvocationError):
+    """The model answered, in a shape the adapter cannot read (not JSON, fields missing): a
+    retry of that model would likely read the same, another model of the route may answer.
+    The route reports it as a ModelInvocationError when no model is left."""
+
+
 class RetrievalError(ConciergeError):
     """The knowledge base could not be searched."""
 

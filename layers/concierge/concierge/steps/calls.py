@@ -2,7 +2,8 @@
 full jitter inside the remaining budget, and the bookkeeping of latency, tokens and cost.
 
 Retryable failures (throttling, unavailable, timeouts, 5xx) are retried on the same model, then
-handed to the next model of the route; a timeout goes to the next model at once. Each attempt's
+handed to the next model of the route; a timeout, or a reply that cannot be read, goes to the
+next model at once. Each attempt's
 timeout leaves the models after it a reserve of the budget, so a slow primary still falls back. Client errors (validation, access denied, not found)
 fail fast: another model would not fix the request and would hide the misconfiguration.
 """
@@ -17,7 +18,13 @@ from typing import Any
 
 from concierge.adapters.llm.port import ChatModel, ModelReply, ModelRequest, Task
 from concierge.deadline import seconds_left
-from concierge.errors import BudgetExceededError, ModelThrottledError, ModelTimeoutError
+from concierge.errors import (
+    BudgetExceededError,
+    ModelInvocationError,
+    ModelReplyError,
+    ModelThrottledError,
+    ModelTimeoutError,
+)
 from concierge.models.state import StepUsage
 from concierge.observability import logger
 from concierge.pricing import PriceTable
@@ -25,7 +32,7 @@ from concierge.prompt_library import Prompt
 
 # Below this there is no point starting a model call: it could not finish in time.
 MIN_CALL_SECONDS = 0.5
-_RETRYABLE = (ModelThrottledError, ModelTimeoutError)
+_RETRYABLE = (ModelThrottledError, ModelTimeoutError, ModelReplyError)
 
 
 @dataclass(frozen=True)
@@ -122,8 +129,12 @@ def call_model(
                         "attempt": attempt + 1,
                     },
                 )
-                if isinstance(error, ModelTimeoutError) and position + 1 < len(route.models):
-                    break  # a model that timed out is slow now: its fallback answers sooner
+                if isinstance(error, ModelTimeoutError | ModelReplyError) and position + 1 < len(
+                    route.models
+                ):
+                    # Slow now, or answering in a shape we cannot read: the fallback answers
+                    # sooner than a retry of the same model would.
+                    break
                 if attempt + 1 < route.policy.attempts_per_model:
                     delay = route.policy.delay(attempt, route.rng)
                     if seconds_left(deadline_ms) - delay < MIN_CALL_SECONDS:
@@ -135,6 +146,9 @@ def call_model(
                 route, task, reply, started=started, retries=retries, fallbacks=position
             )
     assert last_error is not None  # every model failed retryably
+    if isinstance(last_error, ModelReplyError):
+        # The chain and the API know the error by this name (a step fails with its class).
+        raise ModelInvocationError(str(last_error)) from last_error
     raise last_error
 
 

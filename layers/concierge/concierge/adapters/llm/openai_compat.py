@@ -17,6 +17,7 @@ from concierge.adapters.llm.port import ModelReply, ModelRequest, estimate_token
 from concierge.errors import (
     ConfigurationError,
     ModelInvocationError,
+    ModelReplyError,
     ModelThrottledError,
     ModelTimeoutError,
 )
@@ -68,9 +69,9 @@ def parse_chat_completion(payload: Any, request: ModelRequest, spec: str) -> Mod
     try:
         text = payload["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise ModelInvocationError(f"{spec} returned an unexpected response shape") from exc
+        raise ModelReplyError(f"{spec} returned an unexpected response shape") from exc
     if not isinstance(text, str):
-        raise ModelInvocationError(f"{spec} returned an unexpected response shape")
+        raise ModelReplyError(f"{spec} returned an unexpected response shape")
     usage = payload.get("usage")
     if not isinstance(usage, dict):
         usage = {}
@@ -120,7 +121,7 @@ class OpenAICompatibleModel:
         try:
             payload = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelInvocationError(f"{self.spec} returned a body that is not JSON") from exc
+            raise ModelReplyError(f"{self.spec} returned a body that is not JSON") from exc
         return parse_chat_completion(payload, request, self.spec)
 
     def _post(self, http_request: urllib.request.Request, timeout_s: float) -> bytes:

@@ -27,6 +27,7 @@ from concierge.errors import (
     ConciergeError,
     ConfigurationError,
     ModelInvocationError,
+    ModelReplyError,
     ModelThrottledError,
     ModelTimeoutError,
 )
@@ -74,7 +75,7 @@ class SageMakerEndpointModel:
         try:
             payload = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelInvocationError(f"{self.spec} returned a body that is not JSON") from exc
+            raise ModelReplyError(f"{self.spec} returned a body that is not JSON") from exc
         if self.payload == "messages":
             return parse_chat_completion(payload, request, self.spec)
         return _parse_generated_text(payload, request, self.spec)
@@ -119,7 +120,7 @@ def _parse_generated_text(payload: Any, request: ModelRequest, spec: str) -> Mod
     """`[{"generated_text": ...}]` or `{"generated_text": ...}`, with TGI `details` if any."""
     generation = payload[0] if isinstance(payload, list) and payload else payload
     if not isinstance(generation, dict) or not isinstance(generation.get("generated_text"), str):
-        raise ModelInvocationError(f"{spec} returned an unexpected response shape")
+        raise ModelReplyError(f"{spec} returned an unexpected response shape")
     details = generation.get("details")
     if not isinstance(details, dict):
         details = {}
