@@ -12,15 +12,16 @@ export SAM_CLI_TELEMETRY := 0
 # Playwright (the web page's browser tests) uses the system Chromium and never downloads one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy bench load eval eval-promptfoo lock openapi screen-model clean workflows
+.PHONY: help install run index test lint format typecheck unit integration e2e infra validate build deploy web bench load eval eval-promptfoo lock openapi screen-model clean workflows
 
 help:
-	@echo "make run              local chat API on http://127.0.0.1:$(CONCIERGE_PORT) (offline models)"
+	@echo "make run              local chat API and web page on http://127.0.0.1:$(CONCIERGE_PORT) (offline models)"
 	@echo "make test             every test and static check"
 	@echo "make lint|typecheck   ruff / mypy"
 	@echo "make validate         sam validate --lint, cfn-lint, asl-validator, checkov"
 	@echo "make build            sam build (arm64, no Docker)"
-	@echo "make deploy ENV=dev   sam build + sam deploy --config-env ENV (dev|staging|prod; prod: + termination protection)"
+	@echo "make deploy ENV=dev   sam build + sam deploy --config-env ENV (dev|staging|prod; prod: + termination protection) + the web page"
+	@echo "make web ENV=dev      upload the web page (web/, config.json) to a deployed stack, invalidate its CDN"
 	@echo "make bench            benchmarks -> BENCHMARKS.md figures"
 	@echo "make load             locust against a running make run (loopback, bounded)"
 	@echo "make openapi          regenerate docs/openapi.json from the api function's routes"
@@ -106,10 +107,17 @@ workflows: install
 build: $(SAM)
 	$(SAM) build
 
-deploy: build
+deploy: build install
 	@case "$(ENV)" in dev|staging|prod) ;; *) echo "ENV must be dev, staging or prod (got '$(ENV)')"; exit 2;; esac
 	$(SAM) deploy --config-env $(ENV)
 	$(if $(filter prod,$(ENV)),$(SAM_VENV)/bin/python cli/concierge_cli/termination.py $(ENV))
+	$(BIN)/python -m concierge_cli.web_publish --env $(ENV)
+
+# The web chat page alone (web/ + config.json from the stack's outputs, then a CloudFront
+# invalidation), to a stack deployed before: `make web ENV=dev`.
+web: install
+	@case "$(ENV)" in dev|staging|prod) ;; *) echo "ENV must be dev, staging or prod (got '$(ENV)')"; exit 2;; esac
+	$(BIN)/python -m concierge_cli.web_publish --env $(ENV)
 
 # --- answer quality -------------------------------------------------------------------------
 # `make eval`: every case of eval/cases, the variants of eval/config.toml, the chain in this

@@ -32,6 +32,7 @@ MODULES = (
     "safety",
     "eval",
     "load",
+    "web",
 )
 
 

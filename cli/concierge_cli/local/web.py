@@ -62,6 +62,12 @@ SECURITY_HEADERS: dict[str, str] = {
 }
 
 
+def page_files(directory: Path) -> list[Path]:
+    """The page's files in `directory`: those the local server serves and the deploy uploads
+    (directly in it, named like page assets; no folders, no dot files)."""
+    return sorted(f for f in directory.iterdir() if f.is_file() and _ASSET_NAME.match(f"/{f.name}"))
+
+
 def content_security_policy(connect: tuple[str, ...] = ()) -> str:
     """The page's policy; `connect` adds origins the page may call (the API, the sign-in)."""
     directives = dict(CSP_DIRECTIVES)
