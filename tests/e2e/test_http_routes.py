@@ -18,7 +18,8 @@ def test_health_answers_200_with_a_json_object(api: ChatApi) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/nowhere"), ("POST", "/chats"), ("POST", "/chat/extra"), ("GET", "/")],
+    # GET / is the web page (tests/e2e/test_web_static.py); a POST there is no route.
+    [("GET", "/nowhere"), ("POST", "/chats"), ("POST", "/chat/extra"), ("POST", "/")],
 )
 def test_an_unknown_path_is_404_with_the_error_shape(api: ChatApi, method: str, path: str) -> None:
     # When a path that is not a route is called
