@@ -51,6 +51,9 @@ def _naive_chain(model: SimulatedModel) -> Ask:
     from concierge.steps.retrieve import retrieve
 
     categories = wiring.settings(config.CategorySettings)
+    # The knowledge base's categories, as the deployed classify reads them; no local classifier:
+    # the reference architecture asks the model every time.
+    catalog = wiring.catalog()
     history_tokens = wiring.settings(config.CondenseSettings).history_tokens
     top_k = wiring.settings(config.RetrieveSettings).top_k
     budget_ms = wiring.settings(config.ApiSettings).request_budget_ms
@@ -87,6 +90,7 @@ def _naive_chain(model: SimulatedModel) -> Ask:
             ClassifyInput(request_id=request_id, question=question, deadline_ms=deadline_ms),
             categories,
             route,
+            catalog=catalog,
         )
         turns = [HistoryTurn(question=asked, answer=said) for asked, said in history]
         reply, condense_usage = call_model(
