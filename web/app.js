@@ -360,10 +360,21 @@ async function ask(event) {
     $("question").value = "";
   } catch (error) {
     showError(error, "ask");
+    if (error.status === 401) forgetToken();
   } finally {
     setBusy(false);
     $("question").focus();
   }
+}
+
+// A token the API refused (expired, or not the issuer's) is dropped, so that signing in again
+// is offered; the conversation stays on the page.
+function forgetToken() {
+  if (!state.token || state.config.auth === "off") return;
+  state.token = null;
+  state.refreshToken = null;
+  state.user = null;
+  showAccount();
 }
 
 function clearConversation() {

@@ -129,12 +129,13 @@ class Tab:
         return found
 
     def ask(self, question: str) -> None:
-        """Type a question and send it with Enter; wait until the page is ready again."""
+        """Type a question and send it with Enter; wait until the chain has answered (or the
+        page shows an error)."""
         answers = self.page.locator(".answer").count()
         self.page.fill("#question", question)
         self.page.press("#question", "Enter")
         expect(self.page.locator("#progress")).to_be_hidden()
-        expect(self.page.locator("#question")).to_be_enabled()
+        expect(self.page.locator("#send")).to_have_text("Ask")
         if self.page.locator("#error").is_hidden():
             expect(self.page.locator(".answer")).to_have_count(answers + 1)
 
@@ -538,12 +539,13 @@ def test_a_pasted_local_token_signs_in_and_sign_out_forgets_it(
             page.get_by_role("button", name="Use this token").click()
             tab.ask(WARRANTY_QUESTION)
 
-            # Then the page asks to sign in again, with the request id
+            # Then the page asks to sign in again, with the request id, and offers it
             expect(page.locator("#error-text")).to_contain_text("sign in again")
             expect(page.locator("#error-id")).to_have_text(re.compile(r"Request id: \S+"))
+            expect(page.locator("#who")).to_have_text("Not signed in")
+            expect(page.get_by_label("Access token")).to_be_visible()
 
             # When alice's token is pasted instead
-            page.get_by_role("button", name="Sign out").click()
             token = mint("alice", ttl_seconds=600, key=keys.signing_key())
             page.get_by_label("Access token").fill(token)
             page.get_by_role("button", name="Use this token").click()
