@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -279,3 +281,30 @@ def test_no_page_of_the_sample_knowledge_base_is_flagged() -> None:
 
     # Then none is left out of answers
     assert chunks and flagged == []
+
+
+def test_a_document_with_a_markdown_table_is_screened_in_a_fresh_process() -> None:
+    # Given a page with a Markdown table, whose rules are runs of '-' between '|' (a word
+    # separator and a word character to the patterns' "words between" both, which once made
+    # one search backtrack exponentially and hang ingestion)
+    table = "| time | event | can it be used again? |\n|------|-------|-----------------------|\n"
+    page = "## A timeline\nTake a key enqueued at 10:00.\n\n" + table + "| 10:00 | first | no |\n"
+
+    # When a fresh interpreter screens it, with a generous bound on how long it may take
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from concierge.safety.screen import screen; "
+            "print(screen(sys.stdin.read(), 'document').flagged)",
+        ],
+        input=page * 3,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # Then it finishes, and the page is not flagged
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

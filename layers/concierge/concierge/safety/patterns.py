@@ -27,8 +27,10 @@ def any_of(*phrases: str) -> str:
 
 
 def words_between(most: int) -> str:
-    """Up to `most` whole words between two parts of a pattern."""
-    return rf"\W+(?:[\w'-]+\W+){{0,{most}}}?"
+    """Up to `most` whole words between two parts of a pattern. Possessive: a word and the
+    separator after it are taken whole, as '-' and "'" could be either, and letting them be
+    tried both ways made a Markdown table rule (|------|) take exponential time."""
+    return rf"\W+(?:[\w'-]++\W++){{0,{most}}}?"
 
 
 @dataclass(frozen=True)
@@ -593,7 +595,7 @@ PRIOR = any_of(
 )
 # "... you were given": the instructions are the assistant's.
 GIVEN_TO_YOU = any_of(
-    r"(?:that |which )?you(?:\W+[\w'-]+){0,4}?\W+(?:were|have been|'ve been|got|received"
+    r"(?:that |which )?you(?:\W++[\w'-]++){0,4}?\W+(?:were|have been|'ve been|got|received"
     r"|had been) (?:\w+ )?(?:given"
     r"|told|provided|programmed|configured|set up|instructed|fed|loaded)",
     r"(?:that |which )?(?:they|the developers?|your creators?|your makers?|someone) (?:gave|told"
@@ -1555,7 +1557,7 @@ SIGNALS: tuple[Signal, ...] = (
     _signal(
         "prompt_extraction",
         0.6,
-        INSTRUCTIONS + r"\W+(?:[\w'-]+\W+){0,2}?" + GIVEN_TO_YOU,
+        INSTRUCTIONS + r"\W+(?:[\w'-]++\W++){0,2}?" + GIVEN_TO_YOU,
     ),
     _signal("prompt_extraction", 0.35, SECRET),
     _signal(
@@ -1671,7 +1673,7 @@ SIGNALS: tuple[Signal, ...] = (
             "sii",
             "sei",
         )
-        + r"\W+(?:[\w'-]+\W+){0,8}?"
+        + r"\W+(?:[\w'-]++\W++){0,8}?"
         + PERSONA_FREE,
     ),
     _signal(
@@ -1894,7 +1896,7 @@ SIGNALS: tuple[Signal, ...] = (
     _signal(
         "exfiltration",
         0.8,
-        EXFIL_VERB + r"\W+(?:[\w'-]+\W+){0,8}?" + SENSITIVE + r"\W+(?:[\w'-]+\W+){0,8}?"
+        EXFIL_VERB + r"\W+(?:[\w'-]++\W++){0,8}?" + SENSITIVE + r"\W+(?:[\w'-]++\W++){0,8}?"
         r"(?:"
         + URL
         + r"|"
@@ -2314,7 +2316,7 @@ SIGNALS: tuple[Signal, ...] = (
         0.7,
         r"\b(?:decode|decipher|decrypt|unscramble|reverse|translate|convert|interpret|read"
         r"|dekodiere|entschlussele|ubersetze|wandle|decode|dechiffre|traduis|convertis"
-        r"|decodifica|descifra|traduce|convierte|decifra|traduci|converti)\W+(?:[\w'-]+\W+){0,8}?"
+        r"|decodifica|descifra|traduce|convierte|decifra|traduci|converti)\W+(?:[\w'-]++\W++){0,8}?"
         r"(?:and|then|und|dann|et|puis|y|luego|e|poi)\W+(?:\w+\W+){0,3}?(?:follow|execute|obey"
         r"|do|perform|run|carry out|act on|apply|comply|befolge|fuhre|tu|mach|suis|execute"
         r"|fais|obeis|applique|sigue|ejecuta|haz|obedece|aplica|segui|esegui|fai|obbedisci"
@@ -2357,7 +2359,7 @@ SIGNALS: tuple[Signal, ...] = (
         0.6,
         r"\b(?:concatenate|combine|join|merge|put together|assemble|zusammensetzen|kombiniere"
         r"|verbinde|concatene|combine|assemble|concatena|combina|une|unisci|junta)\b\W+"
-        r"(?:[\w'-]+\W+){0,8}?(?:and|then|und|dann|et|puis|y|luego|e|poi)\W+(?:\w+\W+){0,3}?"
+        r"(?:[\w'-]++\W++){0,8}?(?:and|then|und|dann|et|puis|y|luego|e|poi)\W+(?:\w+\W+){0,3}?"
         r"(?:follow|execute|obey|do|answer|respond|befolge|fuhre|suis|execute|sigue|ejecuta"
         r"|segui|esegui|responde|rispondi)\b",
     ),
