@@ -259,9 +259,15 @@ class LocalIndex:
         import numpy as np
 
         vector = self._embedder.vectors([query])[0]
-        # Slices, not an index array: a slice of the matrix is a view, never a copy.
-        positions = np.concatenate([np.arange(low, high) for low, high in scopes])
-        similarities = np.concatenate([self._matrix[low:high] @ vector for low, high in scopes])
+        ranges = _merged(scopes)
+        positions = np.concatenate([np.arange(low, high) for low, high in ranges])
+        # Slices, not an index array: a slice of the matrix is a view, never a copy. einsum,
+        # not `@`: BLAS splits a product of a few thousand rows across threads, which costs
+        # more than it gains on a Lambda's share of a CPU or a busy machine (3 ms against
+        # 0.2-0.7 ms for 10,000 rows here).
+        similarities = np.concatenate(
+            [np.einsum("ij,j->i", self._matrix[low:high], vector) for low, high in ranges]
+        )
         depth = max(limit, FUSION_DEPTH) if self.mode == "fused" else limit
         if len(similarities) > depth:
             nearest = np.argpartition(-similarities, depth - 1)[:depth]
@@ -283,6 +289,18 @@ class LocalIndex:
             Passage(**self._chunks[position].model_dump(), score=round(score, 4))
             for position, score in ranked
         ]
+
+
+def _merged(scopes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Ranges of positions with adjacent ones joined (every language's whole range is the
+    whole index: one product instead of one per language)."""
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(scopes):
+        if merged and merged[-1][1] == low:
+            merged[-1] = (merged[-1][0], high)
+        else:
+            merged.append((low, high))
+    return merged
 
 
 def _fused(
