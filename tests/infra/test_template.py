@@ -148,7 +148,10 @@ def test_every_function_runs_on_arm64_with_the_layer_and_active_tracing(
         assert properties.get("Architectures", ["arm64"]) == ["arm64"], name
         assert properties.get("Tracing", "Active") == "Active", name
         assert properties.get("Runtime", "python3.11") == "python3.11", name
-        assert "Layers" not in properties, f"{name} replaces the shared layer list"
+        # SAM appends a function's layers to the global list: only the retrieve function adds
+        # one, the dense retrieval layer
+        expected = [{"Ref": "DenseLayer"}] if name == "RetrieveFunction" else None
+        assert properties.get("Layers") == expected, f"{name} layers"
 
 
 def test_layer_is_built_by_sam_for_arm64(template: dict[str, Any]) -> None:
@@ -162,6 +165,33 @@ def test_layer_is_built_by_sam_for_arm64(template: dict[str, Any]) -> None:
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     assert layer["Metadata"] == {"BuildMethod": "python3.11", "BuildArchitecture": "arm64"}
     assert (tools.REPO_ROOT / "layers" / "concierge" / "requirements.txt").is_file()
+
+
+def test_the_dense_layer_is_built_from_arm64_wheels_without_their_dependencies(
+    template: dict[str, Any],
+) -> None:
+    # When the dense layer's resource and its build files are read
+    layer = template["Resources"]["DenseLayer"]
+    makefile = (tools.REPO_ROOT / "layers" / "dense" / "Makefile").read_text(encoding="utf-8")
+    pins = (tools.REPO_ROOT / "layers" / "dense" / "requirements.txt").read_text(encoding="utf-8")
+    dev = (tools.REPO_ROOT / "requirements" / "dev.txt").read_text(encoding="utf-8").split()
+
+    # Then SAM builds it with its Makefile, for python3.11 on arm64, from arm64 wheels only,
+    # without dependencies, pinned as the development environment is
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/dense"
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert "build-DenseLayer:" in makefile
+    for flag in ("--no-deps", "--only-binary=:all:", "aarch64", "--python-version 3.11"):
+        assert flag in makefile, flag
+    pinned = [line for line in pins.splitlines() if line and not line.startswith("#")]
+    assert {line.split("==")[0] for line in pinned} == {
+        "numpy",
+        "tokenizers",
+        "safetensors",
+        "wordllama",
+    }
+    assert all(line in dev for line in pinned), pinned
 
 
 def test_every_function_logs_to_its_own_group_with_retention(template: dict[str, Any]) -> None:
@@ -278,6 +308,7 @@ def settings_models() -> dict[str, tuple[type[Any], ...]]:
         "ClassifyFunction": (
             config.CategorySettings,
             config.RetrieveSettings,
+            config.CascadeSettings,
             config.ClassifyRoute,
             config.ModelRuntimeSettings,
         ),

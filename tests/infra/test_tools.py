@@ -104,6 +104,14 @@ def test_sam_build_produces_arm64_layer_and_functions(tmp_path: Path) -> None:
     native = list((layer / "pydantic_core").glob("_pydantic_core*.so"))
     assert native, "pydantic_core has no compiled extension in the layer"
     assert all("aarch64" in path.name for path in native), f"not arm64 wheels: {native}"
+    # The dense layer: the model's files where the embedder looks for them, arm64 numpy, and
+    # none of the dependencies concierge never imports
+    dense = build_dir / "DenseLayer" / "python"
+    assert (dense / "wordllama" / "weights" / "l2_supercat_256.safetensors").is_file()
+    assert (dense / "wordllama" / "tokenizers" / "l2_supercat_tokenizer_config.json").is_file()
+    numpy_native = list((dense / "numpy" / "_core").glob("_multiarray_umath*.so"))
+    assert numpy_native and all("aarch64" in path.name for path in numpy_native), numpy_native
+    assert not (dense / "huggingface_hub").exists() and not (dense / "pydantic").exists()
     if not had_sam_dir:
         assert not (tools.REPO_ROOT / ".aws-sam").exists(), (
             "sam build wrote .aws-sam into the checkout"
