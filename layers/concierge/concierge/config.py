@@ -109,6 +109,20 @@ class CategorySettings(SettingsGroup):
     catalog_uri: str | None = None
 
 
+class CascadeSettings(SettingsGroup):
+    """The classify step's local classifier (concierge.steps.cascade): the categories of the
+    top passages of the local index vote, and the model is asked only when the vote is not
+    clear. Off, or with a Bedrock knowledge base, every first turn asks the model."""
+
+    local_classifier: Literal["on", "off"] = "on"
+    # The share of the vote the winning category needs (calibrated: BENCHMARKS.md, "cascade").
+    local_confidence: float = Field(default=0.9, gt=0, le=1)
+
+    @property
+    def on(self) -> bool:
+        return self.local_classifier == "on"
+
+
 # Model specs: `offline`, `bedrock:<id>`, `sagemaker:<endpoint>:<messages|inputs>`,
 # `openai:<model>`. The fallbacks are tried in order when the primary is unavailable.
 class ClassifyRoute(SettingsGroup):

@@ -135,6 +135,14 @@ def record_usage(usage: StepUsage) -> None:
     logger.info("step finished", extra={"usage": usage.model_dump()})
 
 
+def record_local_classification(decided: bool) -> None:
+    """A first turn the cascade's local classifier decided (1: the classify model was not
+    called) or handed to the model (0): the share of skipped model calls is its average."""
+    step_metrics = _step_metrics("classify")
+    step_metrics.add_metric(name="ClassifiedLocally", unit=MetricUnit.Count, value=int(decided))
+    _emit(step_metrics)
+
+
 def record_latency(step: str, latency_ms: float) -> None:
     step_metrics = _step_metrics(step)
     step_metrics.add_metric(name="StepLatency", unit=MetricUnit.Milliseconds, value=latency_ms)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from concierge.api import ApiServices, BudgetPolicy
     from concierge.knowledge import Catalog
     from concierge.steps.calls import ModelRoute
+    from concierge.steps.cascade import LocalClassifier
 
 S = TypeVar("S", bound=config.SettingsGroup)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -139,12 +140,14 @@ def retriever() -> Retriever:
 
 
 @_once
-def catalog() -> Catalog | None:
+def catalog(step: Literal["classify", "condense"] = "condense") -> Catalog | None:
     """The knowledge base's categories and languages, which classify and condense route by:
     the catalog object CONCIERGE_CATALOG_URI names (beside a Bedrock knowledge base), else the
-    local index's, read without building a searchable index (the functions that route
-    questions do not search them)."""
+    local index's. Classify with a local classifier takes it from the index that classifier
+    searches (loaded once); otherwise the index file is read without building a searchable
+    index (condense routes questions but does not search them)."""
     from concierge.adapters.catalog import load_catalog, load_index_catalog
+    from concierge.adapters.retrieval.local_index import LocalIndex
 
     uri = settings(config.CategorySettings).catalog_uri
     if uri is not None:
@@ -152,9 +155,27 @@ def catalog() -> Catalog | None:
     retrieval = settings(config.RetrieveSettings)
     if retrieval.retriever != "local":
         return None
+    if step == "classify" and local_classifier() is not None:
+        index = retriever()
+        if isinstance(index, LocalIndex):
+            return index.catalog
     assert retrieval.index_uri is not None  # RetrieveSettings requires it
     s3 = aws_client("s3") if retrieval.index_uri.startswith("s3://") else None
     return load_index_catalog(retrieval.index_uri, s3)
+
+
+@_once
+def local_classifier() -> LocalClassifier | None:
+    """The classify step's first stage (concierge.steps.cascade), over the local index; None
+    when it is off, or with a Bedrock knowledge base: there a vote would cost a second Retrieve
+    call per question, about what the cheap classify model costs in time, and the threshold is
+    calibrated on the local index's ranking, not on a knowledge base's."""
+    from concierge.steps.cascade import LocalClassifier
+
+    cascade = settings(config.CascadeSettings)
+    if not cascade.on or settings(config.RetrieveSettings).retriever != "local":
+        return None
+    return LocalClassifier(retriever(), cascade.local_confidence)
 
 
 @_once
