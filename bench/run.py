@@ -25,6 +25,7 @@ MODULES = (
     "replay",
     "retrieval",
     "citations",
+    "cascade",
     "semantic",
     "build",
     "local_state",
