@@ -207,3 +207,45 @@ def test_the_chain_fuses_when_the_index_has_vectors(
     # Then the first fuses both rankings, the second does not
     assert isinstance(fused, LocalIndex) and isinstance(lexical, LocalIndex)
     assert (fused.mode, lexical.mode) == ("fused", "lexical")
+
+
+def test_vectors_that_cannot_be_used_are_said_once_on_stderr_and_stdout_stays_clean(
+    environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given an index with vectors, in a process without the dense extra
+    write_index(_index(Axes()), environment / "index.json")
+
+    def missing() -> Axes:
+        raise DenseUnavailableError("numpy not installed (pip install 'concierge[dense]')")
+
+    monkeypatch.setattr(wiring, "dense_embedder", missing)
+
+    # When the chain's retriever is built, and asked for again
+    first = wiring.retriever()
+    again = wiring.retriever()
+
+    # Then it searches lexically, one warning says why, and nothing is printed on stdout (a
+    # command's --json output)
+    assert first is again and isinstance(first, LocalIndex) and first.mode == "lexical"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "local search is lexical only: off: numpy not installed (pip install 'concierge[dense]')"
+    ]
+    assert capsys.readouterr().out == ""
+
+
+def test_an_index_without_vectors_is_lexical_without_a_warning(
+    environment: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an index ingested without vectors
+    write_index(_index(None), environment / "index.json")
+
+    # When the chain's retriever is built
+    index = wiring.retriever()
+
+    # Then it is lexical, and that is no news worth a warning
+    assert isinstance(index, LocalIndex) and index.mode == "lexical" and not index.dense_lost
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []

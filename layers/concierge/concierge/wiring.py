@@ -129,13 +129,15 @@ def retriever() -> Retriever:
             category_map=dict(knowledge_base.knowledge_base_category_map),
         )
     from concierge.adapters.retrieval.local_index import load_index
-    from concierge.observability import logger
 
     assert chosen.index_uri is not None  # RetrieveSettings requires it
     s3 = aws_client("s3") if chosen.index_uri.startswith("s3://") else None
     index = load_index(chosen.index_uri, s3, dense=dense_embedder, mode=chosen.search_mode)
-    # Once per container: whether the dense half runs, and why not.
-    logger.info("local index loaded", extra={"chunks": len(index), "dense": index.dense_status})
+    if index.dense_lost:
+        # Once per container, on stderr (the log in Lambda): a CLI's stdout stays its output.
+        import logging
+
+        logging.getLogger(__name__).warning("local search is lexical only: %s", index.dense_status)
     return index
 
 

@@ -165,8 +165,6 @@ class LocalIndex:
         """`embedder`: the model of the index's vectors (ignored when the file has none, or
         they are another model's); `mode`: which rankings a search uses."""
         self.kb_version = index.kb_version
-        # What the knowledge base holds, for routing questions to it (classify's menu).
-        self.catalog = index.catalog()
         # Position in the index -> the chunk, and its place in the file (which breaks ties).
         order = sorted(
             range(len(index.chunks)),
@@ -199,6 +197,8 @@ class LocalIndex:
         self._matrix: Any = None
         self.dense_status = self._load_vectors(index, embedder, mode)
         self.mode: SearchMode = mode if self._matrix is not None else "lexical"
+        # Vectors the search was asked to use and cannot (no model here, or another one).
+        self.dense_lost = index.embeddings is not None and mode not in ("lexical", self.mode)
 
     def _load_vectors(
         self, index: IndexFile, embedder: DenseEmbedder | None, mode: SearchMode
@@ -373,6 +373,7 @@ def load_index(
     except ConciergeError as error:
         built = LocalIndex(index, mode=mode)
         built.dense_status = f"off: {error}"
+        built.dense_lost = True
         return built
     return LocalIndex(index, embedder, mode)
 
