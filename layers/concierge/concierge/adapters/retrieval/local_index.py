@@ -165,6 +165,8 @@ class LocalIndex:
         """`embedder`: the model of the index's vectors (ignored when the file has none, or
         they are another model's); `mode`: which rankings a search uses."""
         self.kb_version = index.kb_version
+        # What the knowledge base holds, for routing questions to it (classify's menu).
+        self.catalog = index.catalog()
         # Position in the index -> the chunk, and its place in the file (which breaks ties).
         order = sorted(
             range(len(index.chunks)),
