@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict
 
@@ -69,6 +69,7 @@ class CorpusResult:
 @dataclass
 class CitationsResult:
     top_k: int = 0
+    search: str = ""  # how the retrieve step searched: fused with the dense model, or lexical
     corpora: list[CorpusResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -89,7 +90,9 @@ def _questions(paths: list[Path]) -> list[Question]:
     return questions
 
 
-def _measure(name: str, docs: Path, question_files: list[Path], top_k: int) -> CorpusResult:
+def _measure(
+    name: str, docs: Path, question_files: list[Path], top_k: int, embedder: Any
+) -> CorpusResult:
     from concierge.adapters.llm.offline import OfflineModel
     from concierge.adapters.retrieval.local_index import LocalIndex
     from concierge.models.state import AnswerInput, RetrieveInput
@@ -98,13 +101,14 @@ def _measure(name: str, docs: Path, question_files: list[Path], top_k: int) -> C
     from concierge.steps.retrieve import retrieve
     from concierge_cli.ingestion import build_index
 
-    index = build_index([docs])
+    index = build_index([docs], embedder=embedder)
     categories = {chunk.source: chunk.category for chunk in index.chunks}
     questions = [q for q in _questions(question_files) if q.answerable]
     if missing := {str(q.expected_source) for q in questions} - categories.keys():
         raise ValueError(f"{name}: questions name documents it does not have: {sorted(missing)}")
     result = CorpusResult(name, len(categories), len(index.chunks))
-    retriever, route = LocalIndex(index), ModelRoute(step="answer", models=[OfflineModel()])
+    retriever = LocalIndex(index, embedder)
+    route = ModelRoute(step="answer", models=[OfflineModel()])
     for q in questions:
         expected = str(q.expected_source)
         found = retrieve(
@@ -143,13 +147,21 @@ def _measure(name: str, docs: Path, question_files: list[Path], top_k: int) -> C
 
 
 def run(args: argparse.Namespace, root: Path, log: TextIO) -> CitationsResult:
+    from concierge.adapters.embeddings.static import DenseUnavailableError, load_static_embedder
     from concierge.config import RetrieveSettings
 
     top_k = RetrieveSettings.model_fields["top_k"].default
     result = CitationsResult(top_k=top_k)
+    embedder: Any = None
+    try:
+        # As the chain searches with the dense extra installed: BM25 and vectors fused.
+        embedder = load_static_embedder()
+        result.search = f"fused (BM25 and `{embedder.model}`)"
+    except DenseUnavailableError as error:
+        result.search = f"lexical only ({error})"
     print("  citations: the sample", file=log)
     sample = root / "knowledge" / "sample"
-    result.corpora.append(_measure("sample", sample, [sample / "qa.jsonl"], top_k))
+    result.corpora.append(_measure("sample", sample, [sample / "qa.jsonl"], top_k, embedder))
     lodestar = root / LODESTAR
     question_files = sorted((lodestar / "questions").glob("*.jsonl"))
     if not (lodestar / "docs").is_dir() or not question_files:
@@ -160,7 +172,7 @@ def run(args: argparse.Namespace, root: Path, log: TextIO) -> CitationsResult:
         )
         return result
     print("  citations: Lodestar", file=log)
-    result.corpora.append(_measure("lodestar", lodestar / "docs", question_files, top_k))
+    result.corpora.append(_measure("lodestar", lodestar / "docs", question_files, top_k, embedder))
     return result
 
 
@@ -255,6 +267,7 @@ def render(result: CitationsResult) -> str:
     return "\n\n".join(
         [
             reproduce(TITLE, "citations"),
+            f"Search: {result.search}; answers: the `offline` model.",
             goals(*rows),
             *(_corpus(corpus, result.top_k) for corpus in result.corpora),
         ]
