@@ -111,6 +111,52 @@ def test_answer_extracts_and_cites_matching_sentences() -> None:
     assert reply.text == "The Pika stove is the cheapest product at 39 EUR. [2]"
 
 
+def test_answer_cites_the_passages_it_uses_in_order_of_relevance_and_no_other() -> None:
+    # Given three passages in retrieval order: the first barely relevant, the second unrelated,
+    # the third holding the question's telling words
+    passages = [
+        {"text": "The Pika stove is light."},
+        {"text": "Our shop is in Innsbruck."},
+        {"text": "The Kestrel stove costs 119 EUR."},
+    ]
+
+    # When the offline model answers
+    reply = OfflineModel().generate(
+        _request("answer", question="What does the Kestrel stove cost?", passages=passages)
+    )
+
+    # Then it cites the two passages it took sentences from, best-ranked first, and not the
+    # unrelated one
+    assert reply.text == "The Pika stove is light. [1] The Kestrel stove costs 119 EUR. [3]"
+
+
+def test_answer_leans_on_the_best_ranked_passage_over_one_sharing_more_words() -> None:
+    # Given a best-ranked passage that answers in three sentences, and a fourth-ranked one whose
+    # single sentence shares more of the question's words than any of them
+    passages = [
+        {
+            "text": "The Pika stove weighs 300 g, so it is not heavy. The Pika stove burns gas. "
+            "Fuel for the Pika stove is sold in our shops."
+        },
+        {"text": "Our shop is in Innsbruck."},
+        {"text": "Tents are sturdy."},
+        {"text": "Pika stove: heavy duty, burns any fuel."},
+    ]
+
+    # When the offline model answers
+    reply = OfflineModel().generate(
+        _request(
+            "answer",
+            question="How heavy is the Pika stove and what fuel does it burn?",
+            passages=passages,
+        )
+    )
+
+    # Then the answer comes from the best-ranked passage alone, and cites only it
+    assert reply.text.count("[1]") == 3
+    assert "[4]" not in reply.text
+
+
 def test_answer_says_no_answer_when_nothing_matches() -> None:
     # Given a passage unrelated to the question
     passages = [{"text": "Our shop is in Innsbruck."}]

@@ -3,15 +3,18 @@
 It is not a language model. Classify matches the question against the category descriptions
 and detects the language from stopwords (it cannot translate: its `search_query` is always
 null); condense joins a follow-up that leans on the conversation ("which of them…") with the
-previous question and classifies the result; answer extracts the passage sentences that share
-the most terms with the question and cites them. It writes the same
-reply formats a real model is asked for, so every step parses all adapters alike.
+previous question and classifies the result; answer extracts the passage sentences with the
+most evidence for the question, favouring the best-ranked passages, and cites the passages it
+took them from. It writes the same reply formats a real model is asked for, so every step
+parses all adapters alike.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections import Counter
 from typing import Any
 
 from concierge.adapters.llm.port import ModelReply, ModelRequest, estimate_tokens
@@ -123,19 +126,33 @@ def _standalone(question: str, history: list[dict[str, str]]) -> str:
 
 
 def _answer(inputs: dict[str, Any]) -> str:
+    """The (at most three) passage sentences with the most evidence for the question, in the
+    passages' order, each marked with its passage: so every passage the answer uses is cited,
+    in order of relevance, and a passage no chosen sentence comes from is not.
+
+    A sentence's evidence is the question terms it shares, each weighted by how few of the
+    passages' sentences have it (a word every passage uses tells nothing), divided by its
+    passage's retrieval rank: like a reader who starts with the best passages, a lower-ranked
+    passage is used only when it says clearly more."""
     question_terms = set(terms(inputs["question"]))
-    scored: list[tuple[int, int, int, str]] = []
-    for number, passage in enumerate(inputs["passages"], start=1):
-        for position, sentence in enumerate(sentences(passage["text"])):
-            overlap = len(question_terms & set(terms(sentence)))
-            if overlap:
-                scored.append((overlap, -number, -position, sentence))
+    units = [
+        (rank, position, sentence, question_terms & set(terms(sentence)))
+        for rank, passage in enumerate(inputs["passages"], start=1)
+        for position, sentence in enumerate(sentences(passage["text"]))
+    ]
+    having = Counter(term for *_, shared in units for term in shared)
+    weight = {term: math.log(1 + len(units) / count) for term, count in having.items()}
+    scored = [
+        (sum(weight[term] for term in shared) / rank, -rank, -position, sentence)
+        for rank, position, sentence, shared in units
+        if shared
+    ]
     if not scored:
         return "NO_ANSWER"
     best = sorted(scored, reverse=True)[:_MAX_ANSWER_SENTENCES]
-    # Keep the document order of the chosen sentences so the answer reads naturally.
+    # In the passages' order: the answer reads naturally and its markers run by relevance.
     best.sort(key=lambda item: (-item[1], -item[2]))
-    return " ".join(f"{_as_statement(sentence)} [{-number}]" for _, number, _, sentence in best)
+    return " ".join(f"{_as_statement(sentence)} [{-rank}]" for _, rank, _, sentence in best)
 
 
 def _as_statement(sentence: str) -> str:
