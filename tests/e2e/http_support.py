@@ -235,6 +235,13 @@ def model_steps(runtime: LocalRuntime, request_id: str) -> list[str]:
     return [step["step"] for step in usage if step and step.get("llm_calls")]
 
 
+def steps_run(runtime: LocalRuntime, request_id: str) -> list[str]:
+    """Which model steps ran for a request, in order, whether or not they called a model
+    (classify decides a clear first turn from the index, without one)."""
+    usage = execution_output(runtime, request_id).get("usage") or []
+    return [step["step"] for step in usage if step]
+
+
 # -- the contract's checks ---------------------------------------------------------------
 def assert_json_without_internals(reply: Reply) -> None:
     content_type = reply.headers.get("content-type", "")

@@ -30,9 +30,9 @@ from e2e.http_support import (
     assert_guarded_reply,
     empty_tables,
     execution_output,
-    model_steps,
     serving,
     sources,
+    steps_run,
     table_items,
     turns_of,
 )
@@ -118,6 +118,8 @@ SETTINGS = {
     "default": {},
     "screen-off": {"CONCIERGE_SCREEN": "off"},
     "redact-pii": {"CONCIERGE_REDACT_PII": "true"},
+    # Classify always asks its model (no local classifier): what a guardrail on it sees.
+    "classify-model": {"CONCIERGE_LOCAL_CLASSIFIER": "off"},
 }
 ZERO_USAGE = {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0}
 
@@ -273,7 +275,7 @@ def test_a_refused_question_is_never_cached_nor_stored_and_its_session_stays_new
 
     # Then it is a first turn: classified and answered, no history to condense
     assert "guardrail" not in follow_up
-    assert model_steps(server.runtime, follow_up["request_id"]) == ["classify", "answer"]
+    assert steps_run(server.runtime, follow_up["request_id"]) == ["classify", "answer"]
     assert turns_of(server.runtime, LOCAL_USER, "attacked") == ["What do you sell?"]
 
 
@@ -304,11 +306,12 @@ def test_an_ordinary_question_has_no_guardrail_in_its_answer(server: Server) -> 
     # When it is asked
     reply = server.api.chat("What do you sell?")
 
-    # Then it is answered with exactly the public fields: no `guardrail`
+    # Then it is answered with exactly the public fields: no `guardrail`, by the answer model
+    # (the index made its category clear: classify called no model)
     body = assert_chat_reply(reply)
     assert "guardrail" not in reply.json()
     assert sources(body) == ["en-products.md"]
-    assert body["usage"]["llm_calls"] == 2
+    assert body["usage"]["llm_calls"] == 1
 
 
 def test_passages_carrying_instructions_are_left_out_and_the_answer_is_not_cached(
@@ -336,7 +339,7 @@ def test_passages_carrying_instructions_are_left_out_and_the_answer_is_not_cache
         assert "evil.example" not in body["answer"]
         assert "card number" not in body["answer"]
         assert body["cached"] is False
-        assert body["usage"]["llm_calls"] == 2
+        assert body["usage"]["llm_calls"] >= 1
     assert table_items(server.runtime, "CacheTable") == []
 
 
@@ -353,11 +356,11 @@ def test_an_instruction_split_across_turns_is_refused_on_the_turn_that_completes
     # When the first is asked in a session
     first = server.api.chat(opening, session_id="split")
 
-    # Then the models answer it (its search may find the poisoned document, left out), and
-    # it is kept as the session's first turn
+    # Then the chain answers it, classify and answer (its search may find the poisoned
+    # document, left out), and it is kept as the session's first turn
     assert first.status == 200, first.body[:500]
     assert first.json()["answer"] != refusals["en"]
-    assert first.json()["usage"]["llm_calls"] > 0
+    assert steps_run(server.runtime, first.json()["request_id"]) == ["classify", "answer"]
     assert turns_of(server.runtime, LOCAL_USER, "split") == [opening]
 
     # When the second is asked in the same session
@@ -372,10 +375,12 @@ def test_an_instruction_split_across_turns_is_refused_on_the_turn_that_completes
     assert table_items(server.runtime, "CacheTable") == []
 
 
+@pytest.mark.parametrize("module_server", ["classify-model"], indirect=True)
 def test_a_guardrail_that_blocks_classify_ends_in_the_same_refusal(
     server: Server, refusals: dict[str, str]
 ) -> None:
-    # Given a classify model whose guardrail blocks the question (the local screen lets it by)
+    # Given a classify model whose guardrail blocks the question (the local screen lets it by;
+    # the local classifier is off, so that the model sees every first turn)
     question = "How do I return a tent?"
     assert not screen(question).flagged
     blocked = Guardrail(action="blocked", source="input", reasons=["PROMPT_ATTACK"])
