@@ -216,7 +216,7 @@ def test_a_retried_history_write_does_not_duplicate_the_turn(runtime: LocalRunti
     assert len(table_items(runtime, "HistoryTable")) == 1
 
 
-def test_throttling_is_retried_then_reported_as_unavailable(
+def test_throttling_degrades_classify_and_is_reported_as_unavailable_by_the_answer(
     runtime: LocalRuntime, retry_waits: list[float]
 ) -> None:
     # Given a model that is always throttled
@@ -231,12 +231,13 @@ def test_throttling_is_retried_then_reported_as_unavailable(
     with mock.patch.object(OfflineModel, "generate", throttled):
         status, body = ask(runtime, "Wie lange habe ich Garantie auf einen Rucksack?")
 
-    # Then the model is reported unavailable
+    # Then classify went on with its defaults after its two attempts, and the answer, which
+    # cannot be defaulted, is reported unavailable
     assert status == 503
     assert body["error"]["code"] == "model_unavailable"
-    # And after two attempts inside the step (one retry), then one more run of the step by
-    # Step Functions, with waits inside the budget (full jitter under MaxDelaySeconds)
-    assert attempts == ["classify"] * 4
+    # And the answer step made two attempts (one retry), then Step Functions ran it once more,
+    # waiting inside the budget (full jitter under MaxDelaySeconds)
+    assert attempts == ["classify"] * 2 + ["answer"] * 4
     assert len(retry_waits) == 1
     assert sum(retry_waits) <= 4
 
@@ -399,3 +400,35 @@ def test_concurrent_requests_each_get_their_own_answer(runtime: LocalRuntime) ->
             expected[question]["answer"],
             expected[question]["language"],
         )
+
+
+@pytest.mark.parametrize("step", ["classify", "condense"])
+def test_a_failed_side_step_degrades_to_its_defaults_and_the_question_is_answered(
+    model_classifies: LocalRuntime, step: str
+) -> None:
+    # Given a model that is throttled whenever it is asked to classify or condense
+    original = OfflineModel.generate
+    failed: list[str] = []
+
+    def side_steps_throttled(self: OfflineModel, request: Any) -> Any:
+        if request.task == step:
+            failed.append(request.task)
+            raise ModelThrottledError("busy")
+        return original(self, request)
+
+    # When a first question is asked, and then a follow-up in its session
+    with mock.patch.object(OfflineModel, "generate", side_steps_throttled):
+        first_status, first = ask(model_classifies, "How long is the warranty on backpacks?")
+        status, body = ask(
+            model_classifies,
+            "Can I return a tent I have used?",
+            session_id=first["session_id"],
+        )
+
+    # Then both are answered: the failed step went on with the question as asked, its detected
+    # language and the default category, and no attempt was repeated by Step Functions
+    assert (first_status, status) == (200, 200)
+    answered = first if step == "classify" else body
+    assert answered["language"] == "en" and answered["category"] == "general"
+    assert answered["citations"]
+    assert failed == [step, step]

@@ -6,7 +6,13 @@ from concierge.adapters.dynamodb.history import turns_from_items
 from concierge.adapters.retrieval.port import SearchFilter
 from concierge.cache_keys import cache_key, cache_scope
 from concierge.config import CategorySettings
-from concierge.errors import BudgetExceededError
+from concierge.errors import (
+    BudgetExceededError,
+    ModelInvocationError,
+    ModelReplyError,
+    ModelThrottledError,
+    ModelTimeoutError,
+)
 from concierge.models.http import Guardrail
 from concierge.models.state import (
     AnswerInput,
@@ -22,7 +28,7 @@ from concierge.steps.answer import answer, cite
 from concierge.steps.classify import classify
 from concierge.steps.condense import condense, transcript
 from concierge.steps.retrieve import retrieve
-from fakes import ScriptedModel, route_of
+from fakes import FlakyModel, ScriptedModel, route_of
 
 SETTINGS = CategorySettings(categories=("products", "pricing"))
 
@@ -233,6 +239,64 @@ def test_unusable_condense_output_is_re_asked_once_then_defaulted_field_by_field
         "es",
     )
     assert (result.usage.llm_calls, result.usage.repairs, result.usage.defaulted) == (2, 1, True)
+
+
+ROUTE_FAILURES = {
+    "throttled": [ModelThrottledError("t"), ModelThrottledError("t")],
+    "timed-out": [ModelTimeoutError("slow"), ModelTimeoutError("slow")],
+    "unreadable": [ModelReplyError("not JSON"), ModelReplyError("not JSON")],
+    "refused": [ModelInvocationError("access denied")],
+}
+
+
+@pytest.mark.parametrize("errors", ROUTE_FAILURES.values(), ids=ROUTE_FAILURES.keys())
+def test_a_failed_classify_route_degrades_to_the_safe_defaults(errors: list[Exception]) -> None:
+    # Given a classify route whose only model fails every attempt
+    model = FlakyModel(list(errors), spec="cheap")
+
+    # When a German question is classified
+    result = classify(
+        ClassifyInput(request_id="r", question="Was kostet das Zelt?", deadline_ms=_deadline()),
+        SETTINGS,
+        route_of(model),  # type: ignore[arg-type]
+    )
+
+    # Then the request goes on: default category, detected language, no translation, counted
+    assert (result.category, result.language, result.search_query) == ("general", "de", None)
+    assert result.usage.failed and result.usage.defaulted
+    assert result.usage.llm_calls == 0
+
+
+def test_a_failed_condense_route_keeps_the_question_as_asked() -> None:
+    # Given a condense route whose model stays throttled
+    model = FlakyModel([ModelThrottledError("t"), ModelThrottledError("t")], spec="cheap")
+    history = turns_from_items([_item("Do you sell tents?", "Yes.")])
+    request = _follow_up("Which is cheapest?", _item("Do you sell tents?", "Yes."))
+
+    # When the follow-up is condensed
+    result = condense(request, history, CONDENSE, route_of(model), HISTORY_TOKENS)  # type: ignore[arg-type]
+
+    # Then it is the question as asked, keyed as such, with the defaults, and counted
+    assert (result.question, result.category, result.language) == (
+        "Which is cheapest?",
+        "general",
+        "en",
+    )
+    assert result.cache_key == cache_key("Which is cheapest?", "en", SCOPE)
+    assert result.usage.failed
+
+
+def test_a_spent_budget_still_stops_classify() -> None:
+    # Given a working model but no time left
+    model = ScriptedModel(['{"category": "pricing", "language": "en"}'])
+
+    # When / Then the step fails rather than defaulting: the answer could not be written either
+    with pytest.raises(BudgetExceededError):
+        classify(
+            ClassifyInput(request_id="r", question="How much?", deadline_ms=_deadline(0.1)),
+            SETTINGS,
+            route_of(model),
+        )
 
 
 def test_the_condense_transcript_keeps_the_newest_turns_that_fit_the_token_budget() -> None:

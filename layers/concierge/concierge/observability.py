@@ -127,6 +127,8 @@ def record_usage(usage: StepUsage) -> None:
         step_metrics.add_metric(
             name="OutputDefaulted", unit=MetricUnit.Count, value=int(usage.defaulted)
         )
+        # Every model of the route failed and the step answered with its defaults.
+        step_metrics.add_metric(name="ModelFailed", unit=MetricUnit.Count, value=int(usage.failed))
     if usage.llm_calls and not usage.priced:
         step_metrics.add_metric(name="UnpricedCalls", unit=MetricUnit.Count, value=usage.llm_calls)
     _emit(step_metrics)

@@ -61,6 +61,9 @@ class StepUsage(_State):
     # Invalid structured output that was re-asked (repairs) or replaced by a default (defaulted).
     repairs: int = 0
     defaulted: bool = False
+    # Every model of the route failed (throttled, unavailable, timed out, unreadable), and the
+    # step went on with its safe defaults (classify and condense; the answer step fails).
+    failed: bool = False
 
     def plus(self, other: StepUsage) -> StepUsage:
         """Two calls of one step as one usage (e.g. classify and its repair re-ask)."""

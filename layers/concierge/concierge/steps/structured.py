@@ -16,9 +16,16 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from concierge.adapters.llm.port import ModelReply, Task
 from concierge.config import CategorySettings
-from concierge.errors import ConfigurationError, GuardrailInterventionError
+from concierge.errors import (
+    ConfigurationError,
+    GuardrailInterventionError,
+    ModelInvocationError,
+    ModelThrottledError,
+    ModelTimeoutError,
+)
 from concierge.knowledge import Catalog
 from concierge.models.state import StepUsage
+from concierge.observability import logger
 from concierge.prompt_library import Prompt
 from concierge.steps.calls import ModelRoute, call_model
 from concierge.text import detect_language
@@ -31,6 +38,9 @@ _NONE_OF_THESE = "anything that fits none of the other categories"
 _MAX_SEARCH_QUERY_CHARS = 500
 
 M = TypeVar("M", bound=BaseModel)
+# What a route raises once every model failed; a side step goes on with its defaults instead.
+# Not BudgetExceededError: with the budget spent, the answer could not be written either.
+_ROUTE_FAILURES = (ModelThrottledError, ModelTimeoutError, ModelInvocationError)
 
 
 class ModelClassification(BaseModel):
@@ -165,30 +175,45 @@ def ask_for_json(
     check: Callable[[M], str],
     guarded: str = "",
 ) -> Structured[M]:
-    """Call the route, parse its reply into `model`, and re-ask once if it is unusable."""
-    reply, usage = call_model(
-        route,
-        task,
-        prompt,
-        system=system,
-        user=user,
-        inputs=inputs,
-        deadline_ms=deadline_ms,
-        guarded=guarded,
-    )
-    _stop_if_refused(reply)
-    parsed, problem = parse_json(reply.text, model, check)
-    if problem:
-        repaired, repair_usage = call_model(
+    """Call the route, parse its reply into `model`, and re-ask once if it is unusable. When
+    every model of the route fails, nothing is parsed and the caller's defaults stand: a side
+    step must not fail the request (a guardrail's block and a spent budget still stop it)."""
+    try:
+        reply, usage = call_model(
             route,
             task,
             prompt,
             system=system,
-            user=prompt.render_repair(user, problem),
+            user=user,
             inputs=inputs,
             deadline_ms=deadline_ms,
             guarded=guarded,
         )
+    except _ROUTE_FAILURES as error:
+        # Its name only: an error's message may quote what the model was sent.
+        logger.warning(
+            "model route failed: the step goes on with its defaults",
+            extra={"step": task, "error": type(error).__name__},
+        )
+        failed = StepUsage(step=task, model=route.spec, defaulted=True, failed=True)
+        return Structured(None, f"the model route failed ({type(error).__name__})", failed)
+    _stop_if_refused(reply)
+    parsed, problem = parse_json(reply.text, model, check)
+    if problem:
+        try:
+            repaired, repair_usage = call_model(
+                route,
+                task,
+                prompt,
+                system=system,
+                user=prompt.render_repair(user, problem),
+                inputs=inputs,
+                deadline_ms=deadline_ms,
+                guarded=guarded,
+            )
+        except _ROUTE_FAILURES:
+            # The first reply was unusable and the re-ask failed: defaults, as for a bad reply.
+            return Structured(None, problem, usage.model_copy(update={"defaulted": True}))
         usage = usage.plus(repair_usage).model_copy(update={"repairs": 1})
         _stop_if_refused(repaired)
         parsed, problem = parse_json(repaired.text, model, check)
