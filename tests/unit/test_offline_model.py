@@ -157,6 +157,26 @@ def test_answer_leans_on_the_best_ranked_passage_over_one_sharing_more_words() -
     assert "[4]" not in reply.text
 
 
+def test_answer_uses_a_lower_ranked_passage_whose_title_names_what_is_asked() -> None:
+    # Given a best-ranked passage about tents that are heavy, and a second one titled with the
+    # stove the question names, whose text does not repeat the name
+    passages = [
+        {
+            "title": "Tents",
+            "text": "The Cirrus is heavy. The Nimbus is heavy. The Stratus is heavy.",
+        },
+        {"title": "Kestrel stove", "text": "It is heavy for a stove of its size: 400 g."},
+    ]
+
+    # When the offline model answers
+    reply = OfflineModel().generate(
+        _request("answer", question="How heavy is the Kestrel?", passages=passages)
+    )
+
+    # Then the stove's passage is used and cited, after the better-ranked one
+    assert reply.text.endswith("It is heavy for a stove of its size: 400 g. [2]")
+
+
 def test_answer_says_no_answer_when_nothing_matches() -> None:
     # Given a passage unrelated to the question
     passages = [{"text": "Our shop is in Innsbruck."}]

@@ -66,6 +66,8 @@ _ANAPHORA = frozenset(
     ]
 )
 _MAX_ANSWER_SENTENCES = 3
+# What a question term in a passage's title counts for, against one in the sentence itself.
+_TITLE_SHARE = 0.5
 
 
 class OfflineModel:
@@ -131,20 +133,30 @@ def _answer(inputs: dict[str, Any]) -> str:
     in order of relevance, and a passage no chosen sentence comes from is not.
 
     A sentence's evidence is the question terms it shares, each weighted by how few of the
-    passages' sentences have it (a word every passage uses tells nothing), divided by its
-    passage's retrieval rank: like a reader who starts with the best passages, a lower-ranked
-    passage is used only when it says clearly more."""
+    passages' sentences have it (a word every passage uses tells nothing), plus half the weight
+    of those only its passage's title shares (the title says what the passage is about), all
+    divided by its passage's retrieval rank: like a reader who starts with the best passages,
+    a lower-ranked passage is used only when it says clearly more."""
     question_terms = set(terms(inputs["question"]))
-    units = [
-        (rank, position, sentence, question_terms & set(terms(sentence)))
-        for rank, passage in enumerate(inputs["passages"], start=1)
-        for position, sentence in enumerate(sentences(passage["text"]))
-    ]
-    having = Counter(term for *_, shared in units for term in shared)
-    weight = {term: math.log(1 + len(units) / count) for term, count in having.items()}
+    units: list[tuple[int, int, str, set[str], set[str]]] = []
+    for rank, passage in enumerate(inputs["passages"], start=1):
+        about = question_terms & set(terms(passage.get("title", "")))
+        for position, sentence in enumerate(sentences(passage["text"])):
+            units.append((rank, position, sentence, question_terms & set(terms(sentence)), about))
+    having = Counter(term for unit in units for term in unit[3])
+
+    def weight(term: str) -> float:
+        # A title term no sentence has is as rare as a term can be.
+        return math.log(1 + len(units) / max(having[term], 1))
+
     scored = [
-        (sum(weight[term] for term in shared) / rank, -rank, -position, sentence)
-        for rank, position, sentence, shared in units
+        (
+            (sum(map(weight, shared)) + _TITLE_SHARE * sum(map(weight, about - shared))) / rank,
+            -rank,
+            -position,
+            sentence,
+        )
+        for rank, position, sentence, shared, about in units
         if shared
     ]
     if not scored:
