@@ -28,6 +28,7 @@ from concierge.safety.answer_checks import (
 )
 from concierge.safety.pii import redact
 from concierge.steps.calls import ModelRoute, call_model
+from concierge.text import snippet
 
 NO_ANSWER = "NO_ANSWER"
 _MARKER = re.compile(r"\[(\d{1,2})\]")
@@ -142,7 +143,7 @@ def cite(text: str, passages: list[Passage]) -> tuple[str, list[Citation], tuple
         if passage.source not in position_of_document:
             # The document's best-ranked marked passage speaks for it.
             citations.append(
-                Citation(source=passage.source, title=passage.title, snippet=_snippet(passage.text))
+                Citation(source=passage.source, title=passage.title, snippet=snippet(passage.text, _SNIPPET_CHARS))
             )
             position_of_document[passage.source] = len(citations)
         renumbered[number] = position_of_document[passage.source]
@@ -158,11 +159,6 @@ def cite(text: str, passages: list[Passage]) -> tuple[str, list[Citation], tuple
     if not citations:
         problems = (*problems, "uncited")
     return text.strip(), citations, problems
-
-
-def _snippet(text: str) -> str:
-    flat = " ".join(line.strip().lstrip("#").strip() for line in text.splitlines() if line.strip())
-    return flat if len(flat) <= _SNIPPET_CHARS else flat[: _SNIPPET_CHARS - 1].rstrip() + "…"
 
 
 def _stored(text: str, passages: list[Passage]) -> str:
