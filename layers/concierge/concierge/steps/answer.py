@@ -143,7 +143,11 @@ def cite(text: str, passages: list[Passage]) -> tuple[str, list[Citation], tuple
         if passage.source not in position_of_document:
             # The document's best-ranked marked passage speaks for it.
             citations.append(
-                Citation(source=passage.source, title=passage.title, snippet=snippet(passage.text, _SNIPPET_CHARS))
+                Citation(
+                    source=passage.source,
+                    title=passage.title,
+                    snippet=snippet(passage.text, _SNIPPET_CHARS),
+                )
             )
             position_of_document[passage.source] = len(citations)
         renumbered[number] = position_of_document[passage.source]
