@@ -4,6 +4,7 @@ length bound, its language; and the answer step's use of them (repairs are never
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -174,6 +175,37 @@ def test_an_answer_in_another_language_is_re_asked_once_then_replaced() -> None:
     assert result.answer == load_prompt("answer").no_answer["es"]
     assert result.guardrail == Guardrail(action="blocked", source="output", reasons=["language"])
     assert result.cacheable is False
+
+
+def test_a_language_re_ask_that_fails_gives_the_no_answer_reply_not_a_failed_request() -> None:
+    # Given a model that answers a Spanish question in English, then is throttled on the re-ask
+    class EnglishThenThrottled(ScriptedModel):
+        def generate(self, request: Any) -> Any:
+            if self.requests:
+                self.requests.append(request)
+                raise ModelThrottledError("busy")
+            return super().generate(request)
+
+    model = EnglishThenThrottled(
+        ["The tent costs 299 euros and it is the best one we have for the mountains [1]."]
+    )
+    request = AnswerInput(
+        request_id="r",
+        question="¿Cuánto?",
+        language="es",
+        passages=[_passage()],
+        deadline_ms=_deadline(),
+    )
+
+    # When it is answered
+    result = answer(request, route_of(model))
+
+    # Then the user gets the Spanish no-answer message with the intervention, as when the
+    # re-ask is still in English, after the re-ask's attempts
+    assert result.answer == load_prompt("answer").no_answer["es"]
+    assert result.guardrail == Guardrail(action="blocked", source="output", reasons=["language"])
+    assert result.cacheable is False
+    assert len(model.requests) == 3
 
 
 def test_an_answer_repaired_into_the_right_language_is_shown_not_cached() -> None:

@@ -17,7 +17,12 @@ import re
 from concierge.adapters.llm.port import ModelReply
 from concierge.config import AnswerCheckSettings
 from concierge.deadline import seconds_left
-from concierge.errors import GuardrailInterventionError
+from concierge.errors import (
+    GuardrailInterventionError,
+    ModelInvocationError,
+    ModelThrottledError,
+    ModelTimeoutError,
+)
 from concierge.models.http import Citation, Guardrail
 from concierge.models.state import AnswerInput, AnswerOutput, Passage, StepUsage
 from concierge.prompt_library import Prompt, fenced, in_language, load_prompt
@@ -35,6 +40,8 @@ _MARKER = re.compile(r"\[(\d{1,2})\]")
 _MARKER_WITH_SPACE = re.compile(r"(\s?)\[(\d{1,2})\]")
 _REPEATED_MARKER = re.compile(r"(\[\d+\])(?:\s*\1)+")
 _SNIPPET_CHARS = 240
+# What a route raises once every model failed (a spent budget still fails the request).
+_ROUTE_FAILURES = (ModelThrottledError, ModelTimeoutError, ModelInvocationError)
 # A re-ask for the language is only worth starting with this much of the budget left.
 _REPAIR_SECONDS = 4.0
 
@@ -69,14 +76,20 @@ def answer(
     if foreign := written_in_another_language(text, request.language):
         repairs = ("language",)
         if seconds_left(request.deadline_ms) > _REPAIR_SECONDS:
-            repaired, repair_usage = _ask(
-                route, prompt, request, system, prompt.render_repair(user, request.language)
-            )
-            usage = usage.plus(repair_usage).model_copy(update={"repairs": 1})
-            if repaired.refused:
-                return _refused(request, prompt, usage, repaired.guardrail)
-            text = repaired.text.strip()
-            foreign = written_in_another_language(text, request.language)
+            try:
+                repaired, repair_usage = _ask(
+                    route, prompt, request, system, prompt.render_repair(user, request.language)
+                )
+            except _ROUTE_FAILURES:
+                # The re-ask could not be made: as for a re-ask still in the wrong language,
+                # the user gets the no-answer reply in their language, not a failed request.
+                repaired, repair_usage = None, None
+            if repaired is not None and repair_usage is not None:
+                usage = usage.plus(repair_usage).model_copy(update={"repairs": 1})
+                if repaired.refused:
+                    return _refused(request, prompt, usage, repaired.guardrail)
+                text = repaired.text.strip()
+                foreign = written_in_another_language(text, request.language)
         if foreign:
             language_failed = Guardrail(action="blocked", source="output", reasons=["language"])
             return _no_answer(request, prompt, usage, language_failed, problems=("language",))
