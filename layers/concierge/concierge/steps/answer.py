@@ -17,12 +17,7 @@ import re
 from concierge.adapters.llm.port import ModelReply
 from concierge.config import AnswerCheckSettings
 from concierge.deadline import seconds_left
-from concierge.errors import (
-    GuardrailInterventionError,
-    ModelInvocationError,
-    ModelThrottledError,
-    ModelTimeoutError,
-)
+from concierge.errors import GuardrailInterventionError
 from concierge.models.http import Citation, Guardrail
 from concierge.models.state import AnswerInput, AnswerOutput, Passage, StepUsage
 from concierge.prompt_library import Prompt, fenced, in_language, load_prompt
@@ -32,7 +27,7 @@ from concierge.safety.answer_checks import (
     written_in_another_language,
 )
 from concierge.safety.pii import redact
-from concierge.steps.calls import ModelRoute, call_model
+from concierge.steps.calls import ROUTE_FAILURES, ModelRoute, call_model
 from concierge.text import snippet
 
 NO_ANSWER = "NO_ANSWER"
@@ -40,8 +35,6 @@ _MARKER = re.compile(r"\[(\d{1,2})\]")
 _MARKER_WITH_SPACE = re.compile(r"(\s?)\[(\d{1,2})\]")
 _REPEATED_MARKER = re.compile(r"(\[\d+\])(?:\s*\1)+")
 _SNIPPET_CHARS = 240
-# What a route raises once every model failed (a spent budget still fails the request).
-_ROUTE_FAILURES = (ModelThrottledError, ModelTimeoutError, ModelInvocationError)
 # A re-ask for the language is only worth starting with this much of the budget left.
 _REPAIR_SECONDS = 4.0
 
@@ -80,7 +73,7 @@ def answer(
                 repaired, repair_usage = _ask(
                     route, prompt, request, system, prompt.render_repair(user, request.language)
                 )
-            except _ROUTE_FAILURES:
+            except ROUTE_FAILURES:
                 # The re-ask could not be made: as for a re-ask still in the wrong language,
                 # the user gets the no-answer reply in their language, not a failed request.
                 repaired, repair_usage = None, None

@@ -33,6 +33,9 @@ from concierge.prompt_library import Prompt
 # Below this there is no point starting a model call: it could not finish in time.
 MIN_CALL_SECONDS = 0.5
 _RETRYABLE = (ModelThrottledError, ModelTimeoutError, ModelReplyError)
+# What call_model raises once every model of the route failed (a spent budget is
+# BudgetExceededError, not among them): a side step may go on without a model on these.
+ROUTE_FAILURES = (ModelThrottledError, ModelTimeoutError, ModelInvocationError)
 
 
 @dataclass(frozen=True)

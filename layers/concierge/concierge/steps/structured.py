@@ -16,18 +16,12 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from concierge.adapters.llm.port import ModelReply, Task
 from concierge.config import CategorySettings
-from concierge.errors import (
-    ConfigurationError,
-    GuardrailInterventionError,
-    ModelInvocationError,
-    ModelThrottledError,
-    ModelTimeoutError,
-)
+from concierge.errors import ConfigurationError, GuardrailInterventionError
 from concierge.knowledge import Catalog
 from concierge.models.state import StepUsage
 from concierge.observability import logger
 from concierge.prompt_library import Prompt
-from concierge.steps.calls import ModelRoute, call_model
+from concierge.steps.calls import ROUTE_FAILURES, ModelRoute, call_model
 from concierge.text import detect_language
 
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
@@ -38,9 +32,6 @@ _NONE_OF_THESE = "anything that fits none of the other categories"
 _MAX_SEARCH_QUERY_CHARS = 500
 
 M = TypeVar("M", bound=BaseModel)
-# What a route raises once every model failed; a side step goes on with its defaults instead.
-# Not BudgetExceededError: with the budget spent, the answer could not be written either.
-_ROUTE_FAILURES = (ModelThrottledError, ModelTimeoutError, ModelInvocationError)
 
 
 class ModelClassification(BaseModel):
@@ -189,7 +180,7 @@ def ask_for_json(
             deadline_ms=deadline_ms,
             guarded=guarded,
         )
-    except _ROUTE_FAILURES as error:
+    except ROUTE_FAILURES as error:
         # Its name only: an error's message may quote what the model was sent.
         logger.warning(
             "model route failed: the step goes on with its defaults",
@@ -211,7 +202,7 @@ def ask_for_json(
                 deadline_ms=deadline_ms,
                 guarded=guarded,
             )
-        except _ROUTE_FAILURES:
+        except ROUTE_FAILURES:
             # The first reply was unusable and the re-ask failed: defaults, as for a bad reply.
             return Structured(None, problem, usage.model_copy(update={"defaulted": True}))
         usage = usage.plus(repair_usage).model_copy(update={"repairs": 1})
