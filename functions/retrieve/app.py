@@ -9,7 +9,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from concierge import wiring
 from concierge.config import RetrieveSettings, ScreenSettings
 from concierge.models.state import RetrieveInput, parse
-from concierge.observability import logger, record_latency, tracer
+from concierge.observability import (
+    logger,
+    record_classification_doubted,
+    record_latency,
+    tracer,
+)
 from concierge.steps.retrieve import retrieve
 
 
@@ -26,11 +31,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         screened=wiring.settings(ScreenSettings).on,
     )
     record_latency("retrieve", (time.perf_counter() - started) * 1000)
+    record_classification_doubted(result.widened > 0)
     logger.info(
         "retrieved",
         extra={
             "passages": len(result.passages),
             "filter": result.filter_used,
+            "widened": result.widened,
             "retriever": settings.retriever,
             "filtered_out": result.guardrail.reasons if result.guardrail else [],
         },

@@ -274,6 +274,11 @@ def test_the_step_relaxes_the_filter_against_the_knowledge_base(
     stubber.add_response(
         "retrieve",
         {"retrievalResults": [s3_result("warranty-policy.md", "Two years.", 0.7)]},
+        expected_request(None),
+    )
+    stubber.add_response(
+        "retrieve",
+        {"retrievalResults": [s3_result("warranty-policy.md", "Two years.", 0.7)]},
         expected_request(equals("language", "en")),
     )
     request = RetrieveInput(
@@ -287,7 +292,9 @@ def test_the_step_relaxes_the_filter_against_the_knowledge_base(
     # When the step runs against it
     result = retrieve(request, BedrockKnowledgeBase(KB_ID, client), 4)
 
-    # Then it widened to the language filter and stopped there
+    # Then, after the classification's filter and the search without one (its check), it
+    # widened to the language filter and stopped there
+    stubber.assert_no_pending_responses()
     assert result.filter_used == "language"
     assert [p.source for p in result.passages] == ["warranty-policy.md"]
 
@@ -304,11 +311,6 @@ def test_passages_below_the_minimum_score_are_dropped_and_the_filter_relaxed(
     )
     stubber.add_response(
         "retrieve",
-        {"retrievalResults": [s3_result("faq.md", "Still weak.", 0.3)]},
-        expected_request(equals("language", "en")),
-    )
-    stubber.add_response(
-        "retrieve",
         {
             "retrievalResults": [
                 s3_result("warranty-policy.md", "Two years.", 0.72),
@@ -316,6 +318,11 @@ def test_passages_below_the_minimum_score_are_dropped_and_the_filter_relaxed(
             ]
         },
         expected_request(None),
+    )
+    stubber.add_response(
+        "retrieve",
+        {"retrievalResults": [s3_result("faq.md", "Still weak.", 0.3)]},
+        expected_request(equals("language", "en")),
     )
     request = RetrieveInput(
         request_id="r1",
@@ -328,7 +335,9 @@ def test_passages_below_the_minimum_score_are_dropped_and_the_filter_relaxed(
     # When the step runs with a minimum score of 0.4
     result = retrieve(request, BedrockKnowledgeBase(KB_ID, client), 4, min_score=0.4)
 
-    # Then only the passage above it is kept, found without a filter
+    # Then only the passage above it is kept, found without a filter (that search, made with
+    # the first, is not made again)
+    stubber.assert_no_pending_responses()
     assert result.filter_used == "none"
     assert [(p.source, p.score) for p in result.passages] == [("warranty-policy.md", 0.72)]
 
@@ -475,7 +484,8 @@ def test_a_translated_question_is_searched_twice_and_the_rankings_fused(
     agent_runtime: tuple[Any, Stubber],
 ) -> None:
     # Given a German question with its English translation, and Retrieve expecting the question
-    # under the category and German, then the translation under the category alone
+    # under the category and German, then the translation under the category alone, then both
+    # without a filter (the check of the classification)
     client, stubber = agent_runtime
     german = "Wie lange gilt die Garantie auf Zelte?"
     stubber.add_response(
@@ -495,6 +505,16 @@ def test_a_translated_question_is_searched_twice_and_the_rankings_fused(
         },
         expected_request(equals("category", "policies"), query=QUESTION),
     )
+    stubber.add_response(
+        "retrieve",
+        {"retrievalResults": [s3_result("de-zelte.md", "Zelte: 1,9 kg.", 0.41, language="de")]},
+        expected_request(None, query=german),
+    )
+    stubber.add_response(
+        "retrieve",
+        {"retrievalResults": [s3_result("warranty-policy.md", "Two years.", 0.8)]},
+        expected_request(None, query=QUESTION),
+    )
     request = RetrieveInput(
         request_id="r1",
         question=german,
@@ -507,8 +527,8 @@ def test_a_translated_question_is_searched_twice_and_the_rankings_fused(
     # When the step runs against the knowledge base (its calls in order, for the Stubber)
     result = retrieve(request, BedrockKnowledgeBase(KB_ID, client, concurrent=False), 4)
 
-    # Then both requests went out as expected, and the passage both found leads the fusion
-    # under the classification's filter
+    # Then the four requests went out as expected, and the passage both found leads the
+    # fusion under the classification's filter (the search without it agrees)
     stubber.assert_no_pending_responses()
     assert result.filter_used == "category+language"
     assert [p.source for p in result.passages] == ["de-zelte.md", "warranty-policy.md"]

@@ -100,15 +100,17 @@ def test_the_translation_is_searched_without_the_language_filter() -> None:
     retrieve(_request("Garantie?", "warranty"), backend, 4)
 
     # Then the question was searched under category and language, the translation under the
-    # category alone
+    # category alone, and both again without a filter (to check the classification)
     assert backend.asked == [
         ("Garantie?", SearchFilter(category="policies", language="de")),
         ("warranty", SearchFilter(category="policies")),
+        ("Garantie?", SearchFilter()),
+        ("warranty", SearchFilter()),
     ]
 
 
 @pytest.mark.parametrize("search_query", [None, "", "  ", "garantie?"])
-def test_without_a_different_translation_the_question_is_searched_once(
+def test_without_a_different_translation_only_the_question_is_searched(
     search_query: str | None,
 ) -> None:
     # Given a backend that records its searches
@@ -117,8 +119,9 @@ def test_without_a_different_translation_the_question_is_searched_once(
     # When the question is retrieved with no translation, an empty one or the question itself
     result = retrieve(_request("Garantie?", search_query), backend, 4)
 
-    # Then it is searched once, and its passages keep the backend's scores
-    assert len(backend.asked) == 1
+    # Then only the question is searched (under the classification, and without a filter to
+    # check it), and its passages keep the backend's scores
+    assert [query for query, _ in backend.asked] == ["Garantie?", "Garantie?"]
     assert [(p.source, p.score) for p in result.passages] == [("de-garantie.md", 3.2)]
 
 

@@ -332,10 +332,10 @@ def test_retrieve_stops_widening_the_filter_when_the_budget_is_nearly_spent() ->
     # When passages are retrieved
     result = retrieve(request, Empty(), limit=4)
 
-    # Then none are found, after one search with the classification and no wider one that
-    # could outlast the request
+    # Then none are found, after the first round trip (the classification's filter, and no
+    # filter to check it) and no relaxed search that could outlast the request
     assert result.passages == []
-    assert searched == [SearchFilter(category="products", language="en")]
+    assert searched == [SearchFilter(category="products", language="en"), SearchFilter()]
 
 
 class _Index:
@@ -383,6 +383,79 @@ def test_retrieve_relaxes_a_filter_that_finds_nothing() -> None:
     # Then the full filter is tried first, and the passage is found by the language alone
     assert result.filter_used == "language"
     assert index.filters[0] == SearchFilter(category="general", language="es")
+
+
+def test_retrieve_keeps_the_filters_passages_when_the_search_without_it_agrees() -> None:
+    # Given an index whose best passage overall is in the question's category
+    exact = SearchFilter(category="pricing", language="en")
+    index = _Index(
+        {
+            exact: [_passage("prices.md"), _passage("club.md")],
+            SearchFilter(): [_passage("prices.md"), _passage("returns.md")],
+        }
+    )
+
+    # When passages are retrieved for a question classified that way
+    result = retrieve(_retrieve_input("pricing", "en"), index, 4)
+
+    # Then only the filter's passages are given: nothing from outside it
+    assert [p.source for p in result.passages] == ["prices.md", "club.md"]
+    assert result.widened == 0
+
+
+def test_a_misclassified_question_still_gets_the_passages_the_filter_hid() -> None:
+    # Given an index whose best passages overall are outside the question's (wrong) category
+    index = _Index(
+        {
+            SearchFilter(category="products", language="en"): [
+                _passage(f"product-{n}.md") for n in range(4)
+            ],
+            SearchFilter(): [
+                _passage("warranty.md"),
+                _passage("product-2.md"),
+                _passage("returns.md"),
+                _passage("repairs.md"),
+            ],
+        }
+    )
+
+    # When passages are retrieved for a question classified under products
+    result = retrieve(_retrieve_input("products", "en"), index, 4)
+
+    # Then the filter's best passages keep the lead, and the second half goes to the best of
+    # those it hid (one it found too is not given twice)
+    assert [p.source for p in result.passages] == [
+        "product-0.md",
+        "product-1.md",
+        "warranty.md",
+        "returns.md",
+    ]
+    assert result.filter_used == "category+language"
+    assert result.widened == 2
+
+
+def test_when_no_filter_finds_anything_the_unfiltered_search_is_used_without_another_call() -> None:
+    # Given an index that has passages only for a search without a filter
+    index = _Index({SearchFilter(): [_passage("faq.md")]})
+
+    # When passages are retrieved
+    result = retrieve(_retrieve_input("products", "en"), index, 4)
+
+    # Then the filter and its language are tried, and the first round trip's unfiltered search
+    # gives the passages (no third search)
+    assert [p.source for p in result.passages] == ["faq.md"]
+    assert result.filter_used == "none"
+    assert index.filters == [
+        SearchFilter(category="products", language="en"),
+        SearchFilter(),
+        SearchFilter(language="en"),
+    ]
+
+
+def _retrieve_input(category: str, language: str) -> RetrieveInput:
+    return RetrieveInput(
+        request_id="r", question="q", category=category, language=language, deadline_ms=_deadline()
+    )
 
 
 # -- answer -----------------------------------------------------------------------------------

@@ -145,6 +145,15 @@ def record_local_classification(decided: bool) -> None:
     _emit(step_metrics)
 
 
+def record_classification_doubted(doubted: bool) -> None:
+    """A retrieval whose search without the filter ranked first a passage the classification's
+    filter hid (1), or agreed with it (0): the average is the share of questions the classify
+    model (or the local vote) likely routed wrong, a sign of overlapping categories."""
+    step_metrics = _step_metrics("retrieve")
+    step_metrics.add_metric(name="ClassificationDoubted", unit=MetricUnit.Count, value=int(doubted))
+    _emit(step_metrics)
+
+
 def record_latency(step: str, latency_ms: float) -> None:
     step_metrics = _step_metrics(step)
     step_metrics.add_metric(name="StepLatency", unit=MetricUnit.Milliseconds, value=latency_ms)

@@ -233,10 +233,16 @@ class Passage(_State):
     score: float
 
 
+# Which filter found the passages: the classification's, a relaxed one, or none.
+FilterName = Literal["category+language", "language", "none"]
+
+
 class Retrieval(_State):
     passages: list[Passage]
-    # Which filter found the passages: the classification's, a relaxed one, or none.
-    filter_used: Literal["category+language", "language", "none"]
+    filter_used: FilterName
+    # How many of the passages come from outside the filter: the search with no filter ranked
+    # another passage first, so the classification was in doubt and both rankings were fused.
+    widened: int = 0
     # Passages the screen left out (injected instructions): `filtered` from `passages`.
     guardrail: Guardrail | None = None
 

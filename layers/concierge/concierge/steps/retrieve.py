@@ -1,5 +1,13 @@
-"""Retrieve: search the knowledge base with the classification as filter, relaxing it when empty;
-then leave out the passages that carry instructions for the assistant.
+"""Retrieve: search the knowledge base with the classification as filter, and without it to
+check it; then leave out the passages that carry instructions for the assistant.
+
+The classification is a guess (a cheap model's, or the local vote's), so it is checked against
+a search with no filter, made in the same round trip. When that search's best passage is one
+the filter found too, the filter's passages are used. When it is not, the classification is in
+doubt: the filter's best passages come first (a right classification keeps the lead), and the
+second half goes to the best of those the filter hid (`widened` counts them), so a
+misclassified question still gets the passages that answer it. A filter that finds nothing is
+relaxed to the language alone, then to none.
 
 A question in a language the knowledge base has few or no documents in comes with
 `search_query`, the question in the knowledge base's main language (from classify or condense).
@@ -13,7 +21,7 @@ from __future__ import annotations
 from concierge.adapters.retrieval.port import Query, Retriever, SearchFilter, fuse, search_each
 from concierge.deadline import seconds_left
 from concierge.models.http import Guardrail
-from concierge.models.state import Passage, Retrieval, RetrieveInput
+from concierge.models.state import FilterName, Passage, Retrieval, RetrieveInput
 from concierge.safety.screen import screen
 
 # A knowledge-base call may take up to its 3-second read timeout (a question and its translation
@@ -57,24 +65,65 @@ def _screened(found: Retrieval) -> Retrieval:
 def _search(
     request: RetrieveInput, retriever: Retriever, limit: int, min_score: float | None
 ) -> Retrieval:
-    # A misclassified category must not hide the answer: widen the filter step by step.
+    # The first round trip searches under the filter and without it (to check the filter);
+    # a filter that finds nothing is widened to the language, then to the search without it.
     attempts = (
         ("category+language", SearchFilter(category=request.category, language=request.language)),
         ("language", SearchFilter(language=request.language)),
-        ("none", SearchFilter()),
     )
+    unfiltered: list[Passage] = []
     for number, (name, search_filter) in enumerate(attempts):
-        if number and seconds_left(request.deadline_ms) < MIN_SEARCH_SECONDS:
-            # A wider search would not finish inside the request's budget: stop with none, and
-            # the answer says nothing was found rather than the request timing out.
+        if number == 0:
+            filtered, unfiltered = _rankings(
+                request, retriever, [search_filter, SearchFilter()], limit, min_score
+            )
+        elif seconds_left(request.deadline_ms) < MIN_SEARCH_SECONDS:
+            # Another search would not finish inside the request's budget: stop with what the
+            # first round trip found rather than the request timing out.
             break
-        rankings = search_each(retriever, _queries(request, search_filter), limit)
-        if min_score is not None:
-            rankings = [[p for p in ranking if p.score >= min_score] for ranking in rankings]
-        passages = fuse(rankings, limit)
-        if passages:
-            return Retrieval(passages=passages, filter_used=name)
-    return Retrieval(passages=[], filter_used="none")
+        else:
+            (filtered,) = _rankings(request, retriever, [search_filter], limit, min_score)
+        if filtered:
+            return _checked(filtered, unfiltered, limit, name)
+    return Retrieval(passages=unfiltered, filter_used="none")
+
+
+def _checked(
+    filtered: list[Passage], unfiltered: list[Passage], limit: int, name: FilterName
+) -> Retrieval:
+    """The filter's passages when the search without it agrees (its best passage is one the
+    filter found too); otherwise the filter's best ones, then, in the second half, the best of
+    those the filter hid."""
+    inside = {_key(passage) for passage in filtered}
+    if not unfiltered or _key(unfiltered[0]) in inside:
+        return Retrieval(passages=filtered, filter_used=name)
+    hidden = [passage for passage in unfiltered if _key(passage) not in inside][: limit // 2]
+    passages = filtered[: limit - len(hidden)] + hidden
+    return Retrieval(passages=passages, filter_used=name, widened=len(hidden))
+
+
+def _rankings(
+    request: RetrieveInput,
+    retriever: Retriever,
+    filters: list[SearchFilter],
+    limit: int,
+    min_score: float | None,
+) -> list[list[Passage]]:
+    """Per filter, the question's and its translation's rankings under it fused, all searched
+    in one round trip; passages under `min_score` do not count."""
+    groups = [_queries(request, search_filter) for search_filter in filters]
+    rankings = search_each(retriever, [query for group in groups for query in group], limit)
+    if min_score is not None:
+        rankings = [[p for p in ranking if p.score >= min_score] for ranking in rankings]
+    fused: list[list[Passage]] = []
+    for group in groups:
+        fused.append(fuse(rankings[: len(group)], limit))
+        rankings = rankings[len(group) :]
+    return fused
+
+
+def _key(passage: Passage) -> tuple[str, str]:
+    return passage.source, passage.text
 
 
 def _queries(request: RetrieveInput, search_filter: SearchFilter) -> list[Query]:
