@@ -67,7 +67,7 @@ def _search(
 ) -> Retrieval:
     # The first round trip searches under the filter and without it (to check the filter);
     # a filter that finds nothing is widened to the language, then to the search without it.
-    attempts = (
+    attempts: tuple[tuple[FilterName, SearchFilter], ...] = (
         ("category+language", SearchFilter(category=request.category, language=request.language)),
         ("language", SearchFilter(language=request.language)),
     )
