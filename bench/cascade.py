@@ -166,6 +166,7 @@ def _corpus(
                 language=got.language,
                 passages=found.passages,
                 deadline_ms=2**62,
+                search_query=q.translation if translated else None,
             ),
             route,
         )

@@ -135,6 +135,7 @@ def _measure(
                 language=q.language,
                 passages=found.passages,
                 deadline_ms=2**62,
+                search_query=q.translation,
             ),
             route,
         )

@@ -125,8 +125,33 @@ def test_a_long_answer_is_cut_at_a_sentence() -> None:
         ("La tienda cuesta 299 euros y es la mejor que tenemos para la montaña.", "es", None),
         ("Cirrus 2: 299 EUR. [1]", "de", None),
         ("The tent costs 299 euros and it is the best one we have.", "ja", None),
+        (
+            "Das steht dazu in unseren Unterlagen: „The tent costs 299 euros and it is the best"
+            " one we have for the mountains.“ [1]",
+            "de",
+            None,
+        ),
+        (
+            "“The tent costs 299 euros and it is the best one we have for the mountains.” [1]",
+            "de",
+            "en",
+        ),
+        (
+            "Our documents say: «La tienda cuesta 299 euros y es la mejor que tenemos para la"
+            " montaña.» It is the best one we have.",
+            "de",
+            "es",
+        ),
     ],
-    ids=["english-for-spanish", "spanish", "too-short-to-tell", "unknown-language"],
+    ids=[
+        "english-for-spanish",
+        "spanish",
+        "too-short-to-tell",
+        "unknown-language",
+        "german-quoting-english",
+        "only-a-quotation",
+        "english-quoting-spanish-for-german",
+    ],
 )
 def test_the_language_is_judged_only_when_the_words_say_so(
     text: str, language: str, expected: str | None
@@ -135,7 +160,8 @@ def test_the_language_is_judged_only_when_the_words_say_so(
     # When its language is checked
     found = written_in_another_language(text, language)
 
-    # Then only a clear mismatch is reported
+    # Then only a clear mismatch is reported; a quotation of a document counts for nothing when
+    # the answer's own words are in the language asked for
     assert found == expected
 
 

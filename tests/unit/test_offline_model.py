@@ -111,6 +111,32 @@ def test_answer_extracts_and_cites_matching_sentences() -> None:
     assert reply.text == "The Pika stove is the cheapest product at 39 EUR. [2]"
 
 
+def test_a_question_in_another_language_is_answered_by_quoting_the_documents() -> None:
+    # Given a German question, its English search_query, and English passages
+    passages = [
+        {"text": "Tents carry a five-year warranty.", "language": "en"},
+        {"text": "Our shop is in Innsbruck.", "language": "en"},
+    ]
+
+    # When the offline model answers
+    reply = OfflineModel().generate(
+        _request(
+            "answer",
+            question="Wie lange gilt die Garantie auf Zelte?",
+            language="de",
+            search_query="How long is the warranty on tents?",
+            passages=passages,
+        )
+    )
+
+    # Then it finds the sentence through the search_query's words and quotes it as written,
+    # after a German lead-in, citing its passage
+    assert reply.text == (
+        "Das steht dazu in unseren Unterlagen, im Wortlaut zitiert:"
+        " „Tents carry a five-year warranty.“ [1]"
+    )
+
+
 def test_answer_cites_the_passages_it_uses_in_order_of_relevance_and_no_other() -> None:
     # Given three passages in retrieval order: the first barely relevant, the second unrelated,
     # the third holding the question's telling words

@@ -255,6 +255,9 @@ class AnswerInput(_State):
     deadline_ms: int
     # What the retrieve step's screen left out, reported with the answer.
     screened: Guardrail | None = None
+    # The question in the knowledge base's main language, when retrieval searched with it: the
+    # passages' words are that language's, not the question's.
+    search_query: str | None = None
     variant: Variant = Field(default_factory=Variant)
 
 

@@ -33,6 +33,8 @@ _SPACES = re.compile(r"[ \t]{2,}")
 _SENTENCE_END = re.compile(r"[.!?。！？](?:\s|$)")  # noqa: RUF001 - full-width on purpose
 # A language is judged from its function words only when there are enough of them.
 _MIN_EVIDENCE = 3
+# A quotation: “…”, „…“, «…», »…«, "…" (not across paragraphs).
+_QUOTATION = re.compile(r'“[^”\n]*”|„[^“”\n]*[“”]|«[^»\n]*»|»[^«\n]*«|"[^"\n]*"')
 
 
 @dataclass(frozen=True)
@@ -107,12 +109,35 @@ def within_length(text: str, max_chars: int) -> Repaired:
 def written_in_another_language(text: str, language: str) -> str | None:
     """The language `text` is clearly written in when it is not `language`; None when it is
     `language`, or when its function words are too few to tell (a short answer, a list of
-    product names) or `language` is one the stopword lists do not know."""
+    product names) or `language` is one the stopword lists do not know.
+
+    Quotations are the documents' words, in the documents' language: an answer whose own words
+    (outside quotation marks) are clearly in `language` may quote a document in another."""
     if language not in STOPWORDS:
         return None
-    tokens = words(text)
-    counts = Counter({lang: sum(t in stops for t in tokens) for lang, stops in STOPWORDS.items()})
+    foreign = _clearly_other(text, language)
+    if foreign is None:
+        return None
+    own_words = _QUOTATION.sub(" ", text)
+    if own_words != text and _leading(own_words) == language:
+        return None
+    return foreign
+
+
+def _clearly_other(text: str, language: str) -> str | None:
+    counts = _function_words(text)
     best, evidence = counts.most_common(1)[0]
     if best == language or evidence < _MIN_EVIDENCE or evidence < 2 * counts[language]:
         return None
     return best
+
+
+def _leading(text: str) -> str | None:
+    """The language with the most function words in `text`, if one has more than any other."""
+    (first, most), (_, second) = _function_words(text).most_common(2)
+    return first if most > second else None
+
+
+def _function_words(text: str) -> Counter[str]:
+    tokens = words(text)
+    return Counter({lang: sum(t in stops for t in tokens) for lang, stops in STOPWORDS.items()})

@@ -120,6 +120,7 @@ def _ask(
         inputs={
             "question": request.question,
             "language": request.language,
+            "search_query": request.search_query,
             "passages": [p.model_dump() for p in request.passages],
         },
         deadline_ms=request.deadline_ms,

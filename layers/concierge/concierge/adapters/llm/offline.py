@@ -5,8 +5,9 @@ and detects the language from stopwords (it cannot translate: its `search_query`
 null); condense joins a follow-up that leans on the conversation ("which of them…") with the
 previous question and classifies the result; answer extracts the passage sentences with the
 most evidence for the question, favouring the best-ranked passages, and cites the passages it
-took them from. It writes the same reply formats a real model is asked for, so every step
-parses all adapters alike.
+took them from (quoting them after a lead-in in the question's language when they are in
+another: it cannot translate). It writes the same reply formats a real model is asked for, so
+every step parses all adapters alike.
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ _ANAPHORA = frozenset(
     ]
 )
 _MAX_ANSWER_SENTENCES = 3
+# What the answer says, in the question's language, before sentences it quotes from documents
+# in another language (it cannot translate them).
+_QUOTING = {
+    "en": ("This is what our documents say, quoted as written:", "“", "”"),
+    "es": ("Esto es lo que dicen nuestros documentos, citados tal cual:", "«", "»"),
+    "de": ("Das steht dazu in unseren Unterlagen, im Wortlaut zitiert:", "„", "“"),
+    "fr": ("Voici ce que disent nos documents, cités tels quels :", "« ", " »"),
+    "it": ("Ecco cosa dicono i nostri documenti, citati testualmente:", "«", "»"),
+}
 # What a question term in a passage's title counts for, against one in the sentence itself.
 _TITLE_SHARE = 0.5
 
@@ -136,8 +146,12 @@ def _answer(inputs: dict[str, Any]) -> str:
     passages' sentences have it (a word every passage uses tells nothing), plus half the weight
     of those only its passage's title shares (the title says what the passage is about), all
     divided by its passage's retrieval rank: like a reader who starts with the best passages,
-    a lower-ranked passage is used only when it says clearly more."""
-    question_terms = set(terms(inputs["question"]))
+    a lower-ranked passage is used only when it says clearly more.
+
+    The question's terms include its search_query's (the question in the documents' language,
+    when retrieval searched with it). Sentences of a document in another language than the
+    question's are quoted as they are, after a lead-in in the question's language."""
+    question_terms = set(terms(inputs["question"])) | set(terms(inputs.get("search_query") or ""))
     units: list[tuple[int, int, str, set[str], set[str]]] = []
     for rank, passage in enumerate(inputs["passages"], start=1):
         about = question_terms & set(terms(passage.get("title", "")))
@@ -164,7 +178,20 @@ def _answer(inputs: dict[str, Any]) -> str:
     best = sorted(scored, reverse=True)[:_MAX_ANSWER_SENTENCES]
     # In the passages' order: the answer reads naturally and its markers run by relevance.
     best.sort(key=lambda item: (-item[1], -item[2]))
-    return " ".join(f"{_as_statement(sentence)} [{-rank}]" for _, rank, _, sentence in best)
+    language = inputs.get("language", "")
+    passages = inputs["passages"]
+    quoting = _QUOTING.get(language)
+    # A passage without a language (a knowledge base that does not record it) is taken as
+    # the question's.
+    if quoting is None or all(
+        passages[-rank - 1].get("language", "") in ("", language) for _, rank, _, _ in best
+    ):
+        return " ".join(f"{_as_statement(sentence)} [{-rank}]" for _, rank, _, sentence in best)
+    lead_in, opening, closing = quoting
+    quoted = (
+        f"{opening}{_as_statement(sentence)}{closing} [{-rank}]" for _, rank, _, sentence in best
+    )
+    return " ".join([lead_in, *quoted])
 
 
 def _as_statement(sentence: str) -> str:
