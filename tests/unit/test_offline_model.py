@@ -50,6 +50,22 @@ def test_classify_falls_back_to_the_default_category() -> None:
     assert json.loads(reply.text)["category"] == "general"
 
 
+def test_classify_does_not_guess_between_categories_that_match_alike() -> None:
+    # Given a question sharing one word with each of two categories' descriptions
+    request = _request(
+        "classify",
+        question="What is the cheapest of your tents?",
+        categories=CATEGORIES,
+        default_category="general",
+    )
+
+    # When the offline model classifies it
+    reply = OfflineModel().generate(request)
+
+    # Then it picks neither: the default category, which searches them all
+    assert json.loads(reply.text)["category"] == "general"
+
+
 _MENU = {
     "categories": {"pricing": "prices, cheapest", "policies": "warranty, returns"},
     "default_category": "general",

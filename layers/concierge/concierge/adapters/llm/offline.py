@@ -1,7 +1,8 @@
 """The `offline` model: deterministic, no network, and honest about what it is.
 
 It is not a language model. Classify matches the question against the category descriptions
-and detects the language from stopwords (it cannot translate: its `search_query` is always
+(a category only when it alone matches best, else the default, which searches them all) and
+detects the language from stopwords (it cannot translate: its `search_query` is always
 null); condense joins a follow-up that leans on the conversation ("which of them…") with the
 previous question and classifies the result; answer extracts the passage sentences with the
 most evidence for the question, favouring the best-ranked passages, and cites the passages it
@@ -112,8 +113,14 @@ def _classification(question: str, inputs: dict[str, Any]) -> dict[str, str | No
         name: len(question_terms & set(terms(f"{name} {description}")))
         for name, description in descriptions.items()
     }
-    best = max(scores, key=lambda name: scores[name], default=None)
-    category = best if best is not None and scores[best] > 0 else inputs["default_category"]
+    # A category only when it alone shares the most words with the question: a tie is no
+    # evidence, and a wrong category costs the search more than none (the default searches
+    # every category).
+    ranked = sorted(scores, key=lambda name: scores[name], reverse=True)
+    best = ranked[0] if ranked and scores[ranked[0]] > 0 else None
+    if best is not None and len(ranked) > 1 and scores[ranked[1]] == scores[best]:
+        best = None
+    category = best if best is not None else inputs["default_category"]
     return {"category": category, "language": detect_language(question), "search_query": None}
 
 
