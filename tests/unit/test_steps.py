@@ -422,15 +422,39 @@ def test_a_misclassified_question_still_gets_the_passages_the_filter_hid() -> No
     # When passages are retrieved for a question classified under products
     result = retrieve(_retrieve_input("products", "en"), index, 4)
 
-    # Then the filter's best passages keep the lead, and the second half goes to the best of
-    # those it hid (one it found too is not given twice)
+    # Then the filter's best three passages keep the lead, and the last place goes to the best
+    # of those it hid
     assert [p.source for p in result.passages] == [
         "product-0.md",
         "product-1.md",
+        "product-2.md",
         "warranty.md",
-        "returns.md",
     ]
     assert result.filter_used == "category+language"
+    assert result.widened == 1
+
+
+def test_more_passages_leave_more_places_to_what_the_filter_hid() -> None:
+    # Given an index whose best passages overall are outside the question's (wrong) category
+    index = _Index(
+        {
+            SearchFilter(category="products", language="en"): [
+                _passage(f"product-{n}.md") for n in range(8)
+            ],
+            SearchFilter(): [
+                _passage("warranty.md"),
+                _passage("product-2.md"),
+                _passage("returns.md"),
+            ],
+        }
+    )
+
+    # When eight passages are retrieved
+    result = retrieve(_retrieve_input("products", "en"), index, 8)
+
+    # Then the last quarter goes to the best of those the filter hid (one it found too is not
+    # given twice)
+    assert [p.source for p in result.passages][-2:] == ["warranty.md", "returns.md"]
     assert result.widened == 2
 
 

@@ -4,9 +4,9 @@ check it; then leave out the passages that carry instructions for the assistant.
 The classification is a guess (a cheap model's, or the local vote's), so it is checked against
 a search with no filter, made in the same round trip. When that search's best passage is one
 the filter found too, the filter's passages are used. When it is not, the classification is in
-doubt: the filter's best passages come first (a right classification keeps the lead), and the
-second half goes to the best of those the filter hid (`widened` counts them), so a
-misclassified question still gets the passages that answer it. A filter that finds nothing is
+doubt: the filter's best passages come first (a right classification keeps most of the
+places), and the last quarter (at least one passage) goes to the best of those the filter hid
+(`widened` counts them), so a misclassified question still gets the passage that answers it. A filter that finds nothing is
 relaxed to the language alone, then to none.
 
 A question in a language the knowledge base has few or no documents in comes with
@@ -27,6 +27,9 @@ from concierge.safety.screen import screen
 # A knowledge-base call may take up to its 3-second read timeout (a question and its translation
 # are searched together, so a step of the ladder takes one call's time).
 MIN_SEARCH_SECONDS = 3.5
+# When the classification is in doubt, 1 / this of the passages (at least one) go to those its
+# filter hid: more costs questions the classification got right (BENCHMARKS.md, "Citations").
+_HIDDEN_SHARE = 4
 
 
 def retrieve(
@@ -92,12 +95,12 @@ def _checked(
     filtered: list[Passage], unfiltered: list[Passage], limit: int, name: FilterName
 ) -> Retrieval:
     """The filter's passages when the search without it agrees (its best passage is one the
-    filter found too); otherwise the filter's best ones, then, in the second half, the best of
-    those the filter hid."""
+    filter found too); otherwise the filter's best ones, then, in the last quarter (at least
+    one passage), the best of those the filter hid."""
     inside = {_key(passage) for passage in filtered}
     if not unfiltered or _key(unfiltered[0]) in inside:
         return Retrieval(passages=filtered, filter_used=name)
-    hidden = [passage for passage in unfiltered if _key(passage) not in inside][: limit // 2]
+    hidden = [p for p in unfiltered if _key(p) not in inside][: max(1, limit // _HIDDEN_SHARE)]
     passages = filtered[: limit - len(hidden)] + hidden
     return Retrieval(passages=passages, filter_used=name, widened=len(hidden))
 
