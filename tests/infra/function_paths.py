@@ -481,28 +481,34 @@ def _prepare_retrieval(
 ) -> str:
     """The knowledge base's reply, or the index in the bucket: the retrieve path's name."""
     if variables.get("CONCIERGE_RETRIEVER") == "bedrock-kb":
-        stubs.expect(
-            "bedrock-agent-runtime",
-            "retrieve",
-            {
-                "retrievalResults": [
-                    {
-                        "content": {"text": "Tents carry a two-year warranty."},
-                        "location": {
-                            "type": "S3",
-                            "s3Location": {"uri": "s3://docs/policies/warranty.md"},
-                        },
-                        "metadata": {"category": "policies", "language": "en", "title": "Warranty"},
-                        "score": 0.71,
-                    }
-                ]
-            },
-            {
-                "knowledgeBaseId": variables["CONCIERGE_KNOWLEDGE_BASE_ID"],
-                "retrievalQuery": ANY,
-                "retrievalConfiguration": ANY,
-            },
-        )
+        # Two searches: under the classification's filter, and without one (its check).
+        for _ in range(2):
+            stubs.expect(
+                "bedrock-agent-runtime",
+                "retrieve",
+                {
+                    "retrievalResults": [
+                        {
+                            "content": {"text": "Tents carry a two-year warranty."},
+                            "location": {
+                                "type": "S3",
+                                "s3Location": {"uri": "s3://docs/policies/warranty.md"},
+                            },
+                            "metadata": {
+                                "category": "policies",
+                                "language": "en",
+                                "title": "Warranty",
+                            },
+                            "score": 0.71,
+                        }
+                    ]
+                },
+                {
+                    "knowledgeBaseId": variables["CONCIERGE_KNOWLEDGE_BASE_ID"],
+                    "retrievalQuery": ANY,
+                    "retrievalConfiguration": ANY,
+                },
+            )
         return "retrieve (knowledge base)"
     put_index(stack, variables["CONCIERGE_INDEX_URI"], index)
     return "retrieve (index loaded from S3)"
