@@ -19,8 +19,11 @@ PASSAGE_KEYS = {"source", "title", "category", "language", "score", "snippet"}
 @pytest.fixture(autouse=True)
 def unconfigured(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # The command points the settings at an index in its own process; here, undo it after.
+    # setenv first: monkeypatch then restores each name as it was, absent included (delenv
+    # alone records nothing for an absent name, and the command's value outlived the test).
     for name in ("CONCIERGE_RETRIEVER", "CONCIERGE_INDEX_URI", "CONCIERGE_TOP_K"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     yield
     wiring.reset()
 
