@@ -137,27 +137,27 @@ def record_usage(usage: StepUsage) -> None:
     logger.info("step finished", extra={"usage": usage.model_dump()})
 
 
+def _record_step_metric(step: str, name: str, unit: MetricUnit, value: float) -> None:
+    step_metrics = _step_metrics(step)
+    step_metrics.add_metric(name=name, unit=unit, value=value)
+    _emit(step_metrics)
+
+
 def record_local_classification(decided: bool) -> None:
     """A first turn the cascade's local classifier decided (1: the classify model was not
     called) or handed to the model (0): the share of skipped model calls is its average."""
-    step_metrics = _step_metrics("classify")
-    step_metrics.add_metric(name="ClassifiedLocally", unit=MetricUnit.Count, value=int(decided))
-    _emit(step_metrics)
+    _record_step_metric("classify", "ClassifiedLocally", MetricUnit.Count, int(decided))
 
 
 def record_classification_doubted(doubted: bool) -> None:
     """A retrieval whose search without the filter ranked first a passage the classification's
     filter hid (1), or agreed with it (0): the average is the share of questions the classify
     model (or the local vote) likely routed wrong, a sign of overlapping categories."""
-    step_metrics = _step_metrics("retrieve")
-    step_metrics.add_metric(name="ClassificationDoubted", unit=MetricUnit.Count, value=int(doubted))
-    _emit(step_metrics)
+    _record_step_metric("retrieve", "ClassificationDoubted", MetricUnit.Count, int(doubted))
 
 
 def record_latency(step: str, latency_ms: float) -> None:
-    step_metrics = _step_metrics(step)
-    step_metrics.add_metric(name="StepLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
-    _emit(step_metrics)
+    _record_step_metric(step, "StepLatency", MetricUnit.Milliseconds, latency_ms)
 
 
 def record_cache_outcome(hit: bool, bypassed: bool = False, semantic: bool = False) -> None:

@@ -241,7 +241,8 @@ class Retrieval(_State):
     passages: list[Passage]
     filter_used: FilterName
     # How many of the passages come from outside the filter: the search with no filter ranked
-    # another passage first, so the classification was in doubt and both rankings were fused.
+    # another passage first, so the classification was in doubt and the last places went to
+    # passages the filter hid.
     widened: int = 0
     # Passages the screen left out (injected instructions): `filtered` from `passages`.
     guardrail: Guardrail | None = None

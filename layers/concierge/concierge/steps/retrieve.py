@@ -6,8 +6,8 @@ a search with no filter, made in the same round trip. When that search's best pa
 the filter found too, the filter's passages are used. When it is not, the classification is in
 doubt: the filter's best passages come first (a right classification keeps most of the
 places), and the last quarter (at least one passage) goes to the best of those the filter hid
-(`widened` counts them), so a misclassified question still gets the passage that answers it. A filter that finds nothing is
-relaxed to the language alone, then to none.
+(`widened` counts them), so a misclassified question still gets the passage that answers it.
+A filter that finds nothing is relaxed to the language alone, then to none.
 
 A question in a language the knowledge base has few or no documents in comes with
 `search_query`, the question in the knowledge base's main language (from classify or condense).
@@ -18,7 +18,14 @@ question's language: only the search uses the translation."""
 
 from __future__ import annotations
 
-from concierge.adapters.retrieval.port import Query, Retriever, SearchFilter, fuse, search_each
+from concierge.adapters.retrieval.port import (
+    Query,
+    Retriever,
+    SearchFilter,
+    fuse,
+    passage_key,
+    search_each,
+)
 from concierge.deadline import seconds_left
 from concierge.models.http import Guardrail
 from concierge.models.state import FilterName, Passage, Retrieval, RetrieveInput
@@ -97,10 +104,12 @@ def _checked(
     """The filter's passages when the search without it agrees (its best passage is one the
     filter found too); otherwise the filter's best ones, then, in the last quarter (at least
     one passage), the best of those the filter hid."""
-    inside = {_key(passage) for passage in filtered}
-    if not unfiltered or _key(unfiltered[0]) in inside:
+    inside = {passage_key(passage) for passage in filtered}
+    if not unfiltered or passage_key(unfiltered[0]) in inside:
         return Retrieval(passages=filtered, filter_used=name)
-    hidden = [p for p in unfiltered if _key(p) not in inside][: max(1, limit // _HIDDEN_SHARE)]
+    hidden = [p for p in unfiltered if passage_key(p) not in inside][
+        : max(1, limit // _HIDDEN_SHARE)
+    ]
     passages = filtered[: limit - len(hidden)] + hidden
     return Retrieval(passages=passages, filter_used=name, widened=len(hidden))
 
@@ -123,10 +132,6 @@ def _rankings(
         fused.append(fuse(rankings[: len(group)], limit))
         rankings = rankings[len(group) :]
     return fused
-
-
-def _key(passage: Passage) -> tuple[str, str]:
-    return passage.source, passage.text
 
 
 def _queries(request: RetrieveInput, search_filter: SearchFilter) -> list[Query]:

@@ -187,18 +187,16 @@ def _answer(inputs: dict[str, Any]) -> str:
     best.sort(key=lambda item: (-item[1], -item[2]))
     language = inputs.get("language", "")
     passages = inputs["passages"]
-    quoting = _QUOTING.get(language)
     # A passage without a language (a knowledge base that does not record it) is taken as
     # the question's.
-    if quoting is None or all(
-        passages[-rank - 1].get("language", "") in ("", language) for _, rank, _, _ in best
-    ):
-        return " ".join(f"{_as_statement(sentence)} [{-rank}]" for _, rank, _, sentence in best)
-    lead_in, opening, closing = quoting
-    quoted = (
-        f"{opening}{_as_statement(sentence)}{closing} [{-rank}]" for _, rank, _, sentence in best
+    foreign = any(
+        passages[-rank - 1].get("language", "") not in ("", language) for _, rank, _, _ in best
     )
-    return " ".join([lead_in, *quoted])
+    lead_in, opening, closing = _QUOTING.get(language, ("", "", "")) if foreign else ("", "", "")
+    said = [
+        f"{opening}{_as_statement(sentence)}{closing} [{-rank}]" for _, rank, _, sentence in best
+    ]
+    return " ".join([lead_in, *said] if lead_in else said)
 
 
 def _as_statement(sentence: str) -> str:

@@ -43,6 +43,11 @@ def search_each(retriever: Retriever, queries: Sequence[Query], limit: int) -> l
     return [retriever.search(query, search_filter, limit) for query, search_filter in queries]
 
 
+def passage_key(passage: Passage) -> tuple[str, str]:
+    """What makes two rankings' passages the same passage: its source and its text."""
+    return passage.source, passage.text
+
+
 def fuse(rankings: Sequence[list[Passage]], limit: int) -> list[Passage]:
     """Reciprocal rank fusion of best-first rankings: a passage scores the sum over rankings of
     1 / (FUSION_K + rank), divided by what first place in every ranking gives (1.0 at best).
@@ -55,7 +60,7 @@ def fuse(rankings: Sequence[list[Passage]], limit: int) -> list[Passage]:
     first: dict[tuple[str, str], Passage] = {}
     for ranking in rankings:
         for rank, passage in enumerate(ranking, start=1):
-            key = (passage.source, passage.text)
+            key = passage_key(passage)
             scores[key] = scores.get(key, 0.0) + 1 / (FUSION_K + rank)
             first.setdefault(key, passage)
     order = {key: n for n, key in enumerate(first)}
