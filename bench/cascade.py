@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench import conversations as scripted
-from bench.citations import LODESTAR, Question
+from bench.citations import LODESTAR, Question, retrieved_and_answered
 from bench.figures import Summary, goals, ms, ratio, reproduce, table
 from bench.latency import sample_runtime
 from bench.replay import SCALE, WARM_UP
@@ -118,12 +118,10 @@ def _corpus(
     from concierge.adapters.llm.offline import OfflineModel
     from concierge.adapters.retrieval.local_index import LocalIndex
     from concierge.config import CascadeSettings, CategorySettings, RetrieveSettings
-    from concierge.models.state import AnswerInput, ClassifyInput, RetrieveInput
-    from concierge.steps.answer import answer
+    from concierge.models.state import ClassifyInput
     from concierge.steps.calls import ModelRoute
     from concierge.steps.cascade import LOCAL_MODEL, LocalClassifier
     from concierge.steps.classify import classify
-    from concierge.steps.retrieve import retrieve
     from concierge.steps.structured import CategoryMenu
     from concierge.text import detect_language
     from concierge_cli.ingestion import build_index
@@ -147,28 +145,9 @@ def _corpus(
         # The offline model cannot translate; a deployed model would, where the knowledge base
         # does not cover the language: the question's own translation stands in for its reply.
         translated = got.usage.model != LOCAL_MODEL and not catalog.covers(got.language)
-        found = retrieve(
-            RetrieveInput(
-                request_id="bench",
-                question=q.question,
-                category=got.category,
-                language=got.language,
-                deadline_ms=2**62,
-                search_query=q.translation if translated else None,
-            ),
-            retriever,
-            top_k,
-        )
-        replied = answer(
-            AnswerInput(
-                request_id="bench",
-                question=q.question,
-                language=got.language,
-                passages=found.passages,
-                deadline_ms=2**62,
-                search_query=q.translation if translated else None,
-            ),
-            route,
+        search_query = q.translation if translated else None
+        _, replied = retrieved_and_answered(
+            q.question, got.category, got.language, search_query, retriever, route, top_k
         )
         sources = {c.source for c in replied.citations}
         return got.category, expected in sources, got.usage.model == LOCAL_MODEL

@@ -95,15 +95,53 @@ def _questions(paths: list[Path]) -> list[Question]:
     return questions
 
 
+def retrieved_and_answered(
+    question: str,
+    category: str,
+    language: str,
+    search_query: str | None,
+    retriever: Any,
+    route: Any,
+    top_k: int,
+) -> tuple[Any, Any]:
+    """The chain's retrieve step, then its answer step on what it found, for one question
+    classified as given (no deadline): the Retrieval and the AnswerOutput."""
+    from concierge.models.state import AnswerInput, RetrieveInput
+    from concierge.steps.answer import answer
+    from concierge.steps.retrieve import retrieve
+
+    found = retrieve(
+        RetrieveInput(
+            request_id="bench",
+            question=question,
+            category=category,
+            language=language,
+            deadline_ms=2**62,
+            search_query=search_query,
+        ),
+        retriever,
+        top_k,
+    )
+    replied = answer(
+        AnswerInput(
+            request_id="bench",
+            question=question,
+            language=language,
+            passages=found.passages,
+            deadline_ms=2**62,
+            search_query=search_query,
+        ),
+        route,
+    )
+    return found, replied
+
+
 def _measure(
     name: str, docs: Path, question_files: list[Path], top_k: int, embedder: Any
 ) -> CorpusResult:
     from concierge.adapters.llm.offline import OfflineModel
     from concierge.adapters.retrieval.local_index import LocalIndex
-    from concierge.models.state import AnswerInput, RetrieveInput
-    from concierge.steps.answer import answer
     from concierge.steps.calls import ModelRoute
-    from concierge.steps.retrieve import retrieve
     from concierge_cli.ingestion import build_index
 
     index = build_index([docs], embedder=embedder)
@@ -116,28 +154,9 @@ def _measure(
     route = ModelRoute(step="answer", models=[OfflineModel()])
     for q in questions:
         expected = str(q.expected_source)
-        found = retrieve(
-            RetrieveInput(
-                request_id="bench",
-                question=q.question,
-                category=q.category or categories[expected],
-                language=q.language,
-                deadline_ms=2**62,
-                search_query=q.translation,
-            ),
-            retriever,
-            top_k,
-        )
-        replied = answer(
-            AnswerInput(
-                request_id="bench",
-                question=q.question,
-                language=q.language,
-                passages=found.passages,
-                deadline_ms=2**62,
-                search_query=q.translation,
-            ),
-            route,
+        category = q.category or categories[expected]
+        found, replied = retrieved_and_answered(
+            q.question, category, q.language, q.translation, retriever, route, top_k
         )
         result.outcomes.append(
             Outcome(
